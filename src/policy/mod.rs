@@ -1,0 +1,3 @@
+//! The policy language: model, loading, validation and defaults merge.
+
+pub mod resolved;
