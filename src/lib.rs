@@ -6,5 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod plan;
 pub mod policy;
 pub mod registry;
+pub mod stamp;

@@ -1,0 +1,4 @@
+//! The plan: model, diff against live state, rendering and saved plan files.
+
+pub mod model;
+pub mod render;
