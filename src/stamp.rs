@@ -130,6 +130,24 @@ impl Stamp {
         })
     }
 
+    /// Find the stamp under the configured prefix, or under any other prefix that carries a
+    /// complete houba identity (`<p>.policy`, `<p>.import`, `<p>.variant`): a changed
+    /// `label_prefix` must lead to a restamp, not to "unstamped" drift. Returns the prefix found.
+    pub fn detect(annotations: &BTreeMap<String, String>, prefix: &str) -> Option<(Stamp, String)> {
+        if let Some(s) = Stamp::from_annotations(annotations, prefix) {
+            return Some((s, prefix.to_string()));
+        }
+        annotations.keys().find_map(|k| {
+            let p = k.strip_suffix(".policy")?;
+            let complete = annotations.contains_key(&format!("{p}.import"))
+                && annotations.contains_key(&format!("{p}.variant"));
+            if !complete {
+                return None;
+            }
+            Stamp::from_annotations(annotations, p).map(|s| (s, p.to_string()))
+        })
+    }
+
     /// The stamp fields that may be rewritten in place (a `restamp`) without touching content,
     /// as `(attribute, before, after)` triples for the plan.
     pub fn differences(&self, desired: &Stamp) -> Vec<(String, String, String)> {
