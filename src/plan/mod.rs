@@ -1,5 +1,9 @@
-//! The plan: model, diff against live state, rendering and saved plan files.
+//! The plan: model, diff against live state, scoping (shards, targets), rendering and saved
+//! plan files. Everything here is pure but `file`, which reads and writes plan files.
 
 pub mod diff;
+pub mod file;
 pub mod model;
 pub mod render;
+pub mod scope;
+pub mod stale;

@@ -1,0 +1,434 @@
+//! Observing live state: upstream tag lists and digests, destination tags and their stamps.
+//!
+//! Read-only and concurrent. The request budget of a warm run with nothing to do is one tag list
+//! per repository, one HEAD per selected upstream tag and one HEAD per destination tag; a
+//! manifest is fetched only when its digest is not already in the content-addressed manifest
+//! cache (a digest names its bytes, so the cache can never be stale).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+
+use crate::config::{RegistryEndpoint, RegistryEntry, Settings};
+use crate::plan::diff::{LiveState, LiveTag, SourceObservation};
+use crate::registry::{self, ConnectOptions, Registry, RegistryError, RequestStats};
+use crate::stamp;
+
+/// The registries one run talks to, connected lazily from the roster, keyed by the name plans
+/// use: the roster entry name for destinations, the upstream host for sources.
+pub struct Registries {
+    settings: Settings,
+    options: ConnectOptions,
+    connected: std::sync::Mutex<BTreeMap<String, Arc<dyn Registry>>>,
+}
+
+/// An observation failed: names the registry and what was being read.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot read {what}: {source}")]
+#[diagnostic(
+    code(houba::observe),
+    help("check that the registry is reachable and the credentials in the roster are right")
+)]
+pub struct ObserveError {
+    pub what: String,
+    #[source]
+    pub source: RegistryError,
+}
+
+impl Registries {
+    pub fn new(settings: &Settings, options: ConnectOptions) -> Self {
+        Registries {
+            settings: settings.clone(),
+            options,
+            connected: Default::default(),
+        }
+    }
+
+    /// The roster entry an upstream host is read through: a mirror standing in for it, an entry
+    /// with that host (for its TLS and credentials), or else an anonymous HTTPS entry.
+    pub fn source_entry(&self, upstream_host: &str) -> RegistryEntry {
+        if let Some(e) = self.settings.source_entry(upstream_host) {
+            return e.clone();
+        }
+        // Docker Hub's registry API is not served on the name users write.
+        let host = if upstream_host == "docker.io" {
+            "registry-1.docker.io".to_string()
+        } else {
+            upstream_host.to_string()
+        };
+        RegistryEntry {
+            name: upstream_host.to_string(),
+            endpoint: RegistryEndpoint::Http {
+                host,
+                prefix: None,
+                tls_verify: true,
+                ca_cert: None,
+                credentials: Default::default(),
+            },
+            mirror_of: None,
+            concurrency: self.settings.concurrency,
+        }
+    }
+
+    /// Human name of a source host: always the upstream host as written in policies.
+    pub fn source_display(&self, upstream_host: &str) -> String {
+        upstream_host.to_string()
+    }
+
+    /// Human name of a destination roster entry.
+    pub fn destination_display(&self, name: &str) -> String {
+        match self.settings.registries.get(name) {
+            Some(e) => self.settings.display_host(e),
+            None => name.to_string(),
+        }
+    }
+
+    fn connect_key(&self, key: &str, entry: &RegistryEntry) -> Result<Arc<dyn Registry>, ObserveError> {
+        let mut map = self.connected.lock().expect("registry map lock");
+        if let Some(r) = map.get(key) {
+            return Ok(r.clone());
+        }
+        let r = registry::connect(entry, &self.options).map_err(|source| ObserveError {
+            what: format!("registry {key}"),
+            source,
+        })?;
+        map.insert(key.to_string(), r.clone());
+        Ok(r)
+    }
+
+    /// The backend for an upstream host (key: `source:<host>`).
+    pub fn source(&self, upstream_host: &str) -> Result<Arc<dyn Registry>, ObserveError> {
+        let entry = self.source_entry(upstream_host);
+        self.connect_key(&format!("source:{upstream_host}"), &entry)
+    }
+
+    /// The backend for a destination roster entry.
+    pub fn destination(&self, name: &str) -> Result<Arc<dyn Registry>, ObserveError> {
+        let entry = self
+            .settings
+            .registries
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ObserveError {
+                what: format!("registry {name}"),
+                source: RegistryError::Transport {
+                    registry: name.to_string(),
+                    message: "not in the registry roster".into(),
+                },
+            })?;
+        self.connect_key(name, &entry)
+    }
+
+    /// Requests made so far, per registry display name.
+    pub fn request_stats(&self) -> BTreeMap<String, RequestStats> {
+        let map = self.connected.lock().expect("registry map lock");
+        let mut out: BTreeMap<String, RequestStats> = BTreeMap::new();
+        for (key, r) in map.iter() {
+            let name = key.strip_prefix("source:").unwrap_or(key).to_string();
+            let s = r.request_stats();
+            let e = out.entry(name).or_default();
+            *e = e.plus(&s);
+        }
+        out
+    }
+}
+
+/// Content-addressed manifest cache on disk. Entries are verified on read.
+#[derive(Debug, Clone)]
+pub struct ManifestCache {
+    dir: Option<PathBuf>,
+}
+
+impl ManifestCache {
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        ManifestCache { dir }
+    }
+
+    fn path(&self, digest: &str) -> Option<PathBuf> {
+        let hex = digest.strip_prefix("sha256:")?;
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(self.dir.as_ref()?.join("manifests").join(hex))
+    }
+
+    pub fn get(&self, digest: &str) -> Option<Bytes> {
+        let bytes = std::fs::read(self.path(digest)?).ok()?;
+        (stamp::sha256_digest(&bytes) == digest).then(|| Bytes::from(bytes))
+    }
+
+    /// Best effort: a cache that cannot be written only costs requests later.
+    pub fn put(&self, digest: &str, bytes: &[u8]) {
+        let Some(path) = self.path(digest) else { return };
+        if stamp::sha256_digest(bytes) != digest || path.exists() {
+            return;
+        }
+        if let Some(parent) = path.parent()
+            && std::fs::create_dir_all(parent).is_ok()
+        {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
+}
+
+/// Default cache location: `$XDG_CACHE_HOME/houba`, else `$HOME/.cache/houba`.
+pub fn default_cache_dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+    if let Some(d) = env.get("HOUBA_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = env.get("XDG_CACHE_HOME") {
+        return Some(Path::new(d).join("houba"));
+    }
+    env.get("HOME").map(|h| Path::new(h).join(".cache/houba"))
+}
+
+/// Upstream tag lists keyed by `(host, repository)`.
+pub type UpstreamTags = BTreeMap<(String, String), Vec<String>>;
+
+/// List the tags of every upstream repository, concurrently.
+pub async fn list_source_tags(
+    registries: &Registries,
+    repositories: &BTreeSet<(String, String)>,
+    concurrency: usize,
+) -> Result<UpstreamTags, ObserveError> {
+    let results: Vec<_> = stream::iter(repositories.iter().cloned())
+        .map(|(host, repo)| async move {
+            let r = registries.source(&host)?;
+            let tags = r.list_tags(&repo).await.map_err(|source| ObserveError {
+                what: format!("the tags of {host}/{repo}"),
+                source,
+            })?;
+            Ok::<_, ObserveError>(((host, repo), tags))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Fetch a manifest's bytes by digest through the cache.
+async fn manifest_bytes(
+    r: &dyn Registry,
+    cache: &ManifestCache,
+    repository: &str,
+    digest: &str,
+    what: &str,
+) -> Result<Option<(String, Bytes)>, ObserveError> {
+    if let Some(b) = cache.get(digest) {
+        let mt = stamp::manifest_media_type(&b, "");
+        return Ok(Some((mt, b)));
+    }
+    let got = r
+        .get_manifest(repository, digest)
+        .await
+        .map_err(|source| ObserveError {
+            what: what.to_string(),
+            source,
+        })?;
+    Ok(got.map(|(d, b)| {
+        cache.put(digest, &b);
+        (stamp::manifest_media_type(&b, &d.media_type), b)
+    }))
+}
+
+/// HEAD each selected upstream tag and read its manifest (cache first). A tag that vanished
+/// since the tag list is left out (the diff notes it).
+pub async fn observe_sources(
+    registries: &Registries,
+    cache: &ManifestCache,
+    sources: &BTreeSet<(String, String, String)>,
+    concurrency: usize,
+    now: SystemTime,
+) -> Result<BTreeMap<(String, String, String), SourceObservation>, ObserveError> {
+    let results: Vec<_> = stream::iter(sources.iter().cloned())
+        .map(|(host, repo, tag)| async move {
+            let r = registries.source(&host)?;
+            let what = format!("{host}/{repo}:{tag}");
+            let Some(head) = r
+                .head_manifest(&repo, &tag)
+                .await
+                .map_err(|source| ObserveError {
+                    what: what.clone(),
+                    source,
+                })?
+            else {
+                return Ok(None);
+            };
+            let Some((media_type, manifest)) =
+                manifest_bytes(r.as_ref(), cache, &repo, &head.digest, &what).await?
+            else {
+                return Ok(None);
+            };
+            let age = stamp::manifest_annotations(&manifest)
+                .ok()
+                .and_then(|a| a.get(stamp::OCI_CREATED).cloned())
+                .and_then(|c| age_of(&c, now));
+            Ok::<_, ObserveError>(Some((
+                (host, repo, tag),
+                SourceObservation {
+                    digest: head.digest,
+                    media_type,
+                    manifest,
+                    age,
+                },
+            )))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut out = BTreeMap::new();
+    for r in results {
+        if let Some((k, v)) = r? {
+            out.insert(k, v);
+        }
+    }
+    Ok(out)
+}
+
+/// Every tag of every managed destination repository, with its manifest (cache first).
+pub async fn observe_destinations(
+    registries: &Registries,
+    cache: &ManifestCache,
+    repositories: &BTreeSet<(String, String)>,
+    concurrency: usize,
+) -> Result<BTreeMap<(String, String), BTreeMap<String, LiveTag>>, ObserveError> {
+    let mut out: BTreeMap<(String, String), BTreeMap<String, LiveTag>> = BTreeMap::new();
+    let mut tag_refs = Vec::new();
+    let listed: Vec<_> = stream::iter(repositories.iter().cloned())
+        .map(|(name, repo)| async move {
+            let r = registries.destination(&name)?;
+            let tags = r.list_tags(&repo).await.map_err(|source| ObserveError {
+                what: format!("the tags of {}/{repo}", registries.destination_display(&name)),
+                source,
+            })?;
+            Ok::<_, ObserveError>(((name, repo), tags))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for l in listed {
+        let ((name, repo), tags) = l?;
+        for t in tags {
+            tag_refs.push((name.clone(), repo.clone(), t));
+        }
+        out.insert((name, repo), BTreeMap::new());
+    }
+    let tags: Vec<_> = stream::iter(tag_refs)
+        .map(|(name, repo, tag)| async move {
+            let r = registries.destination(&name)?;
+            let what = format!("{}/{repo}:{tag}", registries.destination_display(&name));
+            let Some(head) = r
+                .head_manifest(&repo, &tag)
+                .await
+                .map_err(|source| ObserveError {
+                    what: what.clone(),
+                    source,
+                })?
+            else {
+                return Ok(None);
+            };
+            let Some((media_type, manifest)) =
+                manifest_bytes(r.as_ref(), cache, &repo, &head.digest, &what).await?
+            else {
+                return Ok(None);
+            };
+            Ok::<_, ObserveError>(Some((
+                (name, repo),
+                tag,
+                LiveTag {
+                    digest: head.digest,
+                    media_type,
+                    manifest,
+                },
+            )))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for t in tags {
+        if let Some((key, tag, live)) = t? {
+            out.entry(key).or_default().insert(tag, live);
+        }
+    }
+    Ok(out)
+}
+
+/// Age of an RFC 3339 timestamp (`2024-05-01T12:00:00Z`, fractional seconds and offsets
+/// accepted) relative to `now`. `None` when it does not parse or lies in the future.
+pub fn age_of(rfc3339: &str, now: SystemTime) -> Option<Duration> {
+    let secs = parse_rfc3339(rfc3339)?;
+    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
+    (now >= secs).then(|| Duration::from_secs((now - secs) as u64))
+}
+
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let re = regex::Regex::new(
+        r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|z|[+-]\d{2}:\d{2})$",
+    )
+    .ok()?;
+    let c = re.captures(s.trim())?;
+    let n = |i: usize| c[i].parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (n(1)?, n(2)?, n(3)?, n(4)?, n(5)?, n(6)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let offset = match &c[7] {
+        "Z" | "z" => 0,
+        o => {
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let hh: i64 = o[1..3].parse().ok()?;
+            let mm: i64 = o[4..6].parse().ok()?;
+            sign * (hh * 3600 + mm * 60)
+        }
+    };
+    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parses_with_offsets_and_fractions() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Some(951_868_800));
+        assert_eq!(
+            parse_rfc3339("2000-03-01T02:00:00.123+02:00"),
+            Some(951_868_800)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(951_868_800 + 90);
+        assert_eq!(
+            age_of("2000-03-01T00:00:00Z", now),
+            Some(Duration::from_secs(90))
+        );
+    }
+
+    #[test]
+    fn cache_verifies_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ManifestCache::new(Some(dir.path().to_path_buf()));
+        let d = stamp::sha256_digest(b"{}");
+        cache.put(&d, b"{}");
+        assert_eq!(cache.get(&d).as_deref(), Some(&b"{}"[..]));
+        std::fs::write(dir.path().join("manifests").join(&d[7..]), b"{\"x\":1}").unwrap();
+        assert_eq!(cache.get(&d), None, "a corrupted entry is ignored");
+        cache.put(&stamp::sha256_digest(b"a"), b"b");
+        assert_eq!(cache.get(&stamp::sha256_digest(b"a")), None);
+    }
+}
