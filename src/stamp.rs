@@ -278,6 +278,17 @@ pub fn stamp_manifest(
     annotations: &BTreeMap<String, String>,
     prefix: &str,
 ) -> Result<StampedManifest, StampError> {
+    restamp_manifest(bytes, reported_media_type, annotations, &[prefix])
+}
+
+/// `stamp_manifest`, removing the stamp keys of every listed prefix first (a restamp after the
+/// label prefix changed must not leave the old keys behind).
+pub fn restamp_manifest(
+    bytes: &[u8],
+    reported_media_type: &str,
+    annotations: &BTreeMap<String, String>,
+    prefixes: &[&str],
+) -> Result<StampedManifest, StampError> {
     let mut value: Value = serde_json::from_slice(bytes)?;
     let media_type = manifest_media_type(bytes, reported_media_type);
     let obj = value.as_object_mut().ok_or(StampError::NotAnObject)?;
@@ -293,7 +304,7 @@ pub fn stamp_manifest(
     obj.insert("mediaType".into(), Value::String(new_media_type.clone()));
     let mut merged: BTreeMap<String, String> = annotations_of(obj)
         .into_iter()
-        .filter(|(k, _)| !is_stamp_key(k, prefix))
+        .filter(|(k, _)| !prefixes.iter().any(|p| is_stamp_key(k, p)))
         .collect();
     merged.extend(annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
     obj.insert(

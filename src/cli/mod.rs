@@ -1,17 +1,45 @@
-//! Command-line entry point: argument parsing and the mapping of outcomes to exit codes.
+//! Command-line entry point: argument parsing, input discovery and the mapping of outcomes to
+//! exit codes (Terraform's: 0 success, 1 error, 2 "changes present" where asked for).
 
+pub mod apply;
+pub mod graph;
+pub mod plan;
+pub mod validate;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
+
+use crate::config::{self, LogFormat, Settings};
+use crate::observe::{self, ManifestCache, Registries};
+use crate::policy::{self, resolved::ResolvedPolicy};
+use crate::registry::ConnectOptions;
 
 /// houba — the single front door for the external container images an organisation runs.
 ///
 /// Policies (MirrorPolicy YAML) declare which upstream images are admitted, where they are
 /// placed, how they are hardened and who owns them. houba compiles them, compares them with the
-/// live registries and prints a reviewable plan; `houba apply` carries it out.
+/// live registries and prints a reviewable plan; `houba apply` carries it out. Every image
+/// houba places carries a provenance stamp (OCI annotations).
 #[derive(Debug, Parser)]
-#[command(name = "houba", version, propagate_version = true)]
+#[command(
+    name = "houba",
+    version,
+    propagate_version = true,
+    after_help = "\
+Inputs: every command reads ./houba.toml when present (or --config FILE) and the policy
+directories it names (default ./policies; --policies DIR overrides). HOUBA_* environment
+variables override the file (HOUBA_REGISTRIES, HOUBA_LOG_FORMAT, HOUBA_LABEL_PREFIX, …).
+
+Typical loop:
+  houba validate                  # are the policies right?
+  houba plan -o plan.json         # what would change? (post it on the pull request)
+  houba apply plan.json           # do exactly that
+  houba drift                     # did anything change outside houba? (exit 2 if so)"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -24,18 +52,164 @@ pub struct Cli {
 pub struct InputArgs {
     /// Configuration file (registry roster, transform rosters, policy directories).
     /// Default: ./houba.toml when it exists.
-    #[arg(long, global = true, value_name = "FILE", env = "HOUBA_CONFIG")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Policy directory; repeat for several. Overrides `policies` in the config file.
+    /// Policy directory; repeat for several. Overrides `policies` in the configuration.
     /// Default: ./policies.
     #[arg(long = "policies", global = true, value_name = "DIR")]
     pub policies: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check policies and configuration; report every problem with file:line:col.
+    Validate(validate::ValidateArgs),
+    /// Show the desired-artifact graph (dot or JSON).
+    Graph(graph::GraphArgs),
+    /// Compare the policies with the live registries and show what apply would change.
+    Plan(plan::PlanArgs),
+    /// Carry out a plan: a saved one, or a fresh one after confirmation.
+    Apply(apply::ApplyArgs),
+    /// Show only what changed outside houba; exit 2 when drift is found.
+    Drift(plan::DriftArgs),
+    /// Render a saved plan file.
+    Show(plan::ShowArgs),
+}
+
+/// Everything a command needs, found once.
+pub struct Context {
+    pub settings: Settings,
+    pub env: BTreeMap<String, String>,
+    pub policies: Vec<ResolvedPolicy>,
+    /// `sha256:` over the policy files and the effective configuration.
+    pub inputs_digest: String,
+    runtime: OnceLock<tokio::runtime::Runtime>,
+}
+
+impl Context {
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("the tokio runtime starts")
+        })
+    }
+
+    pub fn registries(&self) -> Registries {
+        let env = self.env.clone();
+        let options = ConnectOptions {
+            env: std::sync::Arc::new(move |name: &str| env.get(name).cloned()),
+            docker_config: docker_config_path(&self.env),
+            ..ConnectOptions::default()
+        };
+        Registries::new(&self.settings, options)
+    }
+
+    pub fn cache(&self) -> ManifestCache {
+        ManifestCache::new(observe::default_cache_dir(&self.env))
+    }
+}
+
+/// Docker's `config.json`: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+fn docker_config_path(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+    let p = match env.get("DOCKER_CONFIG") {
+        Some(d) => PathBuf::from(d).join("config.json"),
+        None => PathBuf::from(env.get("HOME")?).join(".docker/config.json"),
+    };
+    p.exists().then_some(p)
+}
+
+fn init_logging(format: LogFormat, env: &BTreeMap<String, String>) {
+    let default = match format {
+        LogFormat::Json => "houba=info",
+        LogFormat::Text => "houba=warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(
+        env.get("HOUBA_LOG").map(String::as_str).unwrap_or(default),
+    )
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.without_time().try_init(),
+    };
+}
+
+fn load_settings(inputs: &InputArgs, env: &BTreeMap<String, String>) -> miette::Result<Settings> {
+    config::load_settings(inputs.config.as_deref(), &inputs.policies, env)
+        .map_err(|e| miette::Report::new(*e))
+}
+
+/// Load and validate the policies; any problem stops the command (exit 1) with every
+/// diagnostic shown.
+fn load_context(inputs: &InputArgs, env: BTreeMap<String, String>) -> Result<Context, ExitCode> {
+    let settings = match load_settings(inputs, &env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e:?}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    init_logging(settings.log_format, &env);
+    let outcome = policy::load_policies(&settings.policies, &settings);
+    if !outcome.diagnostics.is_empty() {
+        let n = outcome.diagnostics.len();
+        for d in outcome.diagnostics {
+            eprintln!("{:?}", miette::Report::new(d));
+        }
+        eprintln!("{n} problem(s) in the policies; run `houba validate` for details. Nothing was read from or written to any registry.");
+        return Err(ExitCode::FAILURE);
+    }
+    let settings_json = serde_json::to_vec(&settings).expect("settings serialise");
+    let inputs_digest = crate::stamp::sha256_digest(
+        format!(
+            "{}\n{}",
+            outcome.content_digest,
+            crate::stamp::sha256_digest(&settings_json)
+        )
+        .as_bytes(),
+    );
+    Ok(Context {
+        settings,
+        env,
+        policies: outcome.policies,
+        inputs_digest,
+        runtime: OnceLock::new(),
+    })
+}
 
 pub fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let env = config::process_env();
+    let result = match &cli.command {
+        Command::Validate(args) => match load_settings(&cli.inputs, &env) {
+            Ok(settings) => return validate::run(args, &settings),
+            Err(e) => Err(e),
+        },
+        Command::Show(args) => plan::run_show(args),
+        other => {
+            let ctx = match load_context(&cli.inputs, env) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match other {
+                Command::Graph(args) => graph::run(args, &ctx),
+                Command::Plan(args) => plan::run_plan(args, &ctx),
+                Command::Apply(args) => apply::run(args, &ctx),
+                Command::Drift(args) => plan::run_drift(args, &ctx),
+                Command::Validate(_) | Command::Show(_) => unreachable!("handled above"),
+            }
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e:?}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -192,20 +192,16 @@ pub struct Note {
     pub message: String,
 }
 
-/// Requests made while observing, per registry.
+/// Requests made while observing, per registry, by HTTP method.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestCount {
-    pub tag_lists: u64,
-    pub manifest_heads: u64,
-    pub manifest_gets: u64,
-    pub blob_gets: u64,
-    pub other: u64,
-}
-
-impl RequestCount {
-    pub fn total(&self) -> u64 {
-        self.tag_lists + self.manifest_heads + self.manifest_gets + self.blob_gets + self.other
-    }
+    pub head: u64,
+    pub get: u64,
+    pub put: u64,
+    pub post: u64,
+    pub patch: u64,
+    pub delete: u64,
+    pub total: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +217,10 @@ pub struct Plan {
     pub actions: Vec<Action>,
     pub notes: Vec<Note>,
     pub requests: BTreeMap<String, RequestCount>,
+    /// Tags stamped by the owning policy, per `<display>/<repository>`: the denominator of the
+    /// mass-prune guard.
+    #[serde(default)]
+    pub managed_tags: BTreeMap<String, usize>,
 }
 
 impl Plan {

@@ -296,6 +296,7 @@ mod tests {
             actions,
             notes: vec![],
             requests: BTreeMap::new(),
+            managed_tags: BTreeMap::new(),
         }
     }
 

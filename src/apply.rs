@@ -1,0 +1,403 @@
+//! Apply: carry out a plan, exactly, over the registries.
+//!
+//! Order and safety (see docs/architecture.md): placements first (blobs, then child manifests,
+//! then the tagged manifest: the tag write is the commit point), then aliases, then prunes. A
+//! failed action fails only what depends on it; everything else still runs, and re-running
+//! converges because every decision is re-made from the live registries.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use crate::observe::{ManifestCache, Registries};
+use crate::plan::model::{Action, ActionKind, Plan, PruneMode};
+use crate::registry::transfer::TransferSession;
+use crate::registry::{Registry, TagDeletion};
+use crate::stamp::{self, Stamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Done,
+    Failed,
+    /// Not attempted because an action it depends on failed.
+    Skipped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionResult {
+    pub address: String,
+    pub action: ActionKind,
+    pub outcome: Outcome,
+    /// Digest the destination tag holds afterwards (done placements and aliases).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub results: Vec<ActionResult>,
+    pub blobs_uploaded: u64,
+    pub blobs_mounted: u64,
+    pub blobs_skipped: u64,
+    pub bytes_uploaded: u64,
+    pub seconds: f64,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> usize {
+        self.results
+            .iter()
+            .filter(|r| r.outcome != Outcome::Done)
+            .count()
+    }
+
+    pub fn summary_line(&self) -> String {
+        let count = |o: Outcome| self.results.iter().filter(|r| r.outcome == o).count();
+        format!(
+            "Apply {}: {} done, {} failed, {} skipped; {} blobs uploaded, {} mounted, {} already present; {:.1}s.",
+            if self.failed() == 0 { "complete" } else { "incomplete" },
+            count(Outcome::Done),
+            count(Outcome::Failed),
+            count(Outcome::Skipped),
+            self.blobs_uploaded,
+            self.blobs_mounted,
+            self.blobs_skipped,
+            self.seconds
+        )
+    }
+
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.results {
+            let status = match r.outcome {
+                Outcome::Done => "done",
+                Outcome::Failed => "FAILED",
+                Outcome::Skipped => "skipped",
+            };
+            out.push_str(&format!(
+                "{}: {} {status}",
+                r.address,
+                r.action.as_str()
+            ));
+            if let Some(d) = &r.digest {
+                out.push_str(&format!(" ({})", crate::plan::render::short(d)));
+            }
+            if let Some(e) = &r.error {
+                out.push_str(&format!("\n    {e}"));
+            }
+            out.push('\n');
+        }
+        out.push_str(&self.summary_line());
+        out.push('\n');
+        out
+    }
+}
+
+/// Reports progress of each action as it finishes (progress bars, events).
+pub trait Progress: Send + Sync {
+    fn started(&self, action: &Action);
+    fn finished(&self, result: &ActionResult);
+}
+
+pub struct ApplyContext<'a> {
+    pub registries: &'a Registries,
+    pub cache: &'a ManifestCache,
+    pub session: Arc<TransferSession>,
+    pub label_prefix: &'a str,
+    pub concurrency: usize,
+    pub progress: &'a dyn Progress,
+}
+
+/// Execute every action of the plan in dependency order.
+pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
+    let started = Instant::now();
+    let mut results: Vec<ActionResult> = Vec::new();
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    for phase in 0..=2u8 {
+        let batch: Vec<&Action> = plan
+            .actions
+            .iter()
+            .filter(|a| a.action.phase() == phase)
+            .collect();
+        let failed_now = &failed;
+        let phase_results: Vec<ActionResult> = stream::iter(batch)
+            .map(|a| async move {
+                if let Some(dep) = a.depends_on.iter().find(|d| failed_now.contains(*d)) {
+                    let r = ActionResult {
+                        address: a.address.clone(),
+                        action: a.action,
+                        outcome: Outcome::Skipped,
+                        digest: None,
+                        error: Some(format!("not attempted: {dep} failed")),
+                        seconds: 0.0,
+                    };
+                    ctx.progress.finished(&r);
+                    return r;
+                }
+                ctx.progress.started(a);
+                let t = Instant::now();
+                let res = execute(a, ctx).await;
+                let r = ActionResult {
+                    address: a.address.clone(),
+                    action: a.action,
+                    outcome: if res.is_ok() {
+                        Outcome::Done
+                    } else {
+                        Outcome::Failed
+                    },
+                    digest: res.as_ref().ok().cloned().flatten(),
+                    error: res.err(),
+                    seconds: t.elapsed().as_secs_f64(),
+                };
+                ctx.progress.finished(&r);
+                r
+            })
+            .buffer_unordered(ctx.concurrency.max(1))
+            .collect()
+            .await;
+        for r in &phase_results {
+            if r.outcome != Outcome::Done {
+                failed.insert(r.address.clone());
+            }
+        }
+        results.extend(phase_results);
+    }
+    let order: BTreeMap<&str, usize> = plan
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.address.as_str(), i))
+        .collect();
+    results.sort_by_key(|r| order.get(r.address.as_str()).copied().unwrap_or(usize::MAX));
+    let stats = ctx.session.stats();
+    RunReport {
+        results,
+        blobs_uploaded: stats.blobs_uploaded,
+        blobs_mounted: stats.blobs_mounted,
+        blobs_skipped: stats.blobs_skipped,
+        bytes_uploaded: stats.bytes_uploaded,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// Run one action. `Ok(Some(digest))`: what the tag holds now.
+async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, String> {
+    let dst = ctx
+        .registries
+        .destination(&a.destination.registry)
+        .map_err(|e| e.to_string())?;
+    match a.action {
+        ActionKind::Copy | ActionKind::Replace if a.steps.is_empty() => place_copy(a, ctx, dst.as_ref()).await.map(Some),
+        ActionKind::Build | ActionKind::Replace => Err(format!(
+            "{} needs a rebuild ({}), which this version of houba cannot perform yet; nothing was written",
+            a.destination,
+            a.steps.join(", ")
+        )),
+        ActionKind::Restamp => restamp(a, ctx, dst.as_ref()).await.map(Some),
+        ActionKind::Alias => alias(a, ctx, dst.as_ref()).await.map(Some),
+        ActionKind::Prune => prune(a, ctx, dst.as_ref()).await.map(|()| None),
+    }
+}
+
+async fn source_manifest(a: &Action, ctx: &ApplyContext<'_>) -> Result<(Arc<dyn Registry>, Bytes, String), String> {
+    let src_loc = a.source.as_ref().ok_or("placement without a source")?;
+    let digest = a.source_digest.as_ref().ok_or("placement without a source digest")?;
+    let src = ctx
+        .registries
+        .source(&src_loc.registry)
+        .map_err(|e| e.to_string())?;
+    let bytes = match ctx.cache.get(digest) {
+        Some(b) => b,
+        None => {
+            let (_, b) = src
+                .get_manifest(&src_loc.repository, digest)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{src_loc}: upstream manifest {digest} is gone"))?;
+            ctx.cache.put(digest, &b);
+            b
+        }
+    };
+    let media_type = stamp::manifest_media_type(
+        &bytes,
+        a.source_media_type.as_deref().unwrap_or_default(),
+    );
+    Ok((src, bytes, media_type))
+}
+
+async fn place_copy(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result<String, String> {
+    let (src, bytes, media_type) = source_manifest(a, ctx).await?;
+    let stamped = stamp::stamp_manifest(&bytes, &media_type, &a.annotations, ctx.label_prefix)
+        .map_err(|e| format!("{}: {e}", a.destination))?;
+    if let Some(expected) = &a.after
+        && expected != &stamped.digest
+    {
+        return Err(format!(
+            "{}: the stamped manifest would be {} but the plan expected {}; plan again",
+            a.destination, stamped.digest, expected
+        ));
+    }
+    let src_loc = a.source.as_ref().expect("checked in source_manifest");
+    ctx.session
+        .copy(
+            src.as_ref(),
+            &src_loc.repository,
+            a.source_digest.as_deref().unwrap_or_default(),
+            dst,
+            &a.destination.repository,
+            &a.destination.tag,
+            Some((stamped.media_type.clone(), Bytes::from(stamped.bytes.clone()))),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.cache.put(&stamped.digest, &stamped.bytes);
+    Ok(stamped.digest)
+}
+
+/// The live manifest bytes a tag held when planning (cache first, else GET by digest).
+async fn live_manifest(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry, digest: &str) -> Result<Bytes, String> {
+    if let Some(b) = ctx.cache.get(digest) {
+        return Ok(b);
+    }
+    let (_, b) = dst
+        .get_manifest(&a.destination.repository, digest)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{}: manifest {digest} is gone; plan again", a.destination))?;
+    ctx.cache.put(digest, &b);
+    Ok(b)
+}
+
+/// Rewrite only the top manifest's annotations: no blob moves.
+async fn restamp(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result<String, String> {
+    let before = a.before.as_deref().ok_or("restamp without a live digest")?;
+    let live = live_manifest(a, ctx, dst, before).await?;
+    let annotations = stamp::manifest_annotations(&live).map_err(|e| e.to_string())?;
+    let live_prefix = Stamp::detect(&annotations, ctx.label_prefix)
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| ctx.label_prefix.to_string());
+    let out = stamp::restamp_manifest(
+        &live,
+        "",
+        &a.annotations,
+        &[ctx.label_prefix, live_prefix.as_str()],
+    )
+    .map_err(|e| format!("{}: {e}", a.destination))?;
+    dst.put_manifest(
+        &a.destination.repository,
+        &a.destination.tag,
+        &out.media_type,
+        Bytes::from(out.bytes.clone()),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    ctx.cache.put(&out.digest, &out.bytes);
+    Ok(out.digest)
+}
+
+/// Point a moving tag at its target placement's manifest.
+async fn alias(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result<String, String> {
+    // The target's current digest: planned (`after`) when known, else read now (a build placed
+    // earlier in this run).
+    let target_tag = a
+        .changes
+        .iter()
+        .find(|c| c.attribute == "target")
+        .and_then(|c| c.after.clone())
+        .ok_or("alias without a target")?;
+    let digest = match &a.after {
+        Some(d) => d.clone(),
+        None => {
+            dst.head_manifest(&a.destination.repository, &target_tag)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{}: target tag {target_tag} is absent", a.destination))?
+                .digest
+        }
+    };
+    let bytes = live_manifest(a, ctx, dst, &digest).await?;
+    let media_type = stamp::manifest_media_type(&bytes, stamp::OCI_MANIFEST);
+    dst.put_manifest(&a.destination.repository, &a.destination.tag, &media_type, bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(digest)
+}
+
+async fn prune(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result<(), String> {
+    let repo = &a.destination.repository;
+    let tag = &a.destination.tag;
+    // Never touch a tag that moved since planning.
+    let now = dst
+        .head_manifest(repo, tag)
+        .await
+        .map_err(|e| e.to_string())?;
+    if now.as_ref().map(|d| &d.digest) != a.before.as_ref() {
+        return Err(format!(
+            "{}: the tag moved since planning ({} -> {}); not pruned, plan again",
+            a.destination,
+            a.before.as_deref().unwrap_or("absent"),
+            now.map(|d| d.digest).unwrap_or_else(|| "absent".into())
+        ));
+    }
+    match a.prune_mode.unwrap_or(PruneMode::Delete) {
+        PruneMode::Mark => {
+            let before = a.before.as_deref().ok_or("prune without a live digest")?;
+            let live = live_manifest(a, ctx, dst, before).await?;
+            let annotations = stamp::manifest_annotations(&live).map_err(|e| e.to_string())?;
+            let (mut s, p) = Stamp::detect(&annotations, ctx.label_prefix)
+                .ok_or_else(|| format!("{}: not stamped; houba never prunes it", a.destination))?;
+            s.pruned = true;
+            let out = stamp::restamp_manifest(&live, "", &s.to_annotations(&p), &[p.as_str()])
+                .map_err(|e| e.to_string())?;
+            dst.put_manifest(repo, tag, &out.media_type, Bytes::from(out.bytes))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        PruneMode::Delete => match dst.delete_tag(repo, tag).await.map_err(|e| e.to_string())? {
+            TagDeletion::Deleted => Ok(()),
+            TagDeletion::Unsupported => delete_tag_via_placeholder(dst, repo, tag)
+                .await
+                .map_err(|e| format!("{}: {e}", a.destination)),
+        },
+    }
+}
+
+/// Registries without tag deletion (CNCF distribution) only delete manifests by digest, which
+/// removes every tag pointing at it, aliases included. To remove just this tag: point it at a
+/// placeholder manifest unique to the tag, then delete the placeholder by digest.
+async fn delete_tag_via_placeholder(dst: &dyn Registry, repo: &str, tag: &str) -> Result<(), String> {
+    const EMPTY: &[u8] = b"{}";
+    let empty_digest = stamp::sha256_digest(EMPTY);
+    if !dst.blob_exists(repo, &empty_digest).await.map_err(|e| e.to_string())? {
+        let data: crate::registry::ByteStream =
+            Box::pin(stream::once(async { Ok(Bytes::from_static(EMPTY)) }));
+        dst.put_blob(repo, &empty_digest, EMPTY.len() as u64, data)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let placeholder = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": stamp::OCI_MANIFEST,
+        "artifactType": "application/vnd.houba.pruned.v1",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2}],
+        "annotations": {"org.opencontainers.image.ref.name": tag},
+    });
+    let bytes = stamp::canonical_json(&placeholder);
+    let digest = stamp::sha256_digest(&bytes);
+    dst.put_manifest(repo, tag, stamp::OCI_MANIFEST, Bytes::from(bytes))
+        .await
+        .map_err(|e| e.to_string())?;
+    dst.delete_manifest(repo, &digest)
+        .await
+        .map_err(|e| e.to_string())
+}

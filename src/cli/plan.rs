@@ -1,0 +1,179 @@
+//! `houba plan`, `houba drift` and `houba show`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::Context;
+use crate::plan::file;
+use crate::plan::render::{self, Format, Style};
+use crate::pipeline::{self, PlanRequest};
+
+/// Options shared by commands that make a plan.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScopeArgs {
+    /// Only plan these addresses, or address prefixes such as `busybox` or `busybox/stable`
+    /// (repeatable). Actions they depend on are included.
+    #[arg(long = "target", value_name = "ADDR")]
+    pub targets: Vec<String>,
+    /// This job's shard (0-based). Defaults to $JOB_COMPLETION_INDEX when set (Kubernetes
+    /// indexed Jobs). Needs --shard-count.
+    #[arg(long, value_name = "I", env = "JOB_COMPLETION_INDEX")]
+    pub shard_index: Option<u64>,
+    /// Split policies into N shards by a stable hash of the policy name; collision checks
+    /// still cover every policy.
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u64>,
+}
+
+impl ScopeArgs {
+    pub fn request(&self) -> miette::Result<PlanRequest> {
+        let shard = match (self.shard_index, self.shard_count) {
+            (_, None) | (_, Some(0 | 1)) => None,
+            (None, Some(n)) => {
+                return Err(miette::miette!(
+                    help = "pass --shard-index I (0 ≤ I < {n}) or set JOB_COMPLETION_INDEX",
+                    "--shard-count {n} needs a shard index"
+                ));
+            }
+            (Some(i), Some(n)) if i >= n => {
+                return Err(miette::miette!(
+                    help = "shard indexes run from 0 to {}",
+                    n - 1,
+                    "--shard-index {i} is out of range for --shard-count {n}"
+                ));
+            }
+            (Some(i), Some(n)) => Some((i, n)),
+        };
+        Ok(PlanRequest {
+            targets: self.targets.clone(),
+            shard,
+        })
+    }
+}
+
+/// Output options shared by plan-rendering commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Output format: `text` (Terraform-style), `json` (machines) or `markdown` (PR comments).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Never colour the output (colour is on only when stdout is a terminal).
+    #[arg(long, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_color: bool,
+}
+
+impl OutputArgs {
+    pub fn style(&self) -> Style {
+        Style {
+            color: !self.no_color && std::io::stdout().is_terminal(),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  houba plan                                   # what apply would change
+  houba plan -o plan.json                      # save it for `houba apply plan.json`
+  houba plan --format markdown > comment.md    # for a pull-request comment
+  houba plan --detailed-exitcode               # exit 2 when there are changes (CI)
+  houba plan --target busybox/stable           # one import of one policy")]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Save the plan to FILE so that `houba apply FILE` applies exactly it.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error (as Terraform).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
+    let request = args.scope.request()?;
+    let plan = ctx.runtime().block_on(pipeline::make_plan(ctx, &request))?;
+    print!("{}", render::render(&plan, args.output.format, args.output.style()));
+    if let Some(out) = &args.out {
+        file::save(&plan, out)?;
+        eprintln!(
+            "Saved the plan to {}. To apply exactly it: houba apply {}",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && (plan.has_changes() || !plan.drift.is_empty()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Drift is live state changed outside houba: a managed tag holding unstamped or foreign
+content, stamped content that does not match its stamp, an alias moved by hand, or an
+unstamped tag pushed into a managed repository. Upstream movement and merged policy edits
+are pending changes, not drift (see `houba plan`).
+
+Examples:
+  houba drift                      # exit 2 when drift is found
+  houba drift --format json        # for alerting")]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Accepted for symmetry with `plan`: drift always exits 2 when drift is found.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
+    let request = args.scope.request()?;
+    let mut plan = ctx.runtime().block_on(pipeline::make_plan(ctx, &request))?;
+    plan.actions.clear();
+    plan.notes.clear();
+    match args.output.format {
+        Format::Text if plan.drift.is_empty() => {
+            println!("No drift. The registries hold what houba placed.")
+        }
+        Format::Text => {
+            let text = render::render_text(&plan, args.output.style());
+            // Only the drift section: the summary line speaks about actions.
+            let drift_only: String = text
+                .lines()
+                .take_while(|l| !l.contains("No changes."))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            print!("{drift_only}");
+            println!("Drift: {} finding(s).", plan.drift.len());
+        }
+        f => print!("{}", render::render(&plan, f, args.output.style())),
+    }
+    Ok(if plan.drift.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  houba show plan.json
+  houba show plan.json --format markdown")]
+pub struct ShowArgs {
+    /// A plan saved with `houba plan -o FILE`.
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub fn run_show(args: &ShowArgs) -> miette::Result<ExitCode> {
+    let plan = file::load(&args.plan)?;
+    print!("{}", render::render(&plan, args.output.format, args.output.style()));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,295 @@
+//! The plan pipeline: resolved policies → observe upstream → desired graph → observe
+//! destinations → diff. The I/O happens in `observe`; everything else here is glue between
+//! pure stages.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use crate::cli::Context;
+use crate::config::Settings;
+use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
+use crate::observe;
+use crate::plan::diff::{
+    self, DesiredAlias, DesiredPlacement, DiffInput, LiveState, ManagedRepository, PlacementKind,
+};
+use crate::plan::model::{FORMAT_VERSION, Location, Note, Plan, RequestCount};
+use crate::plan::scope;
+use crate::policy::resolved::{ResolvedPolicy, TransformStep};
+use crate::stamp::{self, Stamp};
+
+/// What part of the policies to plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanRequest {
+    pub targets: Vec<String>,
+    pub shard: Option<(u64, u64)>,
+}
+
+/// Version of the rebuild recipe format; part of every recipe digest, so a change in how
+/// houba rebuilds is a recipe change.
+pub const RECIPE_FORMAT: &str = "houba-build/1";
+
+/// The recipe digest of a rebuild: the resolved steps (roster contents included, so a CA or
+/// mirror edit is a recipe change), the platform filter and the base digest.
+pub fn recipe_digest(
+    steps: &[TransformStep],
+    platforms: &[String],
+    base_digest: &str,
+    settings: &Settings,
+) -> String {
+    let resolved: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|s| match s {
+            TransformStep::InjectCa { certs } => json!({"injectCA": certs
+                .iter()
+                .map(|c| json!({"name": c, "source": settings.ca_certs.get(c)}))
+                .collect::<Vec<_>>()}),
+            TransformStep::RewritePackageSources { mirror } => json!({"rewritePackageSources":
+                {"name": mirror, "mirror": settings.package_mirrors.get(mirror)}}),
+            TransformStep::SetTimezone { zone } => json!({"setTimezone": {"zone": zone}}),
+        })
+        .collect();
+    let recipe = json!({
+        "format": RECIPE_FORMAT,
+        "base": base_digest,
+        "platforms": platforms,
+        "steps": resolved,
+    });
+    stamp::sha256_digest(&stamp::canonical_json(&recipe))
+}
+
+/// The policies of this shard.
+pub fn shard_policies(policies: &[ResolvedPolicy], shard: Option<(u64, u64)>) -> Vec<ResolvedPolicy> {
+    policies
+        .iter()
+        .filter(|p| shard.is_none_or(|(i, n)| scope::in_shard(&p.name, i, n)))
+        .cloned()
+        .collect()
+}
+
+/// Read every upstream tag list the policies need.
+pub async fn upstream_tags(
+    registries: &observe::Registries,
+    policies: &[ResolvedPolicy],
+    concurrency: usize,
+) -> miette::Result<UpstreamTags> {
+    let repos: BTreeSet<(String, String)> = policies
+        .iter()
+        .map(|p| (p.source.registry.clone(), p.source.repository.clone()))
+        .collect();
+    let lists = observe::list_source_tags(registries, &repos, concurrency).await?;
+    let mut upstream = UpstreamTags::new();
+    for ((host, repo), tags) in lists {
+        upstream.insert(host, repo, tags);
+    }
+    Ok(upstream)
+}
+
+pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<Plan> {
+    let settings = &ctx.settings;
+    let concurrency = settings.concurrency.max(1);
+    let policies = shard_policies(&ctx.policies, request.shard);
+    let registries = ctx.registries();
+    let cache = ctx.cache();
+
+    let upstream = upstream_tags(&registries, &policies, concurrency).await?;
+    let graph = graph::compile(&policies, &upstream, settings);
+
+    let sources: BTreeSet<(String, String, String)> = graph
+        .placements()
+        .map(|p| {
+            (
+                p.source.registry.clone(),
+                p.source.repository.clone(),
+                p.source.tag.clone(),
+            )
+        })
+        .collect();
+    let source_obs =
+        observe::observe_sources(&registries, &cache, &sources, concurrency, SystemTime::now())
+            .await?;
+
+    let repositories = managed_repositories(&policies, &registries);
+    let repo_keys: BTreeSet<(String, String)> = repositories
+        .iter()
+        .map(|r| (r.registry.clone(), r.repository.clone()))
+        .collect();
+    let destinations =
+        observe::observe_destinations(&registries, &cache, &repo_keys, concurrency).await?;
+
+    let live = LiveState {
+        sources: source_obs,
+        destinations,
+    };
+    let (placements, aliases) = desired(&graph, &live, settings);
+    let (drift, actions, mut notes) = diff::diff(&DiffInput {
+        placements: &placements,
+        aliases: &aliases,
+        repositories: &repositories,
+        live: &live,
+        label_prefix: &settings.label_prefix,
+    });
+    notes.extend(graph.warnings().iter().map(|w| Note {
+        address: w.split(':').next().unwrap_or_default().to_string(),
+        message: w.clone(),
+    }));
+    let (actions, drift) = scope::select_targets(actions, drift, &request.targets);
+    if !request.targets.is_empty() {
+        notes.retain(|n| {
+            request
+                .targets
+                .iter()
+                .any(|t| scope::matches_target(&n.address, t))
+        });
+    }
+    let requests = registries
+        .request_stats()
+        .into_iter()
+        .map(|(name, s)| {
+            (
+                name,
+                RequestCount {
+                    head: s.head,
+                    get: s.get,
+                    put: s.put,
+                    post: s.post,
+                    patch: s.patch,
+                    delete: s.delete,
+                    total: s.total(),
+                },
+            )
+        })
+        .collect();
+    Ok(Plan {
+        format_version: FORMAT_VERSION.to_string(),
+        houba_version: env!("CARGO_PKG_VERSION").to_string(),
+        inputs_digest: ctx.inputs_digest.clone(),
+        shard: request.shard,
+        drift,
+        actions,
+        notes,
+        requests,
+        managed_tags: managed_tag_counts(&repositories, &live, &settings.label_prefix),
+    })
+}
+
+/// Every destination repository the policies write to, with its owning policy.
+fn managed_repositories(
+    policies: &[ResolvedPolicy],
+    registries: &observe::Registries,
+) -> Vec<ManagedRepository> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for p in policies {
+        for i in &p.imports {
+            for d in &i.destinations {
+                if seen.insert((d.registry.clone(), d.repository.clone())) {
+                    out.push(ManagedRepository {
+                        registry: d.registry.clone(),
+                        display: registries.destination_display(&d.registry),
+                        repository: d.repository.clone(),
+                        policy: p.name.clone(),
+                        deletion_mode: p.deletion_mode,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn managed_tag_counts(
+    repositories: &[ManagedRepository],
+    live: &LiveState,
+    prefix: &str,
+) -> BTreeMap<String, usize> {
+    repositories
+        .iter()
+        .map(|r| {
+            let n = live
+                .destinations
+                .get(&(r.registry.clone(), r.repository.clone()))
+                .map(|tags| {
+                    tags.values()
+                        .filter(|t| {
+                            stamp::manifest_annotations(&t.manifest)
+                                .ok()
+                                .and_then(|a| Stamp::detect(&a, prefix))
+                                .is_some_and(|(s, _)| s.policy == r.policy)
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            (format!("{}/{}", r.display, r.repository), n)
+        })
+        .collect()
+}
+
+/// The graph's nodes as the diff sees them.
+fn desired(
+    graph: &DesiredGraph,
+    live: &LiveState,
+    settings: &Settings,
+) -> (Vec<DesiredPlacement>, Vec<DesiredAlias>) {
+    let placements = graph
+        .placements()
+        .map(|p| {
+            let kind = match p.kind() {
+                GraphKind::Copy => PlacementKind::Copy,
+                GraphKind::Build => PlacementKind::Build,
+            };
+            let base = live
+                .sources
+                .get(&(
+                    p.source.registry.clone(),
+                    p.source.repository.clone(),
+                    p.source.tag.clone(),
+                ))
+                .map(|s| s.digest.clone())
+                .unwrap_or_default();
+            let platforms: Vec<String> = p.platforms.iter().map(ToString::to_string).collect();
+            DesiredPlacement {
+                address: p.address.clone(),
+                policy: p.policy.clone(),
+                import: p.import.clone(),
+                variant: p.variant.clone(),
+                destination: Location {
+                    registry: p.destination.registry.clone(),
+                    display: p.destination_host.clone(),
+                    repository: p.destination.repository.clone(),
+                    tag: p.tag.clone(),
+                },
+                source: Location {
+                    registry: p.source.registry.clone(),
+                    display: p.source.registry.clone(),
+                    repository: p.source.repository.clone(),
+                    tag: p.source.tag.clone(),
+                },
+                pin: p.pin.clone(),
+                kind,
+                steps: p.transform.iter().map(|s| s.name().to_string()).collect(),
+                recipe: (kind == PlacementKind::Build)
+                    .then(|| recipe_digest(&p.transform, &platforms, &base, settings)),
+                owners: p.owners.clone(),
+                vendor: p.vendor.clone(),
+                artifact_type: p.artifact_type.as_str().to_string(),
+                settle: p.settle,
+            }
+        })
+        .collect();
+    let aliases = graph
+        .aliases()
+        .map(|a| DesiredAlias {
+            address: a.address.clone(),
+            destination: Location {
+                registry: a.destination.registry.clone(),
+                display: a.destination_host.clone(),
+                repository: a.destination.repository.clone(),
+                tag: a.tag.clone(),
+            },
+            target: a.target.clone(),
+        })
+        .collect();
+    (placements, aliases)
+}
