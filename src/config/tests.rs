@@ -136,8 +136,8 @@ apk = "http://apk.example.org/alpine"
 #[test]
 fn wrong_type_names_key_and_position() {
     let e = err("[registries.local]\nhost = \"r:5000\"\ntls_verify = \"no\"\n");
-    assert_eq!(e.key, "registries.local.tls_verify");
-    assert_eq!(e.location, "conf/houba.toml:3:14");
+    assert_eq!(e.key(), "registries.local.tls_verify");
+    assert_eq!(e.location(), "conf/houba.toml:3:14");
     let shown = e.to_string();
     assert!(
         shown.contains("registries.local.tls_verify: expected a boolean"),
@@ -148,16 +148,16 @@ fn wrong_type_names_key_and_position() {
 #[test]
 fn unknown_keys_are_named() {
     let e = err("[registries.local]\nhost = \"r:5000\"\ntls = false\n");
-    assert_eq!(e.key, "registries.local.tls");
-    assert!(e.help.as_deref().unwrap().contains("tls_verify"));
+    assert_eq!(e.key(), "registries.local.tls");
+    assert!(e.help_text().unwrap().contains("tls_verify"));
 
     let e = err("colour = \"blue\"\n");
-    assert_eq!(e.key, "colour");
-    assert_eq!(e.location, "conf/houba.toml:1:1");
+    assert_eq!(e.key(), "colour");
+    assert_eq!(e.location(), "conf/houba.toml:1:1");
 
     let e =
         err("[package_mirrors.m]\napt = \"https://a.example\"\nzypper = \"https://b.example\"\n");
-    assert_eq!(e.key, "package_mirrors.m.zypper");
+    assert_eq!(e.key(), "package_mirrors.m.zypper");
 }
 
 #[test]
@@ -165,8 +165,8 @@ fn inline_password_is_rejected_without_echoing_it() {
     let text =
         "[registries.r]\nhost = \"r.example\"\nusername = \"u\"\npassword = \"hunter2-secret\"\n";
     let e = err(text);
-    assert_eq!(e.key, "registries.r.password");
-    let help = e.help.clone().unwrap();
+    assert_eq!(e.key(), "registries.r.password");
+    let help = e.help_text().map(str::to_string).unwrap();
     assert!(help.contains("password_env") && help.contains("password_file"));
     let rendered = format!("{:?}", miette::Report::new(e));
     assert!(!rendered.contains("hunter2"), "{rendered}");
@@ -179,7 +179,7 @@ fn inline_password_is_rejected_without_echoing_it() {
         )],
     )
     .unwrap_err();
-    assert_eq!(e.key, "registries.r.password");
+    assert_eq!(e.key(), "registries.r.password");
     assert!(!format!("{:?}", miette::Report::new(e)).contains("hunter2"));
 }
 
@@ -195,50 +195,60 @@ fn credentials_combinations() {
             if username == "u" && path == Path::new("conf/secret/pw")
     ));
     let e = err("[registries.r]\nhost = \"r.example\"\nusername = \"u\"\n");
-    assert_eq!(e.key, "registries.r.username");
+    assert_eq!(e.key(), "registries.r.username");
     let e = err("[registries.r]\nhost = \"r.example\"\npassword_env = \"X\"\n");
-    assert_eq!(e.key, "registries.r.password_env");
+    assert_eq!(e.key(), "registries.r.password_env");
     let e = err(
         "[registries.r]\nhost = \"r.example\"\nusername = \"u\"\npassword_env = \"X\"\npassword_file = \"f\"\n",
     );
-    assert_eq!(e.key, "registries.r.password_file");
+    assert_eq!(e.key(), "registries.r.password_file");
 }
 
 #[test]
 fn host_and_layout_rules() {
     let e = err("[registries.r]\nhost = \"r.example\"\nlayout = \"dir\"\n");
-    assert!(e.message.contains("mutually exclusive"), "{}", e.message);
+    assert!(
+        e.message().contains("mutually exclusive"),
+        "{}",
+        e.message()
+    );
     let e = err("[registries.r]\nconcurrency = 2\n");
-    assert_eq!(e.key, "registries.r");
+    assert_eq!(e.key(), "registries.r");
     let e = err("[registries.r]\nlayout = \"dir\"\ntls_verify = false\n");
-    assert_eq!(e.key, "registries.r.tls_verify");
+    assert_eq!(e.key(), "registries.r.tls_verify");
     let e = err("[registries.r]\nhost = \"https://r.example\"\n");
-    assert_eq!(e.key, "registries.r.host");
-    assert!(e.message.contains("scheme"));
+    assert_eq!(e.key(), "registries.r.host");
+    assert!(e.message().contains("scheme"));
     let e = err("[registries.r]\nhost = \"r.example/Upper\"\n");
-    assert_eq!(e.key, "registries.r.host");
+    assert_eq!(e.key(), "registries.r.host");
     let e = err("[registries.r]\nhost = \"r.example\"\nconcurrency = 0\n");
-    assert_eq!(e.key, "registries.r.concurrency");
+    assert_eq!(e.key(), "registries.r.concurrency");
     let e = err("[registries.r]\nhost = \"r.example\"\nmirror_of = \"docker io\"\n");
-    assert_eq!(e.key, "registries.r.mirror_of");
+    assert_eq!(e.key(), "registries.r.mirror_of");
 }
 
 #[test]
 fn scalar_validation() {
-    assert_eq!(err("concurrency = 0\n").key, "concurrency");
-    assert_eq!(err("concurrency = \"8\"\n").key, "concurrency");
-    assert_eq!(err("max_prune_fraction = 0.0\n").key, "max_prune_fraction");
-    assert_eq!(err("max_prune_fraction = 1.5\n").key, "max_prune_fraction");
+    assert_eq!(err("concurrency = 0\n").key(), "concurrency");
+    assert_eq!(err("concurrency = \"8\"\n").key(), "concurrency");
+    assert_eq!(
+        err("max_prune_fraction = 0.0\n").key(),
+        "max_prune_fraction"
+    );
+    assert_eq!(
+        err("max_prune_fraction = 1.5\n").key(),
+        "max_prune_fraction"
+    );
     assert_eq!(
         from_file("max_prune_fraction = 0.25\n")
             .unwrap()
             .max_prune_fraction,
         0.25
     );
-    assert_eq!(err("log_format = \"xml\"\n").key, "log_format");
+    assert_eq!(err("log_format = \"xml\"\n").key(), "log_format");
     for bad in ["houba", "IO.Houba", "io..houba", "io.houba.", "-io.houba"] {
         assert_eq!(
-            err(&format!("label_prefix = \"{bad}\"\n")).key,
+            err(&format!("label_prefix = \"{bad}\"\n")).key(),
             "label_prefix",
             "{bad}"
         );
@@ -249,36 +259,36 @@ fn scalar_validation() {
             .label_prefix,
         "io.example-corp.mirror"
     );
-    assert_eq!(err("policies = []\n").key, "policies");
-    assert_eq!(err("policies = \"p\"\n").key, "policies");
+    assert_eq!(err("policies = []\n").key(), "policies");
+    assert_eq!(err("policies = \"p\"\n").key(), "policies");
 }
 
 #[test]
 fn ca_and_mirror_rosters() {
-    assert_eq!(err("[ca_certs.c]\n").key, "ca_certs.c");
+    assert_eq!(err("[ca_certs.c]\n").key(), "ca_certs.c");
     assert_eq!(
-        err("[ca_certs.c]\npath = \"a\"\npem = \"b\"\n").key,
+        err("[ca_certs.c]\npath = \"a\"\npem = \"b\"\n").key(),
         "ca_certs.c"
     );
     assert_eq!(
-        err("[ca_certs.c]\npem = \"not a cert\"\n").key,
+        err("[ca_certs.c]\npem = \"not a cert\"\n").key(),
         "ca_certs.c.pem"
     );
-    assert_eq!(err("[package_mirrors.m]\n").key, "package_mirrors.m");
+    assert_eq!(err("[package_mirrors.m]\n").key(), "package_mirrors.m");
     for bad in ["ftp://x.example/", "not a url", "https://"] {
         let e = err(&format!("[package_mirrors.m]\nyum = \"{bad}\"\n"));
-        assert_eq!(e.key, "package_mirrors.m.yum", "{bad}");
+        assert_eq!(e.key(), "package_mirrors.m.yum", "{bad}");
     }
 }
 
 #[test]
 fn toml_syntax_error_has_position_and_snippet() {
     let e = err("concurrency = 4\n[registries\n");
-    assert_eq!(e.key, "");
+    assert_eq!(e.key(), "");
     assert!(
-        e.location.starts_with("conf/houba.toml:2:"),
+        e.location().starts_with("conf/houba.toml:2:"),
         "{}",
-        e.location
+        e.location()
     );
     let rendered = format!("{:?}", miette::Report::new(e));
     assert!(rendered.contains("[registries"), "{rendered}");
@@ -330,26 +340,26 @@ fn env_errors_name_variable_and_key() {
         )],
     )
     .unwrap_err();
-    assert_eq!(e.key, "registries.local.tls_verify");
-    assert_eq!(e.location, "environment variable HOUBA_REGISTRIES");
+    assert_eq!(e.key(), "registries.local.tls_verify");
+    assert_eq!(e.location(), "environment variable HOUBA_REGISTRIES");
     assert!(
         e.to_string()
             .contains("registries.local.tls_verify: expected a boolean")
     );
 
     let e = from_file_env("", &[("HOUBA_REGISTRIES", "{not json")]).unwrap_err();
-    assert!(e.message.contains("line 1"), "{}", e.message);
+    assert!(e.message().contains("line 1"), "{}", e.message());
     let e = from_file_env("", &[("HOUBA_REGISTRIES", "[1]")]).unwrap_err();
-    assert_eq!(e.key, "registries");
+    assert_eq!(e.key(), "registries");
     let e = from_file_env("", &[("HOUBA_CONCURRENCY", "many")]).unwrap_err();
     assert_eq!(
-        (e.key.as_str(), e.location.as_str()),
+        (e.key(), e.location()),
         ("concurrency", "environment variable HOUBA_CONCURRENCY")
     );
     let e = from_file_env("", &[("HOUBA_LOG_FORMAT", "yaml")]).unwrap_err();
-    assert_eq!(e.key, "log_format");
+    assert_eq!(e.key(), "log_format");
     let e = from_file_env("", &[("HOUBA_LABEL_PREFIX", "42")]).unwrap_err();
-    assert_eq!(e.key, "label_prefix");
+    assert_eq!(e.key(), "label_prefix");
     // Empty variables count as unset.
     assert!(from_file_env("", &[("HOUBA_CONCURRENCY", "")]).is_ok());
 }
@@ -374,8 +384,8 @@ fn one_mirror_per_upstream() {
         "[registries.a]\nlayout = \"a\"\nmirror_of = \"docker.io\"\n[registries.b]\nhost = \"b.example\"\nmirror_of = \"docker.io\"\n",
     )
     .unwrap_err();
-    assert_eq!(e.key, "registries.b.mirror_of");
-    assert!(e.message.contains("`a`"));
+    assert_eq!(e.key(), "registries.b.mirror_of");
+    assert!(e.message().contains("`a`"));
 }
 
 #[test]
@@ -421,6 +431,6 @@ fn load_settings_reads_files() {
 
     let missing = dir.path().join("missing.toml");
     let e = load_settings(Some(&missing), &[], &BTreeMap::new()).unwrap_err();
-    assert_eq!(e.location, "flag --config");
-    assert!(e.message.contains("missing.toml"));
+    assert_eq!(e.location(), "flag --config");
+    assert!(e.message().contains("missing.toml"));
 }

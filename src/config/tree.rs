@@ -117,24 +117,71 @@ fn table_entries(table: &DeTable<'_>) -> Vec<Entry> {
 /// A configuration problem, naming the key, where it was read from and how to fix it.
 ///
 /// Messages never contain a credential: values of secret-bearing keys are not echoed and no
-/// source snippet is attached to them.
+/// source snippet is attached to them. Boxed: errors are rare and results are passed around a
+/// lot during validation.
+#[derive(Debug)]
+pub struct ConfigError(Box<Details>);
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{headline}")]
 #[diagnostic(code(houba::config))]
-pub struct ConfigError {
-    /// Dotted key the error is about (`registries.local.tls_verify`); empty when the problem
-    /// is not about one key (unreadable file, syntax error).
-    pub key: String,
-    /// Where the value came from: `houba.toml:3:14`, `environment variable HOUBA_CONCURRENCY`.
-    pub location: String,
-    pub message: String,
+struct Details {
+    key: String,
+    location: String,
+    message: String,
     headline: String,
     #[help]
-    pub help: Option<String>,
+    help: Option<String>,
     #[source_code]
     source_code: Option<NamedSource<String>>,
     #[label("here")]
     span: Option<SourceSpan>,
+}
+
+impl ConfigError {
+    /// Dotted key the error is about (`registries.local.tls_verify`); empty when the problem
+    /// is not about one key (unreadable file, syntax error).
+    pub fn key(&self) -> &str {
+        &self.0.key
+    }
+
+    /// Where the value came from: `houba.toml:3:14`, `environment variable HOUBA_CONCURRENCY`.
+    pub fn location(&self) -> &str {
+        &self.0.location
+    }
+
+    /// What is wrong, without key or location.
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// How to fix it.
+    pub fn help_text(&self) -> Option<&str> {
+        self.0.help.as_deref()
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl miette::Diagnostic for ConfigError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.code()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        self.0.help()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
+    }
 }
 
 /// Where the values being validated came from.
@@ -218,7 +265,7 @@ impl ConfigError {
         } else {
             format!("{location}: {key}: {message}")
         };
-        ConfigError {
+        ConfigError(Box::new(Details {
             key: key.to_string(),
             location,
             message,
@@ -226,7 +273,7 @@ impl ConfigError {
             help,
             source_code,
             span,
-        }
+        }))
     }
 }
 
