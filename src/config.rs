@@ -371,16 +371,16 @@ fn env_layer(env: &BTreeMap<String, String>) -> Result<Layer, ConfigError> {
 fn check_single_mirror(settings: &Settings) -> Result<(), ConfigError> {
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for entry in settings.registries.values() {
-        if let Some(upstream) = entry.mirror_of.as_deref() {
-            if let Some(first) = seen.insert(upstream, &entry.name) {
-                return Err(ConfigError::new(
-                    Origin::Merged,
-                    &format!("registries.{}.mirror_of", entry.name),
-                    None,
-                    format!("`{upstream}` is already mirrored by entry `{first}`"),
-                    Some("keep `mirror_of` on one entry per upstream host".to_string()),
-                ));
-            }
+        if let Some(upstream) = entry.mirror_of.as_deref()
+            && let Some(first) = seen.insert(upstream, &entry.name)
+        {
+            return Err(ConfigError::new(
+                Origin::Merged,
+                &format!("registries.{}.mirror_of", entry.name),
+                None,
+                format!("`{upstream}` is already mirrored by entry `{first}`"),
+                Some("keep `mirror_of` on one entry per upstream host".to_string()),
+            ));
         }
     }
     Ok(())
