@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod graph;
 pub mod policy;
 pub mod registry;
 pub mod select;
