@@ -165,6 +165,19 @@ pub struct DesiredGraph {
     by_address: BTreeMap<String, NodeIndex>,
     warnings: Vec<String>,
     collisions: Vec<Collision>,
+    repositories: Vec<ManagedRepository>,
+}
+
+/// A destination repository and the policy that owns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedRepository {
+    /// Roster entry name.
+    pub registry: String,
+    /// `host[/prefix]`, or a layout entry's name.
+    pub display: String,
+    pub repository: String,
+    pub policy: String,
+    pub deletion_mode: DeletionMode,
 }
 
 /// Compiles resolved policies and upstream tag lists into the desired graph.
@@ -181,6 +194,7 @@ pub fn compile(
         by_address: BTreeMap::new(),
         warnings: Vec::new(),
         collisions: Vec::new(),
+        repositories: Vec::new(),
     };
     // Destination tag → address of the node writing it, to detect collisions.
     let mut writers: BTreeMap<(String, String, String), String> = BTreeMap::new();
@@ -197,6 +211,20 @@ pub fn compile(
             continue;
         };
         for import in &policy.imports {
+            for destination in &import.destinations {
+                let taken = out.repositories.iter().any(|r| {
+                    r.registry == destination.registry && r.repository == destination.repository
+                });
+                if !taken {
+                    out.repositories.push(ManagedRepository {
+                        registry: destination.registry.clone(),
+                        display: destination_host(settings, destination),
+                        repository: destination.repository.clone(),
+                        policy: policy.name.clone(),
+                        deletion_mode: policy.deletion_mode,
+                    });
+                }
+            }
             let selection = select_tags(&import.tags, tags);
             out.warnings.extend(
                 selection
@@ -374,12 +402,25 @@ impl DesiredGraph {
         self.by_address.get(address).map(|&i| &self.graph[i])
     }
 
-    /// Nodes whose address starts with `prefix` (`busybox/stable`), in compile order: what a
-    /// `--target` prefix selects.
-    pub fn matching(&self, prefix: &str) -> Vec<&Node> {
+    /// Nodes a `--target` selects, in compile order: the full address, or a prefix ending at
+    /// a path segment (`busybox`, `busybox/stable`, `busybox/stable/eu`).
+    pub fn matching(&self, target: &str) -> Vec<&Node> {
         self.nodes()
-            .filter(|n| n.address().starts_with(prefix))
+            .filter(|n| {
+                let address = n.address();
+                address == target
+                    || address
+                        .strip_prefix(target)
+                        .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('['))
+            })
             .collect()
+    }
+
+    /// Every destination repository a compiled policy manages, in compile order, including
+    /// those where nothing is selected now (their tags are candidates for pruning). Policies
+    /// whose upstream tag list was missing are left out: nothing is known about them.
+    pub fn repositories(&self) -> &[ManagedRepository] {
+        &self.repositories
     }
 
     /// What the node at `address` depends on.

@@ -192,6 +192,24 @@ fn placements_and_aliases_per_variant_and_destination() {
     }
     assert!(g.collisions().is_empty());
     assert!(g.warnings().is_empty(), "{:?}", g.warnings());
+    let repos: Vec<(&str, &str, &str)> = g
+        .repositories()
+        .iter()
+        .map(|r| {
+            (
+                r.registry.as_str(),
+                r.display.as_str(),
+                r.repository.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        repos,
+        [
+            ("local", "registry.local:5000", "demo/busybox"),
+            ("offline", "offline", "busybox")
+        ]
+    );
 }
 
 #[test]
@@ -307,6 +325,10 @@ fn deterministic_order_and_topology() {
         ]
     );
     assert_eq!(a.matching("busybox/stable/eu").len(), 10);
+    assert_eq!(a.matching("busybox/stable").len(), 20);
+    assert!(a.matching("busybox/stab").is_empty());
+    let one = "alpine/all/default[registry.local:5000/alpine:latest]";
+    assert_eq!(addresses(a.matching(one).into_iter()), [one]);
 }
 
 #[test]
@@ -322,6 +344,15 @@ fn missing_upstream_and_selection_warnings() {
             "nginx: no upstream tag list for docker.io/library/nginx; nothing placed",
         ]
     );
+    // Selecting nothing still manages the repository; a missing list does not.
+    let mut none = busybox();
+    none.imports[0].tags.include_regex = Some("^9".into());
+    let mut nginx = policy("nginx", "library/nginx", vec![none.imports[0].clone()]);
+    nginx.imports[0].destinations = vec![dest("local", "nginx")];
+    let g = compile(&[none, nginx], &upstream(), &settings());
+    assert!(g.is_empty());
+    assert_eq!(g.repositories().len(), 2);
+    assert!(g.repositories().iter().all(|r| r.policy == "busybox"));
 }
 
 #[test]
