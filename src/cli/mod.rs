@@ -1,5 +1,7 @@
 //! Command-line entry point: argument parsing and the mapping of outcomes to exit codes.
 
+pub mod graph;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,9 +35,51 @@ pub struct InputArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Print the desired graph the policies compile to (Graphviz DOT or JSON).
+    ///
+    /// Every artifact the policies ask for is a node with a stable address
+    /// `<policy>/<import>/<variant>[<registry>/<repository>:<tag>]`: a placement puts one
+    /// selected upstream tag at one destination tag (copied as-is, or rebuilt when the import
+    /// has transform steps or a platform filter); an alias is a moving tag (`latest`,
+    /// `{major}.{minor}`, …) that depends on the placement it points at. Nothing is written
+    /// anywhere: this shows what `plan` compares with the registries.
+    #[command(after_long_help = graph::GRAPH_EXAMPLES)]
+    Graph(graph::GraphArgs),
+}
 
 pub fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> miette::Result<()> {
+    let env = crate::config::process_env();
+    let settings =
+        crate::config::load_settings(cli.inputs.config.as_deref(), &cli.inputs.policies, &env)?;
+    match cli.command {
+        Command::Graph(args) => graph::run(&args, &settings, &load_policies(&settings)?),
+    }
+}
+
+/// Loading policy directories is provided by the policy module; until it is part of this
+/// build, commands that need policies stop here with a clear message.
+fn load_policies(
+    settings: &crate::config::Settings,
+) -> miette::Result<Vec<crate::policy::resolved::ResolvedPolicy>> {
+    Err(miette::miette!(
+        "reading policies from {} is not available in this build",
+        settings
+            .policies
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
