@@ -4,6 +4,7 @@
 //! a `Settings` value.
 
 mod parse;
+mod roster;
 #[cfg(test)]
 mod tests;
 mod tree;

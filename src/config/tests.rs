@@ -138,6 +138,7 @@ fn wrong_type_names_key_and_position() {
     let e = err("[registries.local]\nhost = \"r:5000\"\ntls_verify = \"no\"\n");
     assert_eq!(e.key(), "registries.local.tls_verify");
     assert_eq!(e.location(), "conf/houba.toml:3:14");
+    assert!(e.help_text().unwrap().contains("without quotes"));
     let shown = e.to_string();
     assert!(
         shown.contains("registries.local.tls_verify: expected a boolean"),
