@@ -3,10 +3,20 @@
 //! This is the only module that reads the process environment. Everything downstream receives
 //! a `Settings` value.
 
+mod parse;
+mod roster;
+#[cfg(test)]
+mod tests;
+mod tree;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use parse::{Ctx, DEFAULT_CONCURRENCY, Layer};
+pub use tree::ConfigError;
+use tree::{Node, Origin, Value};
 
 /// One roster entry: how to reach a registry (or an embedded OCI image layout directory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,4 +121,268 @@ pub struct Settings {
     pub concurrency: usize,
     /// Share of a repository's managed tags a prune under `--auto` may remove (default 0.5).
     pub max_prune_fraction: f64,
+}
+
+impl Default for Settings {
+    /// What houba uses when neither a config file nor the environment says otherwise.
+    fn default() -> Self {
+        Settings {
+            config_file: None,
+            policies: vec![PathBuf::from(DEFAULT_POLICIES_DIR)],
+            registries: BTreeMap::new(),
+            ca_certs: BTreeMap::new(),
+            package_mirrors: BTreeMap::new(),
+            log_format: LogFormat::Text,
+            label_prefix: DEFAULT_LABEL_PREFIX.to_string(),
+            concurrency: DEFAULT_CONCURRENCY,
+            max_prune_fraction: DEFAULT_MAX_PRUNE_FRACTION,
+        }
+    }
+}
+
+impl Settings {
+    /// The roster entry through which an upstream host (a policy's `source.registry`) is read:
+    /// the entry declaring `mirror_of = <host>` when there is one, else an HTTP entry for that
+    /// very host without a path prefix (a prefix would be prepended to upstream repository
+    /// paths and point elsewhere). `None` means: reach the upstream directly, with ambient
+    /// credentials.
+    pub fn source_entry(&self, upstream_host: &str) -> Option<&RegistryEntry> {
+        self.registries
+            .values()
+            .find(|e| e.mirror_of.as_deref() == Some(upstream_host))
+            .or_else(|| {
+                self.registries.values().find(|e| {
+                    matches!(&e.endpoint, RegistryEndpoint::Http { host, prefix: None, .. } if host == upstream_host)
+                })
+            })
+    }
+
+    /// How an entry appears in addresses and messages: `host[/prefix]` for a registry, the
+    /// entry name for a layout directory (its path is a machine-local detail).
+    pub fn display_host(&self, entry: &RegistryEntry) -> String {
+        match &entry.endpoint {
+            RegistryEndpoint::Http {
+                host,
+                prefix: Some(prefix),
+                ..
+            } => format!("{host}/{prefix}"),
+            RegistryEndpoint::Http { host, .. } => host.clone(),
+            RegistryEndpoint::Layout { .. } => entry.name.clone(),
+        }
+    }
+}
+
+/// Default policy directory, relative to the config file's directory (or the working
+/// directory when there is no config file).
+pub const DEFAULT_POLICIES_DIR: &str = "policies";
+/// Default annotation prefix of houba's stamp keys.
+pub const DEFAULT_LABEL_PREFIX: &str = "io.houba";
+/// Default share of a repository's managed tags one `--auto` run may prune.
+pub const DEFAULT_MAX_PRUNE_FRACTION: f64 = 0.5;
+/// The file looked up when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "houba.toml";
+
+/// The process environment, as the map `load_settings` takes. This is the only place houba
+/// reads `std::env`; variables that are not valid UTF-8 are skipped.
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Reads the configuration: the config file (`--config`, else `HOUBA_CONFIG`, else
+/// `./houba.toml`, else `houba.toml` next to the first `--policies` directory, when present),
+/// then `HOUBA_*` variables from `env` over it, then `--policies` flags over everything.
+pub fn load_settings(
+    config_flag: Option<&Path>,
+    policies_flag: &[PathBuf],
+    env: &BTreeMap<String, String>,
+) -> Result<Settings, ConfigError> {
+    let explicit = config_flag
+        .map(Path::to_path_buf)
+        .or_else(|| non_empty(env, "HOUBA_CONFIG").map(PathBuf::from));
+    let config_file = explicit.clone().or_else(|| discover_config(policies_flag));
+    let file = match &config_file {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some((path.as_path(), text)),
+            Err(err) => {
+                let origin = if config_flag.is_some() {
+                    Origin::Flag { name: "--config" }
+                } else if explicit.is_some() {
+                    Origin::Env {
+                        var: "HOUBA_CONFIG",
+                    }
+                } else {
+                    Origin::Merged
+                };
+                return Err(ConfigError::new(
+                    origin,
+                    "",
+                    None,
+                    format!("cannot read configuration file {}: {err}", path.display()),
+                    Some("check the path, or omit --config / HOUBA_CONFIG to run without a config file".to_string()),
+                ));
+            }
+        },
+    };
+    settings_from_sources(
+        file.as_ref().map(|(p, t)| (*p, t.as_str())),
+        policies_flag,
+        env,
+    )
+}
+
+fn discover_config(policies_flag: &[PathBuf]) -> Option<PathBuf> {
+    let here = PathBuf::from(DEFAULT_CONFIG_FILE);
+    if here.is_file() {
+        return Some(here);
+    }
+    let beside = policies_flag.first()?.parent()?.join(DEFAULT_CONFIG_FILE);
+    beside.is_file().then_some(beside)
+}
+
+fn non_empty<'e>(env: &'e BTreeMap<String, String>, var: &str) -> Option<&'e str> {
+    env.get(var)
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// The pure part of loading: one optional config file's text, the environment, the flags.
+fn settings_from_sources(
+    file: Option<(&Path, &str)>,
+    policies_flag: &[PathBuf],
+    env: &BTreeMap<String, String>,
+) -> Result<Settings, ConfigError> {
+    let mut settings = Settings::default();
+    let mut file_layer = Layer::default();
+    if let Some((path, text)) = file {
+        let origin = Origin::File { path, text };
+        let doc = toml::de::DeTable::parse(text).map_err(|err| {
+            ConfigError::new(
+                origin,
+                "",
+                err.span(),
+                format!("invalid TOML: {}", err.message().trim_end()),
+                Some("fix the TOML syntax at the marked position".to_string()),
+            )
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new(""));
+        file_layer = Ctx { origin, base_dir }.file_layer(&Node::from_toml_document(&doc))?;
+        settings.config_file = Some(path.to_path_buf());
+        settings.policies = vec![base_dir.join(DEFAULT_POLICIES_DIR)];
+    }
+    let env_layer = env_layer(env)?;
+
+    settings.registries = file_layer.registries;
+    settings.registries.extend(env_layer.registries);
+    settings.ca_certs = file_layer.ca_certs;
+    settings.package_mirrors = file_layer.package_mirrors;
+    let (file_layer, env_layer) = (
+        (
+            file_layer.log_format,
+            file_layer.label_prefix,
+            file_layer.concurrency,
+            file_layer.max_prune_fraction,
+            file_layer.policies,
+        ),
+        (
+            env_layer.log_format,
+            env_layer.label_prefix,
+            env_layer.concurrency,
+            env_layer.max_prune_fraction,
+            env_layer.policies,
+        ),
+    );
+    if let Some(v) = env_layer.0.or(file_layer.0) {
+        settings.log_format = v;
+    }
+    if let Some(v) = env_layer.1.or(file_layer.1) {
+        settings.label_prefix = v;
+    }
+    if let Some(v) = env_layer.2.or(file_layer.2) {
+        settings.concurrency = v;
+    }
+    if let Some(v) = env_layer.3.or(file_layer.3) {
+        settings.max_prune_fraction = v;
+    }
+    if let Some(v) = env_layer.4.or(file_layer.4) {
+        settings.policies = v;
+    }
+    if !policies_flag.is_empty() {
+        settings.policies = policies_flag.to_vec();
+    }
+    check_single_mirror(&settings)?;
+    Ok(settings)
+}
+
+/// Reads the `HOUBA_*` variables that override the file.
+fn env_layer(env: &BTreeMap<String, String>) -> Result<Layer, ConfigError> {
+    let mut layer = Layer::default();
+    let ctx = |var| Ctx {
+        origin: Origin::Env { var },
+        base_dir: Path::new(""),
+    };
+    let string = |text: &str| Node {
+        value: Value::Str(text.to_string()),
+        span: None,
+    };
+    if let Some(text) = non_empty(env, "HOUBA_REGISTRIES") {
+        let var = "HOUBA_REGISTRIES";
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|err| {
+            ConfigError::new(
+                Origin::Env { var },
+                "registries",
+                None,
+                format!("invalid JSON at line {}, column {}", err.line(), err.column()),
+                Some(r#"give a JSON object of roster entries, e.g. {"local":{"host":"registry.example:5000","tls_verify":false}}"#.to_string()),
+            )
+        })?;
+        layer.registries = ctx(var).registries("registries", &Node::from_json(&json))?;
+    }
+    if let Some(text) = non_empty(env, "HOUBA_LOG_FORMAT") {
+        layer.log_format = Some(ctx("HOUBA_LOG_FORMAT").log_format("log_format", &string(text))?);
+    }
+    if let Some(text) = non_empty(env, "HOUBA_LABEL_PREFIX") {
+        layer.label_prefix =
+            Some(ctx("HOUBA_LABEL_PREFIX").label_prefix("label_prefix", &string(text))?);
+    }
+    if let Some(text) = non_empty(env, "HOUBA_CONCURRENCY") {
+        layer.concurrency =
+            Some(ctx("HOUBA_CONCURRENCY").concurrency("concurrency", &parse::env_scalar(text))?);
+    }
+    if let Some(text) = non_empty(env, "HOUBA_MAX_PRUNE_FRACTION") {
+        layer.max_prune_fraction = Some(
+            ctx("HOUBA_MAX_PRUNE_FRACTION")
+                .prune_fraction("max_prune_fraction", &parse::env_scalar(text))?,
+        );
+    }
+    if let Some(text) = non_empty(env, "HOUBA_POLICIES") {
+        layer.policies = Some(
+            text.split(':')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+        );
+    }
+    Ok(layer)
+}
+
+/// Two entries standing in for the same upstream would make reads ambiguous.
+fn check_single_mirror(settings: &Settings) -> Result<(), ConfigError> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for entry in settings.registries.values() {
+        if let Some(upstream) = entry.mirror_of.as_deref()
+            && let Some(first) = seen.insert(upstream, &entry.name)
+        {
+            return Err(ConfigError::new(
+                Origin::Merged,
+                &format!("registries.{}.mirror_of", entry.name),
+                None,
+                format!("`{upstream}` is already mirrored by entry `{first}`"),
+                Some("keep `mirror_of` on one entry per upstream host".to_string()),
+            ));
+        }
+    }
+    Ok(())
 }

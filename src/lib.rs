@@ -4,9 +4,14 @@
 //! desired graph → plan → apply. Only `config` reads the environment; only `registry` and
 //! `build` talk to the outside world.
 
+pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod graph;
+pub mod observe;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod registry;
+pub mod select;
 pub mod stamp;

@@ -64,7 +64,15 @@ pub struct InputArgs {
 pub enum Command {
     /// Check policies and configuration; report every problem with file:line:col.
     Validate(validate::ValidateArgs),
-    /// Show the desired-artifact graph (dot or JSON).
+    /// Print the desired graph the policies compile to (Graphviz DOT or JSON).
+    ///
+    /// Every artifact the policies ask for is a node with a stable address
+    /// `<policy>/<import>/<variant>[<registry>/<repository>:<tag>]`: a placement puts one
+    /// selected upstream tag at one destination tag (copied as-is, or rebuilt when the import
+    /// has transform steps or a platform filter); an alias is a moving tag (`latest`,
+    /// `{major}.{minor}`, …) that depends on the placement it points at. Upstream tag lists
+    /// are read from the registries, or from `--tags FILE`. Nothing is written anywhere.
+    #[command(after_long_help = graph::GRAPH_EXAMPLES)]
     Graph(graph::GraphArgs),
     /// Compare the policies with the live registries and show what apply would change.
     Plan(plan::PlanArgs),

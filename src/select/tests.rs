@@ -1,0 +1,298 @@
+use super::*;
+
+fn tags(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn rules() -> TagRules {
+    TagRules {
+        semver_only: true,
+        ..TagRules::default()
+    }
+}
+
+fn names(sel: &Selection) -> Vec<&str> {
+    sel.tags.iter().map(|t| t.tag.as_str()).collect()
+}
+
+fn aliases(sel: &Selection) -> Vec<(&str, &str)> {
+    sel.aliases
+        .iter()
+        .map(|a| (a.alias.as_str(), a.target.as_str()))
+        .collect()
+}
+
+const FALLBACK: &str = "sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+fn tolerant_versions() {
+    assert_eq!(parse_version("3.20"), Some(Version::new(3, 20, 0)));
+    assert_eq!(parse_version("v1.2.3"), Some(Version::new(1, 2, 3)));
+    assert_eq!(parse_version("8"), Some(Version::new(8, 0, 0)));
+    let glibc = parse_version("1.37.0-glibc").unwrap();
+    assert_eq!(glibc.pre.as_str(), "glibc");
+    assert_eq!(parse_version("3.12-alpine").unwrap().pre.as_str(), "alpine");
+    for not in [
+        "latest",
+        "1.2.3.4",
+        "2024.01.05",
+        "",
+        "v",
+        "1..2",
+        "1.2.3-",
+        "99999999999999999999",
+    ] {
+        assert_eq!(parse_version(not), None, "{not}");
+    }
+    assert!(
+        parse_range(">=v1.2, <v2")
+            .unwrap()
+            .matches(&Version::new(1, 5, 0))
+    );
+}
+
+#[test]
+fn semver_only_by_default_and_ordered_highest_first() {
+    let sel = select_tags(
+        &rules(),
+        &tags(&["1.36.1", "latest", "1.37.0", "v1.36.0", "3.20", "musl"]),
+    );
+    assert_eq!(names(&sel), ["3.20", "1.37.0", "1.36.1", "v1.36.0"]);
+    assert!(sel.warnings.is_empty());
+}
+
+#[test]
+fn include_and_exclude() {
+    let r = TagRules {
+        include_regex: Some(r"^1\.3[78]\.\d+".into()),
+        exclude_regex: vec!["-rc".into(), "glibc".into()],
+        semver_only: false,
+        ..rules()
+    };
+    let sel = select_tags(
+        &r,
+        &tags(&[
+            "1.37.0",
+            "1.37.0-glibc",
+            "1.38.0-rc1",
+            "1.38.0-uclibc",
+            "1.36.1",
+            "1.38.1",
+        ]),
+    );
+    // A prerelease of 1.38.0 still ranks above 1.37.0.
+    assert_eq!(names(&sel), ["1.38.1", "1.38.0-uclibc", "1.37.0"]);
+}
+
+#[test]
+fn semver_range_and_prereleases() {
+    let r = TagRules {
+        semver: Some(">=1.36, <2".into()),
+        ..rules()
+    };
+    let sel = select_tags(
+        &r,
+        &tags(&[
+            "1.35.0",
+            "1.36.0",
+            "1.37.0-glibc",
+            "1.37.0",
+            "2.0.0",
+            "1.36",
+        ]),
+    );
+    assert_eq!(names(&sel), ["1.37.0", "1.36", "1.36.0"]);
+
+    // A range that names a prerelease admits prereleases of that version.
+    let r = TagRules {
+        semver: Some(">=1.37.0-alpha, <2".into()),
+        ..rules()
+    };
+    let sel = select_tags(&r, &tags(&["1.37.0-glibc", "1.37.0", "1.38.0-glibc"]));
+    assert_eq!(names(&sel), ["1.37.0", "1.37.0-glibc"]);
+
+    // A range never matches non-semver tags, even when semverOnly is off.
+    let r = TagRules {
+        semver: Some(">=1".into()),
+        semver_only: false,
+        ..rules()
+    };
+    assert_eq!(
+        names(&select_tags(&r, &tags(&["edge", "1.0.0"]))),
+        ["1.0.0"]
+    );
+}
+
+#[test]
+fn latest_keeps_highest_and_orders_non_semver_after() {
+    let r = TagRules {
+        latest: Some(2),
+        ..rules()
+    };
+    assert_eq!(
+        names(&select_tags(
+            &r,
+            &tags(&["1.0.0", "1.2.0", "1.10.0", "1.9.9"])
+        )),
+        ["1.10.0", "1.9.9"]
+    );
+    let r = TagRules {
+        latest: Some(3),
+        semver_only: false,
+        ..rules()
+    };
+    assert_eq!(
+        names(&select_tags(
+            &r,
+            &tags(&["edge", "1.0.0", "bookworm", "alpine"])
+        )),
+        ["1.0.0", "alpine", "bookworm"]
+    );
+}
+
+#[test]
+fn names_bypass_filters_only_when_present() {
+    let r = TagRules {
+        include_regex: Some(r"^1\.".into()),
+        latest: Some(1),
+        names: tags(&["musl", "missing", "1.2.0", "1.1.0", FALLBACK]),
+        ..rules()
+    };
+    let sel = select_tags(&r, &tags(&["1.1.0", "1.2.0", "musl", FALLBACK]));
+    assert_eq!(names(&sel), ["1.2.0", "musl", "1.1.0"]);
+    assert_eq!(sel.warnings.len(), 2, "{:?}", sel.warnings);
+    assert!(sel.warnings[0].contains("missing"));
+    assert!(sel.warnings[1].contains("referrers fallback"));
+}
+
+#[test]
+fn referrers_fallback_tags_are_never_selected() {
+    let r = TagRules {
+        semver_only: false,
+        ..rules()
+    };
+    assert_eq!(names(&select_tags(&r, &tags(&[FALLBACK, "x"]))), ["x"]);
+    assert!(is_referrers_fallback_tag(FALLBACK));
+    assert!(!is_referrers_fallback_tag("sha256-abc"));
+}
+
+#[test]
+fn pins_are_carried() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let r = TagRules {
+        pins: [
+            ("1.0.0".to_string(), digest.clone()),
+            ("9.9.9".to_string(), digest.clone()),
+        ]
+        .into(),
+        ..rules()
+    };
+    let sel = select_tags(&r, &tags(&["1.0.0", "1.1.0"]));
+    assert_eq!(
+        sel.tags[1],
+        SelectedTag {
+            tag: "1.0.0".into(),
+            pin: Some(digest)
+        }
+    );
+    assert_eq!(sel.tags[0].pin, None);
+    assert!(
+        sel.warnings.iter().any(|w| w.contains("9.9.9")),
+        "{:?}",
+        sel.warnings
+    );
+}
+
+#[test]
+fn alias_templates_point_at_highest_member() {
+    let r = TagRules {
+        aliases: tags(&["{major}.{minor}", "{major}", "latest"]),
+        ..rules()
+    };
+    let sel = select_tags(&r, &tags(&["1.36.0", "1.36.1", "1.37.0", "2.0.0"]));
+    assert_eq!(
+        aliases(&sel),
+        [
+            ("2.0", "2.0.0"),
+            ("1.37", "1.37.0"),
+            ("1.36", "1.36.1"),
+            ("2", "2.0.0"),
+            ("1", "1.37.0"),
+            ("latest", "2.0.0"),
+        ]
+    );
+}
+
+#[test]
+fn alias_named_groups_and_non_members() {
+    let r = TagRules {
+        include_regex: Some(r"^(?P<ver>\d+\.\d+)(?:\.\d+)?-(?P<distro>alpine|debian)$".into()),
+        semver_only: false,
+        aliases: tags(&["{distro}", "{ver}-{distro}", "{major}-{distro}"]),
+        names: tags(&["edge"]),
+        ..rules()
+    };
+    let sel = select_tags(
+        &r,
+        &tags(&[
+            "3.12.1-alpine",
+            "3.12-alpine",
+            "3.13.0-debian",
+            "2.0.0-alpine",
+            "edge",
+        ]),
+    );
+    assert_eq!(
+        aliases(&sel),
+        [
+            ("debian", "3.13.0-debian"),
+            ("alpine", "3.12.1-alpine"),
+            ("3.13-debian", "3.13.0-debian"),
+            ("2.0-alpine", "2.0.0-alpine"),
+            ("3-debian", "3.13.0-debian"),
+            ("3-alpine", "3.12.1-alpine"),
+            ("2-alpine", "2.0.0-alpine"),
+        ]
+    );
+    // `3.12-alpine` is itself selected: that alias is dropped with a warning.
+    assert!(
+        sel.warnings.iter().any(|w| w.contains("`3.12-alpine`")),
+        "{:?}",
+        sel.warnings
+    );
+}
+
+#[test]
+fn alias_to_names_tag_by_version_not_position() {
+    let r = TagRules {
+        semver: Some("<2".into()),
+        names: tags(&["2.1.0"]),
+        aliases: tags(&["latest"]),
+        ..rules()
+    };
+    let sel = select_tags(&r, &tags(&["1.0.0", "2.1.0"]));
+    assert_eq!(names(&sel), ["1.0.0", "2.1.0"]);
+    assert_eq!(aliases(&sel), [("latest", "2.1.0")]);
+}
+
+#[test]
+fn unknown_placeholder_warns() {
+    let r = TagRules {
+        aliases: tags(&["{flavour}"]),
+        ..rules()
+    };
+    let sel = select_tags(&r, &tags(&["1.0.0"]));
+    assert!(sel.aliases.is_empty());
+    assert!(sel.warnings[0].contains("{flavour}"), "{:?}", sel.warnings);
+}
+
+#[test]
+fn broken_rules_select_nothing() {
+    let r = TagRules {
+        include_regex: Some("(".into()),
+        ..rules()
+    };
+    let sel = select_tags(&r, &tags(&["1.0.0"]));
+    assert!(sel.tags.is_empty());
+    assert_eq!(sel.warnings.len(), 1);
+}
