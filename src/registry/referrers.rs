@@ -25,8 +25,11 @@ pub fn parse_listing(bytes: &[u8]) -> Result<Vec<Referrer>, String> {
     let Some(items) = value.get("manifests").and_then(Value::as_array) else {
         return Ok(Vec::new());
     };
+    // Some servers list a manifest pushed twice twice; a referrer is listed once.
+    let mut seen = std::collections::HashSet::new();
     items
         .iter()
+        .filter(|item| seen.insert(item.get("digest").and_then(Value::as_str).unwrap_or_default().to_owned()))
         .map(|item| {
             Ok(Referrer {
                 descriptor: manifest::descriptor_from_json(item)
