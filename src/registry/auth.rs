@@ -18,7 +18,10 @@ use crate::config::Credentials;
 /// A credential for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Secret {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// A docker identity (refresh) token, exchanged at the token realm.
     IdentityToken(String),
 }
@@ -26,7 +29,10 @@ pub enum Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Secret::Basic { username, .. } => write!(f, "Basic {{ username: {username:?}, password: <redacted> }}"),
+            Secret::Basic { username, .. } => write!(
+                f,
+                "Basic {{ username: {username:?}, password: <redacted> }}"
+            ),
             Secret::IdentityToken(_) => write!(f, "IdentityToken(<redacted>)"),
         }
     }
@@ -81,7 +87,9 @@ pub fn resolve(
                 username: username.clone(),
                 password,
             })),
-            _ => Err(failure(format!("environment variable {var} holding the password is not set"))),
+            _ => Err(failure(format!(
+                "environment variable {var} holding the password is not set"
+            ))),
         },
         Credentials::PasswordFile { username, path } => {
             let password = std::fs::read_to_string(path).map_err(|e| {
@@ -93,8 +101,12 @@ pub fn resolve(
             }))
         }
         Credentials::Ambient => {
-            let Some(path) = docker_config else { return Ok(None) };
-            let Ok(file) = std::fs::File::open(path) else { return Ok(None) };
+            let Some(path) = docker_config else {
+                return Ok(None);
+            };
+            let Ok(file) = std::fs::File::open(path) else {
+                return Ok(None);
+            };
             use docker_credential::{CredentialRetrievalError as E, DockerCredential};
             match docker_credential::get_credential_from_reader(
                 std::io::BufReader::new(file),
@@ -103,7 +115,9 @@ pub fn resolve(
                 Ok(DockerCredential::UsernamePassword(username, password)) => {
                     Ok(Some(Secret::Basic { username, password }))
                 }
-                Ok(DockerCredential::IdentityToken(token)) => Ok(Some(Secret::IdentityToken(token))),
+                Ok(DockerCredential::IdentityToken(token)) => {
+                    Ok(Some(Secret::IdentityToken(token)))
+                }
                 Err(E::NoCredentialConfigured | E::ConfigNotFound | E::ConfigReadError) => Ok(None),
                 Err(e) => Err(failure(format!(
                     "docker config {} (credential helper or auths entry): {e}",
@@ -185,7 +199,10 @@ pub(crate) enum Scheme {
     Unknown,
     Anonymous,
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -223,7 +240,10 @@ impl Authenticator {
     }
 
     pub(crate) fn scheme(&self) -> Scheme {
-        self.scheme.lock().map(|s| s.clone()).unwrap_or(Scheme::Unknown)
+        self.scheme
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(Scheme::Unknown)
     }
 
     pub(crate) fn learn(&self, scheme: Scheme) {
@@ -247,7 +267,9 @@ impl Authenticator {
                 if let Some(token) = self.cached(&key) {
                     return Ok(Some(format!("Bearer {token}")));
                 }
-                let token = self.fetch_token(client, &realm, service.as_deref(), scopes).await?;
+                let token = self
+                    .fetch_token(client, &realm, service.as_deref(), scopes)
+                    .await?;
                 Ok(Some(format!("Bearer {token}")))
             }
         }
@@ -283,10 +305,12 @@ impl Authenticator {
         let request = match &self.secret {
             Some(Secret::IdentityToken(refresh)) => {
                 // OAuth2 refresh-token grant, form-encoded.
-                let mut form = reqwest::Url::parse("http://form.invalid/").map_err(|e| RegistryError::Auth {
-                    registry: self.registry.clone(),
-                    repository: scopes.join(" "),
-                    detail: e.to_string(),
+                let mut form = reqwest::Url::parse("http://form.invalid/").map_err(|e| {
+                    RegistryError::Auth {
+                        registry: self.registry.clone(),
+                        repository: scopes.join(" "),
+                        detail: e.to_string(),
+                    }
                 })?;
                 form.query_pairs_mut()
                     .append_pair("grant_type", "refresh_token")
@@ -296,12 +320,16 @@ impl Authenticator {
                     .append_pair("scope", &scopes.join(" "));
                 client
                     .post(realm)
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
                     .body(form.query().unwrap_or_default().to_owned())
             }
-            Some(Secret::Basic { username, password }) => {
-                client.get(realm).query(&query).basic_auth(username, Some(password))
-            }
+            Some(Secret::Basic { username, password }) => client
+                .get(realm)
+                .query(&query)
+                .basic_auth(username, Some(password)),
             None => client.get(realm).query(&query),
         };
         let failure = |detail: String| RegistryError::Auth {
@@ -309,21 +337,29 @@ impl Authenticator {
             repository: scopes.join(" "),
             detail,
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| failure(format!("token request to {realm} failed: {}", without_url(e))))?;
+        let response = request.send().await.map_err(|e| {
+            failure(format!(
+                "token request to {realm} failed: {}",
+                without_url(e)
+            ))
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(failure(format!(
                 "token server {realm} answered {status}{}",
-                if self.secret.is_some() { " for the configured credentials" } else { " to an anonymous request" }
+                if self.secret.is_some() {
+                    " for the configured credentials"
+                } else {
+                    " to an anonymous request"
+                }
             )));
         }
-        let body: TokenResponse = response
-            .json()
-            .await
-            .map_err(|e| failure(format!("token server {realm} sent an unreadable answer: {}", without_url(e))))?;
+        let body: TokenResponse = response.json().await.map_err(|e| {
+            failure(format!(
+                "token server {realm} sent an unreadable answer: {}",
+                without_url(e)
+            ))
+        })?;
         let token = body
             .token
             .or(body.access_token)
@@ -374,19 +410,28 @@ mod tests {
                 scope: Some("repository:a/b:pull,push".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="x""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="x""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate"), None);
     }
 
     #[test]
     fn roster_credentials_resolve_and_never_show_in_debug() {
         let env: EnvLookup = Arc::new(|k| (k == "PW").then(|| "s3cret".to_owned()));
-        let creds = Credentials::PasswordEnv { username: "u".into(), env: "PW".into() };
+        let creds = Credentials::PasswordEnv {
+            username: "u".into(),
+            env: "PW".into(),
+        };
         let secret = resolve("r", &creds, &env, None).unwrap().unwrap();
         assert_eq!(secret.secret_text(), "s3cret");
         assert!(!format!("{secret:?}").contains("s3cret"));
 
-        let missing = Credentials::PasswordEnv { username: "u".into(), env: "NOPE".into() };
+        let missing = Credentials::PasswordEnv {
+            username: "u".into(),
+            env: "NOPE".into(),
+        };
         let err = resolve("r", &missing, &env, None).unwrap_err().to_string();
         assert!(err.contains("NOPE"), "{err}");
     }
@@ -396,10 +441,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("alice:pw");
-        std::fs::write(&path, format!(r#"{{"auths":{{"127.0.0.1:5000":{{"auth":"{auth}"}}}}}}"#)).unwrap();
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"127.0.0.1:5000":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
         let env: EnvLookup = Arc::new(|_| None);
         let secret = resolve("127.0.0.1:5000", &Credentials::Ambient, &env, Some(&path)).unwrap();
-        assert_eq!(secret, Some(Secret::Basic { username: "alice".into(), password: "pw".into() }));
+        assert_eq!(
+            secret,
+            Some(Secret::Basic {
+                username: "alice".into(),
+                password: "pw".into()
+            })
+        );
         let none = resolve("elsewhere:1", &Credentials::Ambient, &env, Some(&path)).unwrap();
         assert_eq!(none, None);
     }

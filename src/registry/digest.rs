@@ -26,8 +26,11 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// The hex part of a well-formed `sha256:<64 lowercase hex>` digest.
 pub fn sha256_hex(digest: &str) -> Option<&str> {
     let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then_some(hex)
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
 }
 
 /// Whether a manifest reference is a digest rather than a tag.
@@ -77,7 +80,10 @@ impl Stream for VerifyingStream {
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {
-                let actual = format!("sha256:{}", hex(&this.hasher.take().unwrap_or_default().finalize()));
+                let actual = format!(
+                    "sha256:{}",
+                    hex(&this.hasher.take().unwrap_or_default().finalize())
+                );
                 if actual == this.location.digest {
                     Poll::Ready(None)
                 } else {
@@ -136,6 +142,9 @@ mod tests {
         let bad: Vec<_> = verify_stream(chunks(), location(sha256_digest(b"other")))
             .collect()
             .await;
-        assert!(matches!(bad.last(), Some(Err(RegistryError::DigestMismatch { .. }))));
+        assert!(matches!(
+            bad.last(),
+            Some(Err(RegistryError::DigestMismatch { .. }))
+        ));
     }
 }

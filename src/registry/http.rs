@@ -134,18 +134,29 @@ impl HttpRegistry {
             .connect_timeout(options.connect_timeout)
             .pool_max_idle_per_host(entry.concurrency.max(1));
         if let Some(path) = ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                transport(format!("cannot read ca_cert {}: {e}", path.display()))
-            })?;
+            let pem = std::fs::read(path)
+                .map_err(|e| transport(format!("cannot read ca_cert {}: {e}", path.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                transport(format!("ca_cert {} is not PEM: {}", path.display(), auth::without_url(e)))
+                transport(format!(
+                    "ca_cert {} is not PEM: {}",
+                    path.display(),
+                    auth::without_url(e)
+                ))
             })?;
             builder = builder.tls_certs_merge(certs);
         }
-        let client = builder
-            .build()
-            .map_err(|e| transport(format!("cannot build HTTP client: {}", auth::without_url(e))))?;
-        let secret = auth::resolve(host, credentials, &options.env, options.docker_config.as_deref())?;
+        let client = builder.build().map_err(|e| {
+            transport(format!(
+                "cannot build HTTP client: {}",
+                auth::without_url(e)
+            ))
+        })?;
+        let secret = auth::resolve(
+            host,
+            credentials,
+            &options.env,
+            options.docker_config.as_deref(),
+        )?;
         Ok(HttpRegistry {
             auth: Authenticator::new(name.clone(), secret),
             name,
@@ -181,7 +192,11 @@ impl HttpRegistry {
     }
 
     pub(crate) fn url(&self, repository: &str, tail: &str) -> String {
-        format!("{}/v2/{}/{tail}", self.base_url, self.full_repository(repository))
+        format!(
+            "{}/v2/{}/{tail}",
+            self.base_url,
+            self.full_repository(repository)
+        )
     }
 
     pub(crate) fn root_url(&self, tail: &str) -> String {
@@ -209,7 +224,12 @@ impl HttpRegistry {
         }
     }
 
-    pub(crate) fn protocol(&self, repository: &str, reference: &str, message: String) -> RegistryError {
+    pub(crate) fn protocol(
+        &self,
+        repository: &str,
+        reference: &str,
+        message: String,
+    ) -> RegistryError {
         RegistryError::Protocol {
             registry: self.name.clone(),
             repository: repository.to_owned(),
@@ -277,7 +297,11 @@ impl HttpRegistry {
             if let Some(value) = self.auth.header(&self.client, &call.scopes).await? {
                 request = request.header(header::AUTHORIZATION, value);
             }
-            let permit = self.permits.acquire().await.map_err(|_| self.transport(&call, "client closed".into()))?;
+            let permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| self.transport(&call, "client closed".into()))?;
             self.counter.record(counter_method(&call.method));
             let outcome = request.send().await;
             drop(permit);
@@ -308,8 +332,14 @@ impl HttpRegistry {
                     }
                     reauthenticated = true;
                     match challenge {
-                        Some(Challenge::Basic) if self.auth.secret().is_some() => self.auth.learn(Scheme::Basic),
-                        Some(Challenge::Bearer { realm, service, scope }) => {
+                        Some(Challenge::Basic) if self.auth.secret().is_some() => {
+                            self.auth.learn(Scheme::Basic)
+                        }
+                        Some(Challenge::Bearer {
+                            realm,
+                            service,
+                            scope,
+                        }) => {
                             if call.scopes.is_empty() {
                                 call.scopes.extend(scope);
                             }
@@ -321,7 +351,9 @@ impl HttpRegistry {
                 }
                 StatusCode::FORBIDDEN => {
                     let body = response.text().await.unwrap_or_default();
-                    return Err(self.auth_error(&call, format!("access denied (403): {}", snippet(&body))));
+                    return Err(
+                        self.auth_error(&call, format!("access denied (403): {}", snippet(&body)))
+                    );
                 }
                 StatusCode::TOO_MANY_REQUESTS
                 | StatusCode::INTERNAL_SERVER_ERROR
@@ -333,7 +365,11 @@ impl HttpRegistry {
                         let body = response.text().await.unwrap_or_default();
                         return Err(self.transport(
                             &call,
-                            format!("server answered {status} after {} attempts: {}", attempt + 1, snippet(&body)),
+                            format!(
+                                "server answered {status} after {} attempts: {}",
+                                attempt + 1,
+                                snippet(&body)
+                            ),
                         ));
                     }
                     let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
@@ -354,7 +390,9 @@ impl HttpRegistry {
     fn rejection(&self, challenge: &Option<Challenge>) -> String {
         match (challenge, self.auth.secret()) {
             (_, None) => "the registry requires credentials and none are configured".into(),
-            (Some(Challenge::Basic), Some(_)) => "the registry rejected the configured username/password".into(),
+            (Some(Challenge::Basic), Some(_)) => {
+                "the registry rejected the configured username/password".into()
+            }
             (Some(Challenge::Bearer { .. }), Some(_)) => {
                 "the registry rejected the token obtained with the configured credentials".into()
             }
@@ -364,10 +402,18 @@ impl HttpRegistry {
 
     /// Docker Hub reports its pull budget in `ratelimit-remaining: <n>;w=<window>`.
     fn note_rate_limit(&self, headers: &HeaderMap) {
-        if let Some(remaining) = headers.get("ratelimit-remaining").and_then(|v| v.to_str().ok()) {
-            let count = remaining.split(';').next().and_then(|n| n.trim().parse::<u64>().ok());
+        if let Some(remaining) = headers
+            .get("ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+        {
+            let count = remaining
+                .split(';')
+                .next()
+                .and_then(|n| n.trim().parse::<u64>().ok());
             match count {
-                Some(n) if n < 10 => tracing::warn!(registry = %self.name, remaining = n, "registry rate limit nearly exhausted"),
+                Some(n) if n < 10 => {
+                    tracing::warn!(registry = %self.name, remaining = n, "registry rate limit nearly exhausted")
+                }
                 _ => tracing::debug!(registry = %self.name, remaining, "registry rate limit"),
             }
         }
@@ -405,9 +451,13 @@ pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::LINK)?.to_str().ok()?;
     value.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
-        params
-            .contains("rel=\"next\"")
-            .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
     })
 }
 
@@ -422,13 +472,20 @@ mod tests {
             header::LINK,
             HeaderValue::from_static("</v2/a/tags/list?last=b&n=2>; rel=\"next\""),
         );
-        assert_eq!(next_link(&headers).as_deref(), Some("/v2/a/tags/list?last=b&n=2"));
+        assert_eq!(
+            next_link(&headers).as_deref(),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
         assert_eq!(next_link(&HeaderMap::new()), None);
     }
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy { max_retries: 5, base: Duration::from_millis(100), cap: Duration::from_secs(1) };
+        let policy = RetryPolicy {
+            max_retries: 5,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+        };
         assert!(policy.backoff(0) >= Duration::from_millis(100));
         assert!(policy.backoff(0) <= Duration::from_millis(150));
         assert!(policy.backoff(3) >= Duration::from_millis(800));

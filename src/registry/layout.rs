@@ -45,7 +45,11 @@ impl LayoutRegistry {
     }
 
     fn io(&self, message: String, source: std::io::Error) -> RegistryError {
-        RegistryError::Io { registry: self.name.clone(), message, source }
+        RegistryError::Io {
+            registry: self.name.clone(),
+            message,
+            source,
+        }
     }
 
     fn protocol(&self, repository: &str, reference: &str, message: String) -> RegistryError {
@@ -64,7 +68,9 @@ impl LayoutRegistry {
                 !part.is_empty()
                     && part != "."
                     && part != ".."
-                    && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                    && part.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                    })
             });
         if !valid {
             return Err(self.protocol(repository, "", "invalid repository name".into()));
@@ -75,7 +81,11 @@ impl LayoutRegistry {
     fn blob_path(&self, repository: &str, digest: &str) -> Result<PathBuf> {
         let hex = sha256_hex(digest)
             .ok_or_else(|| self.protocol(repository, digest, "not a sha256 digest".into()))?;
-        Ok(self.repo_dir(repository)?.join("blobs").join("sha256").join(hex))
+        Ok(self
+            .repo_dir(repository)?
+            .join("blobs")
+            .join("sha256")
+            .join(hex))
     }
 
     fn index_lock(&self, repository: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -92,7 +102,8 @@ impl LayoutRegistry {
             .map_err(|e| self.io(format!("cannot create {}", blobs.display()), e))?;
         let marker = dir.join("oci-layout");
         if !tokio::fs::try_exists(&marker).await.unwrap_or(false) {
-            self.write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#).await?;
+            self.write_atomic(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)
+                .await?;
         }
         Ok(dir)
     }
@@ -127,32 +138,44 @@ impl LayoutRegistry {
 
     /// Read-modify-write `index.json` under the repository lock; `edit` works on the
     /// `manifests` array of the existing index (fields it does not touch survive).
-    async fn edit_index(&self, repository: &str, edit: impl FnOnce(&mut Vec<Value>) -> bool) -> Result<bool> {
+    async fn edit_index(
+        &self,
+        repository: &str,
+        edit: impl FnOnce(&mut Vec<Value>) -> bool,
+    ) -> Result<bool> {
         let lock = self.index_lock(repository);
         let _guard = lock.lock().await;
         let dir = self.ensure_layout(repository).await?;
-        let mut index = self
-            .read_index(repository)
-            .await?
-            .unwrap_or_else(|| json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": []}));
+        let mut index = self.read_index(repository).await?.unwrap_or_else(
+            || json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": []}),
+        );
         let object = index
             .as_object_mut()
             .ok_or_else(|| self.protocol(repository, "index.json", "not an object".into()))?;
-        let manifests = object.entry("manifests").or_insert_with(|| Value::Array(Vec::new()));
+        let manifests = object
+            .entry("manifests")
+            .or_insert_with(|| Value::Array(Vec::new()));
         let Some(list) = manifests.as_array_mut() else {
-            return Err(self.protocol(repository, "index.json", "`manifests` is not an array".into()));
+            return Err(self.protocol(
+                repository,
+                "index.json",
+                "`manifests` is not an array".into(),
+            ));
         };
         if !edit(list) {
             return Ok(false);
         }
-        let bytes = serde_json::to_vec(&index).map_err(|e| self.protocol(repository, "index.json", e.to_string()))?;
+        let bytes = serde_json::to_vec(&index)
+            .map_err(|e| self.protocol(repository, "index.json", e.to_string()))?;
         self.write_atomic(&dir.join("index.json"), &bytes).await?;
         Ok(true)
     }
 
     /// The descriptor a tag points at, from `index.json`.
     async fn tagged(&self, repository: &str, tag: &str) -> Result<Option<Descriptor>> {
-        let Some(index) = self.read_index(repository).await? else { return Ok(None) };
+        let Some(index) = self.read_index(repository).await? else {
+            return Ok(None);
+        };
         Ok(index
             .get("manifests")
             .and_then(Value::as_array)
@@ -182,9 +205,15 @@ impl LayoutRegistry {
 
     async fn resolve(&self, repository: &str, reference: &str) -> Result<Option<Descriptor>> {
         if is_digest(reference) {
-            let Some(bytes) = self.read_blob(repository, reference).await? else { return Ok(None) };
+            let Some(bytes) = self.read_blob(repository, reference).await? else {
+                return Ok(None);
+            };
             let media_type = guess_media_type(&bytes);
-            Ok(Some(Descriptor { media_type, digest: reference.to_owned(), size: bytes.len() as u64 }))
+            Ok(Some(Descriptor {
+                media_type,
+                digest: reference.to_owned(),
+                size: bytes.len() as u64,
+            }))
         } else {
             self.tagged(repository, reference).await
         }
@@ -198,7 +227,11 @@ fn ref_name(item: &Value) -> Option<&str> {
 fn guess_media_type(bytes: &[u8]) -> String {
     match manifest::parse(bytes) {
         Ok(value) => {
-            let fallback = if value.get("manifests").is_some() { manifest::OCI_INDEX } else { manifest::OCI_MANIFEST };
+            let fallback = if value.get("manifests").is_some() {
+                manifest::OCI_INDEX
+            } else {
+                manifest::OCI_MANIFEST
+            };
             manifest::media_type_of(&value, fallback)
         }
         Err(_) => manifest::OCI_MANIFEST.to_owned(),
@@ -206,7 +239,10 @@ fn guess_media_type(bytes: &[u8]) -> String {
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{:016x}", rand::random::<u64>()))
 }
 
@@ -218,11 +254,19 @@ impl Registry for LayoutRegistry {
 
     async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
         self.counter.record(Method::Get);
-        let Some(index) = self.read_index(repository).await? else { return Ok(Vec::new()) };
+        let Some(index) = self.read_index(repository).await? else {
+            return Ok(Vec::new());
+        };
         let mut tags: Vec<String> = index
             .get("manifests")
             .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(ref_name).map(str::to_owned).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(ref_name)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         tags.sort();
         tags.dedup();
@@ -231,16 +275,28 @@ impl Registry for LayoutRegistry {
 
     async fn head_manifest(&self, repository: &str, reference: &str) -> Result<Option<Descriptor>> {
         self.counter.record(Method::Head);
-        let Some(descriptor) = self.resolve(repository, reference).await? else { return Ok(None) };
+        let Some(descriptor) = self.resolve(repository, reference).await? else {
+            return Ok(None);
+        };
         // A tag whose manifest blob is missing is not there.
-        let present = tokio::fs::try_exists(self.blob_path(repository, &descriptor.digest)?).await.unwrap_or(false);
+        let present = tokio::fs::try_exists(self.blob_path(repository, &descriptor.digest)?)
+            .await
+            .unwrap_or(false);
         Ok(present.then_some(descriptor))
     }
 
-    async fn get_manifest(&self, repository: &str, reference: &str) -> Result<Option<(Descriptor, Bytes)>> {
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<(Descriptor, Bytes)>> {
         self.counter.record(Method::Get);
-        let Some(descriptor) = self.resolve(repository, reference).await? else { return Ok(None) };
-        let Some(bytes) = self.read_blob(repository, &descriptor.digest).await? else { return Ok(None) };
+        let Some(descriptor) = self.resolve(repository, reference).await? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.read_blob(repository, &descriptor.digest).await? else {
+            return Ok(None);
+        };
         let actual = sha256_digest(&bytes);
         if actual != descriptor.digest {
             return Err(RegistryError::DigestMismatch {
@@ -251,10 +307,22 @@ impl Registry for LayoutRegistry {
                 actual,
             });
         }
-        Ok(Some((Descriptor { size: bytes.len() as u64, ..descriptor }, bytes)))
+        Ok(Some((
+            Descriptor {
+                size: bytes.len() as u64,
+                ..descriptor
+            },
+            bytes,
+        )))
     }
 
-    async fn put_manifest(&self, repository: &str, reference: &str, media_type: &str, bytes: Bytes) -> Result<String> {
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<String> {
         self.counter.record(Method::Put);
         let digest = sha256_digest(&bytes);
         if is_digest(reference) && reference != digest {
@@ -286,7 +354,9 @@ impl Registry for LayoutRegistry {
 
     async fn blob_exists(&self, repository: &str, digest: &str) -> Result<bool> {
         self.counter.record(Method::Head);
-        Ok(tokio::fs::try_exists(self.blob_path(repository, digest)?).await.unwrap_or(false))
+        Ok(tokio::fs::try_exists(self.blob_path(repository, digest)?)
+            .await
+            .unwrap_or(false))
     }
 
     async fn get_blob(&self, repository: &str, digest: &str) -> Result<ByteStream> {
@@ -308,21 +378,34 @@ impl Registry for LayoutRegistry {
             let registry = registry.clone();
             async move {
                 let mut buffer = BytesMut::with_capacity(READ_CHUNK);
-                let read = file.read_buf(&mut buffer).await.map_err(|source| RegistryError::Io {
-                    registry,
-                    message: "blob read failed".into(),
-                    source,
-                })?;
+                let read =
+                    file.read_buf(&mut buffer)
+                        .await
+                        .map_err(|source| RegistryError::Io {
+                            registry,
+                            message: "blob read failed".into(),
+                            source,
+                        })?;
                 Ok((read > 0).then(|| (buffer.freeze(), file)))
             }
         });
         Ok(digest::verify_stream(
             Box::pin(stream),
-            BlobLocation { registry: self.name.clone(), repository: repository.to_owned(), digest: digest.to_owned() },
+            BlobLocation {
+                registry: self.name.clone(),
+                repository: repository.to_owned(),
+                digest: digest.to_owned(),
+            },
         ))
     }
 
-    async fn put_blob(&self, repository: &str, digest: &str, size: u64, mut data: ByteStream) -> Result<()> {
+    async fn put_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+        mut data: ByteStream,
+    ) -> Result<()> {
         self.counter.record(Method::Put);
         self.ensure_layout(repository).await?;
         let path = self.blob_path(repository, digest)?;
@@ -340,9 +423,13 @@ impl Registry for LayoutRegistry {
                 let chunk = chunk?;
                 hasher.update(&chunk);
                 total += chunk.len() as u64;
-                file.write_all(&chunk).await.map_err(|e| self.io(format!("cannot write {}", temp.display()), e))?;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| self.io(format!("cannot write {}", temp.display()), e))?;
             }
-            file.sync_all().await.map_err(|e| self.io(format!("cannot sync {}", temp.display()), e))?;
+            file.sync_all()
+                .await
+                .map_err(|e| self.io(format!("cannot sync {}", temp.display()), e))?;
             Ok((format!("sha256:{}", digest::hex(&hasher.finalize())), total))
         }
         .await;
@@ -354,9 +441,11 @@ impl Registry for LayoutRegistry {
                 expected: digest.to_owned(),
                 actual,
             }),
-            Ok((_, total)) if total != size => {
-                Err(self.protocol(repository, digest, format!("blob is {total} bytes, descriptor says {size}")))
-            }
+            Ok((_, total)) if total != size => Err(self.protocol(
+                repository,
+                digest,
+                format!("blob is {total} bytes, descriptor says {size}"),
+            )),
             Ok(_) => tokio::fs::rename(&temp, &path)
                 .await
                 .map_err(|e| self.io(format!("cannot rename into {}", path.display()), e)),
@@ -368,7 +457,12 @@ impl Registry for LayoutRegistry {
         outcome
     }
 
-    async fn mount_blob(&self, repository: &str, from_repository: &str, digest: &str) -> Result<bool> {
+    async fn mount_blob(
+        &self,
+        repository: &str,
+        from_repository: &str,
+        digest: &str,
+    ) -> Result<bool> {
         self.counter.record(Method::Post);
         let source = self.blob_path(from_repository, digest)?;
         if !tokio::fs::try_exists(&source).await.unwrap_or(false) {
@@ -440,24 +534,42 @@ impl Registry for LayoutRegistry {
     }
 
     async fn referrers(&self, repository: &str, digest: &str) -> Result<Vec<Descriptor>> {
-        Ok(referrers::descriptors(self.referrer_details(repository, digest).await?))
+        Ok(referrers::descriptors(
+            self.referrer_details(repository, digest).await?,
+        ))
     }
 
     async fn referrer_details(&self, repository: &str, digest: &str) -> Result<Vec<Referrer>> {
-        let Some(tag) = referrers::fallback_tag(digest) else { return Ok(Vec::new()) };
+        let Some(tag) = referrers::fallback_tag(digest) else {
+            return Ok(Vec::new());
+        };
         match self.get_manifest(repository, &tag).await? {
-            Some((_, bytes)) => referrers::parse_listing(&bytes).map_err(|m| self.protocol(repository, &tag, m)),
+            Some((_, bytes)) => {
+                referrers::parse_listing(&bytes).map_err(|m| self.protocol(repository, &tag, m))
+            }
             None => Ok(Vec::new()),
         }
     }
 
-    async fn attach_referrer(&self, repository: &str, subject: &Descriptor, media_type: &str, manifest_bytes: Bytes) -> Result<String> {
+    async fn attach_referrer(
+        &self,
+        repository: &str,
+        subject: &Descriptor,
+        media_type: &str,
+        manifest_bytes: Bytes,
+    ) -> Result<String> {
         let entry = referrers::listing_entry(media_type, &manifest_bytes)
             .map_err(|m| self.protocol(repository, &subject.digest, m))?;
         let digest = sha256_digest(&manifest_bytes);
-        self.put_manifest(repository, &digest, media_type, manifest_bytes).await?;
-        let tag = referrers::fallback_tag(&subject.digest)
-            .ok_or_else(|| self.protocol(repository, &subject.digest, "subject digest is not sha256".into()))?;
+        self.put_manifest(repository, &digest, media_type, manifest_bytes)
+            .await?;
+        let tag = referrers::fallback_tag(&subject.digest).ok_or_else(|| {
+            self.protocol(
+                repository,
+                &subject.digest,
+                "subject digest is not sha256".into(),
+            )
+        })?;
         // The whole read-modify-write of the fallback index happens under the index lock.
         let lock = self.index_lock(&format!("{repository}#referrers"));
         let _guard = lock.lock().await;
@@ -465,7 +577,8 @@ impl Registry for LayoutRegistry {
         let updated = referrers::add_to_index(existing.as_ref().map(|(_, b)| b.as_ref()), entry)
             .map_err(|m| self.protocol(repository, &tag, m))?;
         if let Some(index) = updated {
-            self.put_manifest(repository, &tag, manifest::OCI_INDEX, index).await?;
+            self.put_manifest(repository, &tag, manifest::OCI_INDEX, index)
+                .await?;
         }
         Ok(digest)
     }
@@ -475,13 +588,19 @@ impl Registry for LayoutRegistry {
         let mut repositories = Vec::new();
         let mut pending = vec![self.root.clone()];
         while let Some(dir) = pending.pop() {
-            let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { continue };
+            let Ok(mut entries) = tokio::fs::read_dir(&dir).await else {
+                continue;
+            };
             while let Ok(Some(entry)) = entries.next_entry().await {
                 let path = entry.path();
-                if !entry.file_type().await.map(|t| t.is_dir()).unwrap_or(false) || path.ends_with("blobs") {
+                if !entry.file_type().await.map(|t| t.is_dir()).unwrap_or(false)
+                    || path.ends_with("blobs")
+                {
                     continue;
                 }
-                if tokio::fs::try_exists(path.join("index.json")).await.unwrap_or(false)
+                if tokio::fs::try_exists(path.join("index.json"))
+                    .await
+                    .unwrap_or(false)
                     && let Ok(relative) = path.strip_prefix(&self.root)
                 {
                     repositories.push(relative.to_string_lossy().replace('\\', "/"));

@@ -72,7 +72,8 @@ pub fn references(value: &Value) -> Result<References, String> {
     };
     refs.manifests = list("manifests")?;
     if let Some(config) = value.get("config") {
-        refs.blobs.push(descriptor_from_json(config).ok_or("malformed config descriptor")?);
+        refs.blobs
+            .push(descriptor_from_json(config).ok_or("malformed config descriptor")?);
     }
     refs.blobs.extend(list("layers")?);
     refs.blobs.extend(list("blobs")?);
@@ -81,7 +82,9 @@ pub fn references(value: &Value) -> Result<References, String> {
 
 /// A layer that lives at external URLs (Docker foreign layers): never copied.
 fn is_foreign(item: &Value) -> bool {
-    item.get("urls").and_then(Value::as_array).is_some_and(|urls| !urls.is_empty())
+    item.get("urls")
+        .and_then(Value::as_array)
+        .is_some_and(|urls| !urls.is_empty())
         && item
             .get("mediaType")
             .and_then(Value::as_str)
@@ -132,9 +135,13 @@ mod tests {
         assert!(refs.manifests.is_empty());
         let digests: Vec<_> = refs.blobs.iter().map(|d| d.digest.as_str()).collect();
         assert_eq!(digests, ["sha256:aa", "sha256:bb"]);
-        assert_eq!(artifact_type(&manifest).as_deref(), Some("application/x.custom"));
+        assert_eq!(
+            artifact_type(&manifest).as_deref(),
+            Some("application/x.custom")
+        );
 
-        let index = json!({"manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:dd", "size": 9}]});
+        let index =
+            json!({"manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:dd", "size": 9}]});
         assert_eq!(references(&index).unwrap().manifests[0].size, 9);
         assert!(references(&json!({"layers": [{"digest": 1}]})).is_err());
     }

@@ -29,7 +29,14 @@ pub fn parse_listing(bytes: &[u8]) -> Result<Vec<Referrer>, String> {
     let mut seen = std::collections::HashSet::new();
     items
         .iter()
-        .filter(|item| seen.insert(item.get("digest").and_then(Value::as_str).unwrap_or_default().to_owned()))
+        .filter(|item| {
+            seen.insert(
+                item.get("digest")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
         .map(|item| {
             Ok(Referrer {
                 descriptor: manifest::descriptor_from_json(item)
@@ -74,12 +81,19 @@ pub fn add_to_index(existing: Option<&[u8]>, entry: Value) -> Result<Option<Byte
         .ok_or("fallback index is not an object")?
         .entry("manifests")
         .or_insert_with(|| Value::Array(Vec::new()));
-    let list = manifests.as_array_mut().ok_or("fallback index `manifests` is not an array")?;
-    if list.iter().any(|item| item.get("digest") == digest.as_ref()) {
+    let list = manifests
+        .as_array_mut()
+        .ok_or("fallback index `manifests` is not an array")?;
+    if list
+        .iter()
+        .any(|item| item.get("digest") == digest.as_ref())
+    {
         return Ok(None);
     }
     list.push(entry);
-    serde_json::to_vec(&index).map(|v| Some(Bytes::from(v))).map_err(|e| e.to_string())
+    serde_json::to_vec(&index)
+        .map(|v| Some(Bytes::from(v)))
+        .map_err(|e| e.to_string())
 }
 
 /// The descriptors of a listing.
@@ -109,8 +123,14 @@ mod tests {
         assert!(add_to_index(Some(&first), entry).unwrap().is_none());
         let listed = parse_listing(&first).unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].artifact_type.as_deref(), Some("application/spdx+json"));
-        assert_eq!(listed[0].annotations.get("k").map(String::as_str), Some("v"));
+        assert_eq!(
+            listed[0].artifact_type.as_deref(),
+            Some("application/spdx+json")
+        );
+        assert_eq!(
+            listed[0].annotations.get("k").map(String::as_str),
+            Some("v")
+        );
         assert_eq!(listed[0].descriptor.size, sbom.len() as u64);
     }
 }

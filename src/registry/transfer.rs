@@ -130,23 +130,28 @@ impl TransferSession {
                     digest: super::digest::sha256_digest(&bytes),
                     size: bytes.len() as u64,
                 };
-                if let Some(unchanged) = self.unchanged(dst, dst_repo, dst_tag, &descriptor).await? {
+                if let Some(unchanged) = self.unchanged(dst, dst_repo, dst_tag, &descriptor).await?
+                {
                     return Ok(unchanged);
                 }
                 (descriptor, bytes)
             }
             None => {
                 // HEAD before GET: an up-to-date destination costs no manifest download.
-                let wanted = src.head_manifest(src_repo, src_ref).await?.ok_or_else(|| RegistryError::NotFound {
-                    registry: src.display_name().to_owned(),
-                    repository: src_repo.to_owned(),
-                    reference: src_ref.to_owned(),
+                let wanted = src.head_manifest(src_repo, src_ref).await?.ok_or_else(|| {
+                    RegistryError::NotFound {
+                        registry: src.display_name().to_owned(),
+                        repository: src_repo.to_owned(),
+                        reference: src_ref.to_owned(),
+                    }
                 })?;
                 if let Some(unchanged) = self.unchanged(dst, dst_repo, dst_tag, &wanted).await? {
                     return Ok(unchanged);
                 }
-                let (descriptor, bytes) =
-                    src.get_manifest(src_repo, &wanted.digest).await?.ok_or_else(|| RegistryError::NotFound {
+                let (descriptor, bytes) = src
+                    .get_manifest(src_repo, &wanted.digest)
+                    .await?
+                    .ok_or_else(|| RegistryError::NotFound {
                         registry: src.display_name().to_owned(),
                         repository: src_repo.to_owned(),
                         reference: wanted.digest.clone(),
@@ -155,9 +160,13 @@ impl TransferSession {
             }
         };
         self.place(src, src_repo, dst, dst_repo, &bytes).await?;
-        dst.put_manifest(dst_repo, dst_tag, &descriptor.media_type, bytes).await?;
+        dst.put_manifest(dst_repo, dst_tag, &descriptor.media_type, bytes)
+            .await?;
         bump(&self.counters.manifests_put, 1);
-        Ok(CopyOutcome { descriptor, unchanged: false })
+        Ok(CopyOutcome {
+            descriptor,
+            unchanged: false,
+        })
     }
 
     async fn unchanged(
@@ -170,7 +179,10 @@ impl TransferSession {
         let current = dst.head_manifest(dst_repo, dst_tag).await?;
         if current.as_ref().is_some_and(|d| d.digest == wanted.digest) {
             bump(&self.counters.tags_unchanged, 1);
-            return Ok(Some(CopyOutcome { descriptor: wanted.clone(), unchanged: true }));
+            return Ok(Some(CopyOutcome {
+                descriptor: wanted.clone(),
+                unchanged: true,
+            }));
         }
         Ok(None)
     }
@@ -188,8 +200,14 @@ impl TransferSession {
     ) -> Result<()> {
         let value = manifest::parse(manifest_bytes).map_err(|m| protocol(src, src_repo, m))?;
         let refs = manifest::references(&value).map_err(|m| protocol(src, src_repo, m))?;
-        let blobs = refs.blobs.iter().map(|d| self.place_blob(src, src_repo, dst, dst_repo, d).boxed());
-        let children = refs.manifests.iter().map(|d| self.place_manifest(src, src_repo, dst, dst_repo, d));
+        let blobs = refs
+            .blobs
+            .iter()
+            .map(|d| self.place_blob(src, src_repo, dst, dst_repo, d).boxed());
+        let children = refs
+            .manifests
+            .iter()
+            .map(|d| self.place_manifest(src, src_repo, dst, dst_repo, d));
         try_join_all(blobs.chain(children)).await?;
         Ok(())
     }
@@ -204,7 +222,8 @@ impl TransferSession {
         dst_repo: &str,
         manifest_bytes: &[u8],
     ) -> Result<()> {
-        self.place(src, src_repo, dst, dst_repo, manifest_bytes).await
+        self.place(src, src_repo, dst, dst_repo, manifest_bytes)
+            .await
     }
 
     fn place_manifest<'a>(
@@ -216,23 +235,43 @@ impl TransferSession {
         descriptor: &'a Descriptor,
     ) -> BoxFuture<'a, Result<()>> {
         async move {
-            let key = (dst.display_name().to_owned(), dst_repo.to_owned(), descriptor.digest.clone());
-            if self.placed_manifests.lock().map(|s| s.contains(&key)).unwrap_or(false) {
+            let key = (
+                dst.display_name().to_owned(),
+                dst_repo.to_owned(),
+                descriptor.digest.clone(),
+            );
+            if self
+                .placed_manifests
+                .lock()
+                .map(|s| s.contains(&key))
+                .unwrap_or(false)
+            {
                 return Ok(());
             }
-            if dst.head_manifest(dst_repo, &descriptor.digest).await?.is_some() {
+            if dst
+                .head_manifest(dst_repo, &descriptor.digest)
+                .await?
+                .is_some()
+            {
                 bump(&self.counters.manifests_skipped, 1);
             } else {
-                let (fetched, bytes) =
-                    src.get_manifest(src_repo, &descriptor.digest).await?.ok_or_else(|| RegistryError::NotFound {
+                let (fetched, bytes) = src
+                    .get_manifest(src_repo, &descriptor.digest)
+                    .await?
+                    .ok_or_else(|| RegistryError::NotFound {
                         registry: src.display_name().to_owned(),
                         repository: src_repo.to_owned(),
                         reference: descriptor.digest.clone(),
                     })?;
                 self.place(src, src_repo, dst, dst_repo, &bytes).await?;
                 // The descriptor's media type is what the parent promised; keep it.
-                let media_type = if descriptor.media_type.is_empty() { fetched.media_type } else { descriptor.media_type.clone() };
-                dst.put_manifest(dst_repo, &descriptor.digest, &media_type, bytes).await?;
+                let media_type = if descriptor.media_type.is_empty() {
+                    fetched.media_type
+                } else {
+                    descriptor.media_type.clone()
+                };
+                dst.put_manifest(dst_repo, &descriptor.digest, &media_type, bytes)
+                    .await?;
                 bump(&self.counters.manifests_put, 1);
             }
             if let Ok(mut placed) = self.placed_manifests.lock() {
@@ -245,7 +284,9 @@ impl TransferSession {
 
     fn holders(&self, dst: &dyn Registry, digest: &str) -> Holders {
         let mut map = self.holders.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry((dst.display_name().to_owned(), digest.to_owned())).or_default().clone()
+        map.entry((dst.display_name().to_owned(), digest.to_owned()))
+            .or_default()
+            .clone()
     }
 
     async fn place_blob(
@@ -281,15 +322,20 @@ impl TransferSession {
             holders.push(dst_repo.to_owned());
             return Ok(());
         }
-        let _slot = self.blob_slots.acquire().await.map_err(|_| RegistryError::Transport {
-            registry: dst.display_name().to_owned(),
-            message: "transfer session closed".into(),
-        })?;
+        let _slot = self
+            .blob_slots
+            .acquire()
+            .await
+            .map_err(|_| RegistryError::Transport {
+                registry: dst.display_name().to_owned(),
+                message: "transfer session closed".into(),
+            })?;
         let mut attempt = 1;
         loop {
             let outcome = async {
                 let stream = src.get_blob(src_repo, digest).await?;
-                dst.put_blob(dst_repo, digest, descriptor.size, stream).await
+                dst.put_blob(dst_repo, digest, descriptor.size, stream)
+                    .await
             }
             .await;
             match outcome {

@@ -43,11 +43,17 @@ pub async fn distribution(auth: Auth) -> TestRegistry {
     let auth_yaml = match auth {
         Auth::None => String::new(),
         Auth::Basic => {
-            let output = Command::new("htpasswd").args(["-Bbn", USERNAME, PASSWORD]).output().expect("htpasswd runs");
+            let output = Command::new("htpasswd")
+                .args(["-Bbn", USERNAME, PASSWORD])
+                .output()
+                .expect("htpasswd runs");
             assert!(output.status.success(), "htpasswd failed");
             let path = dir.path().join("htpasswd");
             std::fs::write(&path, output.stdout).expect("write htpasswd");
-            format!("auth:\n  htpasswd:\n    realm: houba-test\n    path: {}\n", path.display())
+            format!(
+                "auth:\n  htpasswd:\n    realm: houba-test\n    path: {}\n",
+                path.display()
+            )
         }
         Auth::Token => {
             let server = TokenServer::start(dir.path()).await;
@@ -80,7 +86,14 @@ pub async fn distribution(auth: Auth) -> TestRegistry {
     let guard = KillOnDrop(child);
     wait_until_up(&host).await;
     let credentials = (auth != Auth::None).then(|| (USERNAME.to_owned(), PASSWORD.to_owned()));
-    let mut registry = TestRegistry::new(host, credentials, Box::new(Running { _child: guard, _token: token }));
+    let mut registry = TestRegistry::new(
+        host,
+        credentials,
+        Box::new(Running {
+            _child: guard,
+            _token: token,
+        }),
+    );
     registry.dir = Some(dir);
     registry
 }

@@ -37,8 +37,18 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn new(method: Option<&'static str>, path_contains: &str, fault: Fault, times: usize) -> Self {
-        Rule { method, path_contains: path_contains.to_owned(), fault, times }
+    pub fn new(
+        method: Option<&'static str>,
+        path_contains: &str,
+        fault: Fault,
+        times: usize,
+    ) -> Self {
+        Rule {
+            method,
+            path_contains: path_contains.to_owned(),
+            fault,
+            times,
+        }
     }
 }
 
@@ -72,20 +82,31 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Proxy 127.0.0.1:<new port> to `upstream_host`.
     pub async fn start(upstream_host: &str) -> FaultProxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let host = listener.local_addr().expect("addr").to_string();
         let state = Arc::new(ProxyState {
             upstream: upstream_host.to_owned(),
             own_host: host.clone(),
-            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
             rules: Mutex::new(Vec::new()),
             injected: AtomicU64::new(0),
         });
-        let app = axum::Router::new().fallback(forward).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        FaultProxy { host, state, _task: AbortOnDrop(task) }
+        FaultProxy {
+            host,
+            state,
+            _task: AbortOnDrop(task),
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -108,15 +129,25 @@ impl FaultProxy {
 
 async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_else(|| "/".into());
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "/".into());
     let mut cut_after = None;
     match state.take_fault(method.as_str(), &path) {
         Some(Fault::Status(code)) => {
-            return (StatusCode::from_u16(code).expect("status"), "injected failure").into_response();
+            return (
+                StatusCode::from_u16(code).expect("status"),
+                "injected failure",
+            )
+                .into_response();
         }
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             let mut response = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
-            response.headers_mut().insert("retry-after", HeaderValue::from(retry_after_secs));
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(retry_after_secs));
             return response;
         }
         Some(Fault::Stall(duration)) => tokio::time::sleep(duration).await,
@@ -124,9 +155,10 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         None => {}
     }
     let (parts, body) = request.into_parts();
-    let mut upstream = state
-        .client
-        .request(parts.method.clone(), format!("http://{}{path}", state.upstream));
+    let mut upstream = state.client.request(
+        parts.method.clone(),
+        format!("http://{}{path}", state.upstream),
+    );
     for (name, value) in &parts.headers {
         if name != "host" {
             upstream = upstream.header(name, value);
@@ -153,7 +185,10 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         let chunk = chunk.map_err(std::io::Error::other)?;
         if let Some(limit) = cut_after {
             if sent >= limit {
-                return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected reset",
+                ));
             }
             let keep = (limit - sent).min(chunk.len());
             sent += keep;
@@ -165,7 +200,12 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
     });
     // After the cut, end the body with an error so the connection is torn down.
     let stream = stream.chain(futures::stream::iter(cut_after.map(|_| {
-        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset"))
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected reset",
+        ))
     })));
-    builder.body(Body::from_stream(stream)).unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
+    builder
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|e| (StatusCode::BAD_GATEWAY, e.to_string()).into_response())
 }

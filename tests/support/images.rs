@@ -35,7 +35,11 @@ pub struct Blob {
 
 impl Blob {
     pub fn new(media_type: &str, bytes: impl Into<Bytes>) -> Self {
-        Blob { media_type: media_type.to_owned(), bytes: bytes.into(), diff_id: None }
+        Blob {
+            media_type: media_type.to_owned(),
+            bytes: bytes.into(),
+            diff_id: None,
+        }
     }
 
     pub fn descriptor(&self) -> Descriptor {
@@ -87,10 +91,14 @@ pub fn tar_layer(media_type: &str, files: &[(&str, &[u8])]) -> Blob {
         header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
-        builder.append_data(&mut header, path, *content).expect("tar in memory");
+        builder
+            .append_data(&mut header, path, *content)
+            .expect("tar in memory");
     }
     let tar = builder.into_inner().expect("tar in memory");
-    let mut gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::fast());
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).expect("gzip in memory");
     Blob {
         media_type: media_type.to_owned(),
@@ -131,10 +139,20 @@ fn image_config(config_media_type: &str, architecture: &str, layers: &[Blob], la
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": [{"created_by": "houba test image generator"}],
     });
-    Blob::new(config_media_type, serde_json::to_vec(&config).expect("json"))
+    Blob::new(
+        config_media_type,
+        serde_json::to_vec(&config).expect("json"),
+    )
 }
 
-fn single(media_type: &str, config_media_type: &str, architecture: &str, layers: Vec<Blob>, label: &str, annotations: Option<Value>) -> Built {
+fn single(
+    media_type: &str,
+    config_media_type: &str,
+    architecture: &str,
+    layers: Vec<Blob>,
+    label: &str,
+    annotations: Option<Value>,
+) -> Built {
     let config = image_config(config_media_type, architecture, &layers, label);
     let mut manifest = json!({
         "schemaVersion": 2,
@@ -162,12 +180,26 @@ pub fn oci_image(label: &str, architecture: &str, layers: Vec<Blob>) -> Built {
 
 /// An OCI image carrying manifest annotations.
 pub fn oci_image_annotated(label: &str, layers: Vec<Blob>, annotations: Value) -> Built {
-    single(OCI_MANIFEST, OCI_CONFIG, "amd64", layers, label, Some(annotations))
+    single(
+        OCI_MANIFEST,
+        OCI_CONFIG,
+        "amd64",
+        layers,
+        label,
+        Some(annotations),
+    )
 }
 
 /// A Docker v2 schema 2 image.
 pub fn docker_image(label: &str, architecture: &str, layers: Vec<Blob>) -> Built {
-    single(DOCKER_MANIFEST, DOCKER_CONFIG, architecture, layers, label, None)
+    single(
+        DOCKER_MANIFEST,
+        DOCKER_CONFIG,
+        architecture,
+        layers,
+        label,
+        None,
+    )
 }
 
 /// An index over per-platform images (OCI index or Docker manifest list by `media_type`).
@@ -199,7 +231,13 @@ pub fn multi_arch(label: &str) -> Built {
     let children = ["amd64", "arm64"]
         .iter()
         .map(|arch| {
-            let app = tar_layer(OCI_LAYER_GZIP, &[("app/arch", arch.as_bytes()), ("app/label", label.as_bytes())]);
+            let app = tar_layer(
+                OCI_LAYER_GZIP,
+                &[
+                    ("app/arch", arch.as_bytes()),
+                    ("app/label", label.as_bytes()),
+                ],
+            );
             oci_image(label, arch, vec![base.clone(), app])
         })
         .collect();
@@ -208,7 +246,12 @@ pub fn multi_arch(label: &str) -> Built {
 
 /// An OCI artifact (custom `artifactType`, empty config, arbitrary layer media type),
 /// optionally a referrer of `subject`.
-pub fn artifact(artifact_type: &str, layer_media_type: &str, payload: &[u8], subject: Option<&Descriptor>) -> Built {
+pub fn artifact(
+    artifact_type: &str,
+    layer_media_type: &str,
+    payload: &[u8],
+    subject: Option<&Descriptor>,
+) -> Built {
     let config = Blob::new(OCI_EMPTY, &b"{}"[..]);
     let layer = Blob::new(layer_media_type, Bytes::copy_from_slice(payload));
     let mut manifest = json!({
@@ -237,35 +280,82 @@ pub fn once_stream(bytes: Bytes) -> ByteStream {
 
 /// Push blobs and child manifests (by digest), then the manifest under `reference` (a tag,
 /// or its own digest). Returns its descriptor.
-pub async fn push(registry: &dyn Registry, repository: &str, reference: &str, built: &Built) -> Result<Descriptor> {
+pub async fn push(
+    registry: &dyn Registry,
+    repository: &str,
+    reference: &str,
+    built: &Built,
+) -> Result<Descriptor> {
     push_content(registry, repository, built).await?;
-    registry.put_manifest(repository, reference, &built.media_type, built.manifest.clone()).await?;
+    registry
+        .put_manifest(
+            repository,
+            reference,
+            &built.media_type,
+            built.manifest.clone(),
+        )
+        .await?;
     Ok(built.descriptor())
 }
 
-fn push_content<'a>(registry: &'a dyn Registry, repository: &'a str, built: &'a Built) -> futures::future::BoxFuture<'a, Result<()>> {
+fn push_content<'a>(
+    registry: &'a dyn Registry,
+    repository: &'a str,
+    built: &'a Built,
+) -> futures::future::BoxFuture<'a, Result<()>> {
     Box::pin(async move {
         for blob in &built.blobs {
             let d = blob.descriptor();
             if !registry.blob_exists(repository, &d.digest).await? {
-                registry.put_blob(repository, &d.digest, d.size, once_stream(blob.bytes.clone())).await?;
+                registry
+                    .put_blob(
+                        repository,
+                        &d.digest,
+                        d.size,
+                        once_stream(blob.bytes.clone()),
+                    )
+                    .await?;
             }
         }
         for child in &built.children {
             push_content(registry, repository, child).await?;
-            registry.put_manifest(repository, &child.digest(), &child.media_type, child.manifest.clone()).await?;
+            registry
+                .put_manifest(
+                    repository,
+                    &child.digest(),
+                    &child.media_type,
+                    child.manifest.clone(),
+                )
+                .await?;
         }
         Ok(())
     })
 }
 
 /// `push` under a tag, by name: the entry point other tests use.
-pub async fn push_image(registry: &dyn Registry, repository: &str, tag: &str, built: &Built) -> Result<Descriptor> {
+pub async fn push_image(
+    registry: &dyn Registry,
+    repository: &str,
+    tag: &str,
+    built: &Built,
+) -> Result<Descriptor> {
     push(registry, repository, tag, built).await
 }
 
 /// Push a referrer artifact through `attach_referrer` (its blobs first).
-pub async fn attach(registry: &dyn Registry, repository: &str, subject: &Descriptor, referrer: &Built) -> Result<String> {
+pub async fn attach(
+    registry: &dyn Registry,
+    repository: &str,
+    subject: &Descriptor,
+    referrer: &Built,
+) -> Result<String> {
     push_content(registry, repository, referrer).await?;
-    registry.attach_referrer(repository, subject, &referrer.media_type, referrer.manifest.clone()).await
+    registry
+        .attach_referrer(
+            repository,
+            subject,
+            &referrer.media_type,
+            referrer.manifest.clone(),
+        )
+        .await
 }

@@ -40,8 +40,17 @@ pub struct TestRegistry {
 }
 
 impl TestRegistry {
-    pub(crate) fn new(host: String, credentials: Option<(String, String)>, guard: Box<dyn Send + Sync>) -> Self {
-        TestRegistry { host, credentials, _guard: guard, dir: None }
+    pub(crate) fn new(
+        host: String,
+        credentials: Option<(String, String)>,
+        guard: Box<dyn Send + Sync>,
+    ) -> Self {
+        TestRegistry {
+            host,
+            credentials,
+            _guard: guard,
+            dir: None,
+        }
     }
 
     /// `127.0.0.1:PORT`
@@ -51,7 +60,9 @@ impl TestRegistry {
 
     /// Username and password, when the registry requires them.
     pub fn credentials(&self) -> Option<(&str, &str)> {
-        self.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
+        self.credentials
+            .as_ref()
+            .map(|(u, p)| (u.as_str(), p.as_str()))
     }
 
     /// A roster entry for this registry (plain HTTP). Credentials, when required, come from a
@@ -61,7 +72,10 @@ impl TestRegistry {
             (Some((user, password)), Some(dir)) => {
                 let path = dir.path().join("houba-password");
                 std::fs::write(&path, password).expect("write password file");
-                Credentials::PasswordFile { username: user.clone(), path }
+                Credentials::PasswordFile {
+                    username: user.clone(),
+                    path,
+                }
             }
             _ => Credentials::Ambient,
         };
@@ -100,7 +114,12 @@ pub fn entry_for(host: &str, credentials: Credentials) -> RegistryEntry {
 
 /// A roster entry for an OCI layout directory.
 pub fn layout_entry(path: PathBuf) -> RegistryEntry {
-    RegistryEntry { name: "layout".into(), endpoint: RegistryEndpoint::Layout { path }, mirror_of: None, concurrency: 4 }
+    RegistryEntry {
+        name: "layout".into(),
+        endpoint: RegistryEndpoint::Layout { path },
+        mirror_of: None,
+        concurrency: 4,
+    }
 }
 
 /// Options with short back-offs so failure tests stay quick.
@@ -115,13 +134,19 @@ pub fn quick_options() -> ConnectOptions {
 
 /// A free loopback port (bound then released; good enough for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// `skopeo inspect --raw` of `docker://host/repo:ref` (plain HTTP), as bytes.
 pub async fn skopeo_raw(registry: &TestRegistry, reference: &str) -> Vec<u8> {
     let mut command = tokio::process::Command::new("skopeo");
-    command.args(["inspect", "--raw", "--tls-verify=false"]).args(registry.skopeo_creds());
+    command
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .args(registry.skopeo_creds());
     command.arg(format!("docker://{}/{reference}", registry.host()));
     run_skopeo(command).await
 }
@@ -135,7 +160,11 @@ pub async fn skopeo_raw_ref(reference: &str) -> Vec<u8> {
 
 async fn run_skopeo(mut command: tokio::process::Command) -> Vec<u8> {
     let output = command.output().await.expect("skopeo runs");
-    assert!(output.status.success(), "skopeo failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "skopeo failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output.stdout
 }
 
@@ -143,7 +172,12 @@ async fn run_skopeo(mut command: tokio::process::Command) -> Vec<u8> {
 pub async fn wait_until_up(host: &str) {
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if client.get(format!("http://{host}/v2/")).send().await.is_ok() {
+        if client
+            .get(format!("http://{host}/v2/"))
+            .send()
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -42,7 +42,17 @@ impl TokenServer {
         let key = dir.join("token.key");
         let certificate = dir.join("token.crt");
         let status = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=houba-test-token"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=houba-test-token",
+            ])
             .arg("-keyout")
             .arg(&key)
             .arg("-out")
@@ -58,14 +68,27 @@ impl TokenServer {
             .output()
             .expect("openssl runs");
         assert!(der.status.success(), "openssl x509 failed");
-        let signer = Arc::new(Signer { key, certificate_der_b64: STANDARD.encode(der.stdout), issued: AtomicU64::new(0) });
-        let app = axum::Router::new().route("/token", axum::routing::get(issue)).with_state(signer.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let signer = Arc::new(Signer {
+            key,
+            certificate_der_b64: STANDARD.encode(der.stdout),
+            issued: AtomicU64::new(0),
+        });
+        let app = axum::Router::new()
+            .route("/token", axum::routing::get(issue))
+            .with_state(signer.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let realm = format!("http://{}/token", listener.local_addr().expect("addr"));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        TokenServer { realm, certificate, signer, _task: AbortOnDrop(task) }
+        TokenServer {
+            realm,
+            certificate,
+            signer,
+            _task: AbortOnDrop(task),
+        }
     }
 
     pub fn realm(&self) -> &str {
@@ -83,16 +106,25 @@ impl TokenServer {
 }
 
 fn authorised(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
-    let Some(encoded) = value.strip_prefix("Basic ") else { return false };
+    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(encoded) = value.strip_prefix("Basic ") else {
+        return false;
+    };
     STANDARD.decode(encoded).ok().as_deref() == Some(format!("{USERNAME}:{PASSWORD}").as_bytes())
 }
 
-async fn issue(State(signer): State<Arc<Signer>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn issue(
+    State(signer): State<Arc<Signer>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     if !authorised(&headers) {
         return (StatusCode::UNAUTHORIZED, "invalid credentials").into_response();
     }
-    let url = reqwest::Url::parse(&format!("http://x/?{}", query.unwrap_or_default())).expect("query");
+    let url =
+        reqwest::Url::parse(&format!("http://x/?{}", query.unwrap_or_default())).expect("query");
     let access: Vec<_> = url
         .query_pairs()
         .filter(|(k, _)| k == "scope")
@@ -103,7 +135,10 @@ async fn issue(State(signer): State<Arc<Signer>>, headers: HeaderMap, RawQuery(q
             Some(json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
         })
         .collect();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
     let serial = signer.issued.fetch_add(1, Ordering::Relaxed);
     let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [signer.certificate_der_b64]});
     let claims = json!({
@@ -118,7 +153,9 @@ async fn issue(State(signer): State<Arc<Signer>>, headers: HeaderMap, RawQuery(q
     );
     let key = signer.key.clone();
     let input = signing_input.clone();
-    let signature = tokio::task::spawn_blocking(move || sign(&key, input.as_bytes())).await.expect("sign task");
+    let signature = tokio::task::spawn_blocking(move || sign(&key, input.as_bytes()))
+        .await
+        .expect("sign task");
     let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature));
     axum::Json(json!({"token": token, "access_token": token, "expires_in": 600})).into_response()
 }
@@ -134,7 +171,12 @@ fn sign(key: &Path, input: &[u8]) -> Vec<u8> {
         .stderr(Stdio::null())
         .spawn()
         .expect("openssl runs");
-    child.stdin.take().expect("stdin").write_all(input).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write");
     let output = child.wait_with_output().expect("openssl dgst");
     assert!(output.status.success(), "openssl dgst failed");
     output.stdout
