@@ -3,11 +3,26 @@
 //! Only this module (and `build/`) performs I/O against registries. Manifests travel as raw
 //! bytes so digests are preserved; nothing here re-serialises a manifest it did not create.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 
 use bytes::Bytes;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+
+pub mod auth;
+mod connect;
+pub mod digest;
+pub mod http;
+mod http_ops;
+pub mod layout;
+pub mod manifest;
+pub mod referrers;
+pub mod stats;
+pub mod transfer;
+
+pub use connect::{ConnectOptions, connect};
+pub use stats::RequestStats;
 
 /// Every manifest media type houba accepts, in the order sent in `Accept`.
 pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
@@ -29,6 +44,15 @@ pub struct Descriptor {
 /// A stream of blob bytes. Streams returned by `get_blob` verify the digest and yield an error
 /// as their last item when it does not match.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, RegistryError>> + Send>>;
+
+/// A referrer as listed by the referrers API or the fallback index: its descriptor plus the
+/// artifact type and annotations the listing carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referrer {
+    pub descriptor: Descriptor,
+    pub artifact_type: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+}
 
 /// Outcome of deleting a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +114,15 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl RegistryError {
+    /// Whether repeating the operation may succeed: transport failures (connection errors,
+    /// time-outs, server errors that outlived the request-level retries). Used by the transfer
+    /// engine to retry a whole blob copy, whose streaming body cannot be replayed mid-request.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RegistryError::Transport { .. })
+    }
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -168,4 +201,25 @@ pub trait Registry: Send + Sync {
 
     /// Repositories in the registry.
     async fn catalog(&self) -> Result<Vec<String>>;
+
+    /// Referrers of `digest` with their artifact types and annotations. The default drops
+    /// nothing it does not have: it lists `referrers` without artifact types.
+    async fn referrer_details(&self, repository: &str, digest: &str) -> Result<Vec<Referrer>> {
+        Ok(self
+            .referrers(repository, digest)
+            .await?
+            .into_iter()
+            .map(|descriptor| Referrer {
+                descriptor,
+                artifact_type: None,
+                annotations: BTreeMap::new(),
+            })
+            .collect())
+    }
+
+    /// Requests made so far, by method (a layout directory counts its reads and writes the
+    /// same way), so a run can report how many requests it cost.
+    fn request_stats(&self) -> RequestStats {
+        RequestStats::default()
+    }
 }

@@ -1,0 +1,501 @@
+//! HTTP backend: the distribution API over reqwest.
+//!
+//! Everything goes through one request path (`HttpRegistry::send`) that applies the
+//! per-registry concurrency bound, authentication (basic or bearer tokens with several scopes
+//! in one token, so cross-repository mounts work), retries with exponential back-off and
+//! jitter on connection errors and 5xx, `Retry-After` on 429, and request counting. Manifests
+//! are moved as raw bytes; no typed manifest struct is involved.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use tokio::sync::Semaphore;
+
+use super::auth::{self, Authenticator, Challenge, Scheme};
+use super::stats::{self, RequestCounter};
+use super::{ByteStream, ConnectOptions, RegistryError, Result};
+use crate::config::{RegistryEndpoint, RegistryEntry};
+
+pub(crate) const USER_AGENT: &str = concat!("houba/", env!("CARGO_PKG_VERSION"));
+
+/// A registry reached over HTTP(S).
+pub struct HttpRegistry {
+    pub(crate) name: String,
+    base_url: String,
+    prefix: Option<String>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) auth: Authenticator,
+    permits: Arc<Semaphore>,
+    pub(crate) counter: RequestCounter,
+    retry: RetryPolicy,
+    /// Whether the registry serves the referrers API (probed once).
+    pub(crate) referrers_api: tokio::sync::OnceCell<bool>,
+    /// Serialises fallback-index updates so concurrent attaches do not lose entries.
+    pub(crate) fallback_lock: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RetryPolicy {
+    max_retries: u32,
+    base: Duration,
+    cap: Duration,
+}
+
+impl RetryPolicy {
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.base.saturating_mul(1 << attempt.min(16)).min(self.cap);
+        let jitter_ms = rand::random_range(0..=exponential.as_millis() as u64 / 2);
+        (exponential + Duration::from_millis(jitter_ms)).min(self.cap)
+    }
+}
+
+/// A request body. Byte bodies are replayed on retry; a stream is sent once.
+pub(crate) enum Body {
+    Empty,
+    Bytes(Bytes),
+    Stream(ByteStream, u64),
+}
+
+/// One request and the context its errors name.
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    pub url: String,
+    pub repository: &'a str,
+    pub reference: &'a str,
+    pub scopes: Vec<String>,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(method: Method, url: String, repository: &'a str, reference: &'a str) -> Self {
+        Call {
+            method,
+            url,
+            repository,
+            reference,
+            scopes: Vec::new(),
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+        }
+    }
+
+    pub fn scopes(mut self, scopes: Vec<String>) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    pub fn header(mut self, name: header::HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.insert(name, value);
+        }
+        self
+    }
+
+    pub fn body(mut self, body: Body) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+impl HttpRegistry {
+    pub fn new(entry: &RegistryEntry, options: &ConnectOptions) -> Result<Self> {
+        let RegistryEndpoint::Http {
+            host,
+            prefix,
+            tls_verify,
+            ca_cert,
+            credentials,
+        } = &entry.endpoint
+        else {
+            return Err(RegistryError::Transport {
+                registry: entry.name.clone(),
+                message: "roster entry is not an HTTP registry".into(),
+            });
+        };
+        let prefix = prefix
+            .as_deref()
+            .map(|p| p.trim_matches('/').to_owned())
+            .filter(|p| !p.is_empty());
+        let name = match &prefix {
+            Some(prefix) => format!("{host}/{prefix}"),
+            None => host.clone(),
+        };
+        let transport = |message: String| RegistryError::Transport {
+            registry: name.clone(),
+            message,
+        };
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .read_timeout(options.read_timeout)
+            .connect_timeout(options.connect_timeout)
+            .pool_max_idle_per_host(entry.concurrency.max(1));
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path)
+                .map_err(|e| transport(format!("cannot read ca_cert {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                transport(format!(
+                    "ca_cert {} is not PEM: {}",
+                    path.display(),
+                    auth::without_url(e)
+                ))
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder.build().map_err(|e| {
+            transport(format!(
+                "cannot build HTTP client: {}",
+                auth::without_url(e)
+            ))
+        })?;
+        let secret = auth::resolve(
+            host,
+            credentials,
+            &options.env,
+            options.docker_config.as_deref(),
+        )?;
+        Ok(HttpRegistry {
+            auth: Authenticator::new(name.clone(), secret),
+            name,
+            base_url: format!("{}://{host}", if *tls_verify { "https" } else { "http" }),
+            prefix,
+            client,
+            permits: Arc::new(Semaphore::new(entry.concurrency.max(1))),
+            counter: RequestCounter::default(),
+            retry: RetryPolicy {
+                max_retries: options.max_retries,
+                base: options.backoff_base,
+                cap: options.max_backoff,
+            },
+            referrers_api: tokio::sync::OnceCell::new(),
+            fallback_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Repository path on the server (with the roster prefix).
+    pub(crate) fn full_repository(&self, repository: &str) -> String {
+        match &self.prefix {
+            Some(prefix) => format!("{prefix}/{repository}"),
+            None => repository.to_owned(),
+        }
+    }
+
+    /// Repository path relative to the roster prefix; `None` when outside it.
+    pub(crate) fn relative_repository<'r>(&self, full: &'r str) -> Option<&'r str> {
+        match &self.prefix {
+            Some(prefix) => full.strip_prefix(prefix.as_str())?.strip_prefix('/'),
+            None => Some(full),
+        }
+    }
+
+    pub(crate) fn url(&self, repository: &str, tail: &str) -> String {
+        format!(
+            "{}/v2/{}/{tail}",
+            self.base_url,
+            self.full_repository(repository)
+        )
+    }
+
+    pub(crate) fn root_url(&self, tail: &str) -> String {
+        format!("{}/v2/{tail}", self.base_url)
+    }
+
+    /// Resolve a `Location` or `Link` target against the registry base URL.
+    pub(crate) fn resolve(&self, target: &str) -> String {
+        if target.starts_with("http://") || target.starts_with("https://") {
+            target.to_owned()
+        } else {
+            format!("{}/{}", self.base_url, target.trim_start_matches('/'))
+        }
+    }
+
+    pub(crate) fn scope(&self, repository: &str, actions: &str) -> String {
+        format!("repository:{}:{actions}", self.full_repository(repository))
+    }
+
+    /// Remove any credential text from a message before it leaves this client.
+    pub(crate) fn scrub(&self, message: String) -> String {
+        match self.auth.secret().map(|s| s.secret_text()) {
+            Some(secret) if !secret.is_empty() => message.replace(secret, "<redacted>"),
+            _ => message,
+        }
+    }
+
+    pub(crate) fn protocol(
+        &self,
+        repository: &str,
+        reference: &str,
+        message: String,
+    ) -> RegistryError {
+        RegistryError::Protocol {
+            registry: self.name.clone(),
+            repository: repository.to_owned(),
+            reference: reference.to_owned(),
+            message: self.scrub(message),
+        }
+    }
+
+    pub(crate) fn not_found(&self, repository: &str, reference: &str) -> RegistryError {
+        RegistryError::NotFound {
+            registry: self.name.clone(),
+            repository: repository.to_owned(),
+            reference: reference.to_owned(),
+        }
+    }
+
+    fn transport(&self, call: &Call<'_>, message: String) -> RegistryError {
+        RegistryError::Transport {
+            registry: self.name.clone(),
+            message: self.scrub(format!(
+                "{} {}:{}: {message}",
+                call.method, call.repository, call.reference
+            )),
+        }
+    }
+
+    fn auth_error(&self, call: &Call<'_>, detail: String) -> RegistryError {
+        RegistryError::Auth {
+            registry: self.name.clone(),
+            repository: format!("{}:{}", call.repository, call.reference),
+            detail: self.scrub(detail),
+        }
+    }
+
+    /// Send a request. Answers other than 401/403/429/5xx are returned for the caller to
+    /// interpret; those four are handled here (authenticate, fail, wait, retry).
+    pub(crate) async fn send(&self, mut call: Call<'_>) -> Result<reqwest::Response> {
+        let mut attempt = 0u32;
+        let mut reauthenticated = false;
+        let mut stream = match std::mem::replace(&mut call.body, Body::Empty) {
+            Body::Stream(stream, size) => Some((stream, size)),
+            other => {
+                call.body = other;
+                None
+            }
+        };
+        let replayable = stream.is_none();
+        loop {
+            let mut request = self
+                .client
+                .request(call.method.clone(), &call.url)
+                .headers(call.headers.clone());
+            match &call.body {
+                Body::Bytes(bytes) => request = request.body(bytes.clone()),
+                Body::Empty if call.method == Method::PUT || call.method == Method::POST => {
+                    request = request.header(header::CONTENT_LENGTH, "0")
+                }
+                _ => {}
+            }
+            if let Some((body, size)) = stream.take() {
+                request = request
+                    .header(header::CONTENT_LENGTH, size)
+                    .body(reqwest::Body::wrap_stream(body));
+            }
+            if let Some(value) = self.auth.header(&self.client, &call.scopes).await? {
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            let permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| self.transport(&call, "client closed".into()))?;
+            self.counter.record(counter_method(&call.method));
+            let outcome = request.send().await;
+            drop(permit);
+            let response = match outcome {
+                Ok(response) => response,
+                Err(error) => {
+                    let message = auth::without_url(error);
+                    if replayable && attempt < self.retry.max_retries {
+                        tracing::debug!(registry = %self.name, %message, attempt, "retrying after transport error");
+                        tokio::time::sleep(self.retry.backoff(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(self.transport(&call, message));
+                }
+            };
+            self.note_rate_limit(response.headers());
+            let status = response.status();
+            match status {
+                StatusCode::UNAUTHORIZED => {
+                    let challenge = response
+                        .headers()
+                        .get(header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(auth::parse_challenge);
+                    if reauthenticated || !replayable {
+                        return Err(self.auth_error(&call, self.rejection(&challenge)));
+                    }
+                    reauthenticated = true;
+                    match challenge {
+                        Some(Challenge::Basic) if self.auth.secret().is_some() => {
+                            self.auth.learn(Scheme::Basic)
+                        }
+                        Some(Challenge::Bearer {
+                            realm,
+                            service,
+                            scope,
+                        }) => {
+                            if call.scopes.is_empty() {
+                                call.scopes.extend(scope);
+                            }
+                            self.auth.forget(&call.scopes);
+                            self.auth.learn(Scheme::Bearer { realm, service });
+                        }
+                        other => return Err(self.auth_error(&call, self.rejection(&other))),
+                    }
+                }
+                StatusCode::FORBIDDEN => {
+                    let body = response.text().await.unwrap_or_default();
+                    return Err(
+                        self.auth_error(&call, format!("access denied (403): {}", snippet(&body)))
+                    );
+                }
+                StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::INTERNAL_SERVER_ERROR
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::GATEWAY_TIMEOUT => {
+                    let wait = retry_after(response.headers()).map(|w| w.min(self.retry.cap));
+                    if !replayable || attempt >= self.retry.max_retries {
+                        let body = response.text().await.unwrap_or_default();
+                        return Err(self.transport(
+                            &call,
+                            format!(
+                                "server answered {status} after {} attempts: {}",
+                                attempt + 1,
+                                snippet(&body)
+                            ),
+                        ));
+                    }
+                    let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
+                    tracing::info!(registry = %self.name, %status, wait_ms = wait.as_millis() as u64, "registry asked to back off; retrying");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => {
+                    if self.auth.scheme() == Scheme::Unknown {
+                        self.auth.learn(Scheme::Anonymous);
+                    }
+                    return Ok(response);
+                }
+            }
+        }
+    }
+
+    fn rejection(&self, challenge: &Option<Challenge>) -> String {
+        match (challenge, self.auth.secret()) {
+            (_, None) => "the registry requires credentials and none are configured".into(),
+            (Some(Challenge::Basic), Some(_)) => {
+                "the registry rejected the configured username/password".into()
+            }
+            (Some(Challenge::Bearer { .. }), Some(_)) => {
+                "the registry rejected the token obtained with the configured credentials".into()
+            }
+            (None, Some(_)) => "the registry answered 401 without a usable challenge".into(),
+        }
+    }
+
+    /// Docker Hub reports its pull budget in `ratelimit-remaining: <n>;w=<window>`.
+    fn note_rate_limit(&self, headers: &HeaderMap) {
+        if let Some(remaining) = headers
+            .get("ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+        {
+            let count = remaining
+                .split(';')
+                .next()
+                .and_then(|n| n.trim().parse::<u64>().ok());
+            match count {
+                Some(n) if n < 10 => {
+                    tracing::warn!(registry = %self.name, remaining = n, "registry rate limit nearly exhausted")
+                }
+                _ => tracing::debug!(registry = %self.name, remaining, "registry rate limit"),
+            }
+        }
+    }
+}
+
+fn counter_method(method: &Method) -> stats::Method {
+    match *method {
+        Method::HEAD => stats::Method::Head,
+        Method::PUT => stats::Method::Put,
+        Method::POST => stats::Method::Post,
+        Method::PATCH => stats::Method::Patch,
+        Method::DELETE => stats::Method::Delete,
+        _ => stats::Method::Get,
+    }
+}
+
+/// `Retry-After` as seconds (HTTP-date values fall back to the back-off schedule).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The start of a server answer, for an error message.
+pub(crate) fn snippet(body: &str) -> String {
+    let trimmed = body.trim();
+    match trimmed.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
+        None => trimmed.to_owned(),
+    }
+}
+
+/// The `rel="next"` target of a `Link` header.
+pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::LINK)?.to_str().ok()?;
+    value.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_next_target() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::LINK,
+            HeaderValue::from_static("</v2/a/tags/list?last=b&n=2>; rel=\"next\""),
+        );
+        assert_eq!(
+            next_link(&headers).as_deref(),
+            Some("/v2/a/tags/list?last=b&n=2")
+        );
+        assert_eq!(next_link(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy {
+            max_retries: 5,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+        };
+        assert!(policy.backoff(0) >= Duration::from_millis(100));
+        assert!(policy.backoff(0) <= Duration::from_millis(150));
+        assert!(policy.backoff(3) >= Duration::from_millis(800));
+        assert_eq!(policy.backoff(10), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+    }
+}

@@ -1,0 +1,544 @@
+//! The `Registry` operations of the HTTP backend, on top of `HttpRegistry::send`.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, StatusCode};
+
+use super::digest::{self, BlobLocation, is_digest, sha256_digest};
+use super::http::{Body, Call, HttpRegistry, next_link, snippet};
+use super::{
+    ByteStream, Descriptor, MANIFEST_MEDIA_TYPES, Referrer, Registry, RegistryError, RequestStats,
+    Result, TagDeletion, manifest, referrers,
+};
+
+/// Stop paginating after this many pages: a server that keeps inventing pages is broken.
+const MAX_PAGES: usize = 10_000;
+const PAGE_SIZE: usize = 1000;
+
+impl HttpRegistry {
+    fn manifest_call<'a>(
+        &self,
+        method: Method,
+        repository: &'a str,
+        reference: &'a str,
+        actions: &str,
+    ) -> Call<'a> {
+        Call::new(
+            method,
+            self.url(repository, &format!("manifests/{reference}")),
+            repository,
+            reference,
+        )
+        .scopes(vec![self.scope(repository, actions)])
+        .header(header::ACCEPT, &MANIFEST_MEDIA_TYPES.join(", "))
+    }
+
+    async fn unexpected(
+        &self,
+        repository: &str,
+        reference: &str,
+        what: &str,
+        response: reqwest::Response,
+    ) -> RegistryError {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        self.protocol(
+            repository,
+            reference,
+            format!("{what}: unexpected answer {status}: {}", snippet(&body)),
+        )
+    }
+
+    /// Follow `Link` pages of a listing, collecting `key` (tags or repositories). Servers that
+    /// ignore `n`/`last` answer the same page again: a page that brings nothing new ends it.
+    async fn paginate(
+        &self,
+        first_url: String,
+        key: &str,
+        repository: &str,
+        scopes: Vec<String>,
+    ) -> Result<Option<Vec<String>>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            tags: Option<Vec<String>>,
+            repositories: Option<Vec<String>>,
+        }
+        let mut seen = BTreeSet::new();
+        let mut url = first_url;
+        for _ in 0..MAX_PAGES {
+            let response = self
+                .send(Call::new(Method::GET, url.clone(), repository, key).scopes(scopes.clone()))
+                .await?;
+            match response.status() {
+                StatusCode::OK => {}
+                StatusCode::NOT_FOUND if seen.is_empty() => return Ok(None),
+                _ => return Err(self.unexpected(repository, key, "listing", response).await),
+            }
+            let next = next_link(response.headers());
+            let page: Page = response.json().await.map_err(|e| {
+                self.protocol(
+                    repository,
+                    key,
+                    format!("unreadable {key} listing: {}", super::auth::without_url(e)),
+                )
+            })?;
+            let items = page.tags.or(page.repositories).unwrap_or_default();
+            let before = seen.len();
+            seen.extend(items);
+            if seen.len() == before {
+                break;
+            }
+            match next {
+                Some(next) => url = self.resolve(&next),
+                None => break,
+            }
+        }
+        Ok(Some(seen.into_iter().collect()))
+    }
+
+    /// PUT manifest bytes; also reports whether the server indexed a `subject` (OCI-Subject).
+    async fn put_manifest_raw(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<(String, bool)> {
+        let digest = sha256_digest(&bytes);
+        if is_digest(reference) && reference != digest {
+            return Err(RegistryError::DigestMismatch {
+                registry: self.name.clone(),
+                repository: repository.to_owned(),
+                reference: reference.to_owned(),
+                expected: reference.to_owned(),
+                actual: digest,
+            });
+        }
+        let call = self
+            .manifest_call(Method::PUT, repository, reference, "pull,push")
+            .header(header::CONTENT_TYPE, media_type)
+            .body(Body::Bytes(bytes));
+        let response = self.send(call).await?;
+        if response.status().is_success() {
+            Ok((digest, response.headers().contains_key("oci-subject")))
+        } else {
+            Err(self
+                .unexpected(repository, reference, "manifest upload", response)
+                .await)
+        }
+    }
+
+    /// Whether the referrers API answers (probed once per registry).
+    async fn has_referrers_api(&self, repository: &str, digest: &str) -> Result<bool> {
+        self.referrers_api
+            .get_or_try_init(|| async {
+                let response = self.send(self.referrers_call(repository, digest)).await?;
+                Ok(response.status() == StatusCode::OK)
+            })
+            .await
+            .copied()
+    }
+
+    fn referrers_call<'a>(&self, repository: &'a str, digest: &'a str) -> Call<'a> {
+        Call::new(
+            Method::GET,
+            self.url(repository, &format!("referrers/{digest}")),
+            repository,
+            digest,
+        )
+        .scopes(vec![self.scope(repository, "pull")])
+        .header(header::ACCEPT, manifest::OCI_INDEX)
+    }
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[async_trait::async_trait]
+impl Registry for HttpRegistry {
+    fn display_name(&self) -> &str {
+        &self.name
+    }
+
+    async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
+        let url = self.url(repository, &format!("tags/list?n={PAGE_SIZE}"));
+        let scopes = vec![self.scope(repository, "pull")];
+        Ok(self
+            .paginate(url, "tags", repository, scopes)
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn head_manifest(&self, repository: &str, reference: &str) -> Result<Option<Descriptor>> {
+        let response = self
+            .send(self.manifest_call(Method::HEAD, repository, reference, "pull"))
+            .await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => {
+                return Err(self
+                    .unexpected(repository, reference, "manifest HEAD", response)
+                    .await);
+            }
+        }
+        let headers = response.headers();
+        let media_type = header_str(headers, "content-type").map(str::to_owned);
+        let size = header_str(headers, "content-length").and_then(|s| s.parse::<u64>().ok());
+        match (
+            header_str(headers, "docker-content-digest"),
+            media_type,
+            size,
+        ) {
+            (Some(digest), Some(media_type), Some(size))
+                if digest::sha256_hex(digest).is_some() =>
+            {
+                Ok(Some(Descriptor {
+                    media_type,
+                    digest: digest.to_owned(),
+                    size,
+                }))
+            }
+            // The server did not say everything: read the manifest itself.
+            _ => Ok(self
+                .get_manifest(repository, reference)
+                .await?
+                .map(|(d, _)| d)),
+        }
+    }
+
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<(Descriptor, Bytes)>> {
+        let response = self
+            .send(self.manifest_call(Method::GET, repository, reference, "pull"))
+            .await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            _ => {
+                return Err(self
+                    .unexpected(repository, reference, "manifest GET", response)
+                    .await);
+            }
+        }
+        let reported = header_str(response.headers(), "content-type")
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| RegistryError::Transport {
+                registry: self.name.clone(),
+                message: format!(
+                    "GET {repository}:{reference}: {}",
+                    super::auth::without_url(e)
+                ),
+            })?;
+        let digest = sha256_digest(&bytes);
+        if is_digest(reference) && reference != digest {
+            return Err(RegistryError::DigestMismatch {
+                registry: self.name.clone(),
+                repository: repository.to_owned(),
+                reference: reference.to_owned(),
+                expected: reference.to_owned(),
+                actual: digest,
+            });
+        }
+        let media_type = match manifest::parse(&bytes) {
+            Ok(value) => manifest::media_type_of(&value, &reported),
+            Err(_) => reported,
+        };
+        Ok(Some((
+            Descriptor {
+                media_type,
+                digest,
+                size: bytes.len() as u64,
+            },
+            bytes,
+        )))
+    }
+
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<String> {
+        Ok(self
+            .put_manifest_raw(repository, reference, media_type, bytes)
+            .await?
+            .0)
+    }
+
+    async fn blob_exists(&self, repository: &str, digest: &str) -> Result<bool> {
+        let call = Call::new(
+            Method::HEAD,
+            self.url(repository, &format!("blobs/{digest}")),
+            repository,
+            digest,
+        )
+        .scopes(vec![self.scope(repository, "pull")]);
+        let response = self.send(call).await?;
+        match response.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self
+                .unexpected(repository, digest, "blob HEAD", response)
+                .await),
+        }
+    }
+
+    async fn get_blob(&self, repository: &str, digest: &str) -> Result<ByteStream> {
+        let call = Call::new(
+            Method::GET,
+            self.url(repository, &format!("blobs/{digest}")),
+            repository,
+            digest,
+        )
+        .scopes(vec![self.scope(repository, "pull")]);
+        let response = self.send(call).await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Err(self.not_found(repository, digest)),
+            _ => {
+                return Err(self
+                    .unexpected(repository, digest, "blob GET", response)
+                    .await);
+            }
+        }
+        let registry = self.name.clone();
+        let context = format!("GET {repository}@{digest}");
+        let stream = response
+            .bytes_stream()
+            .map_err(move |e| RegistryError::Transport {
+                registry: registry.clone(),
+                message: format!("{context}: {}", super::auth::without_url(e)),
+            });
+        Ok(digest::verify_stream(
+            Box::pin(stream),
+            BlobLocation {
+                registry: self.name.clone(),
+                repository: repository.to_owned(),
+                digest: digest.to_owned(),
+            },
+        ))
+    }
+
+    async fn put_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+        data: ByteStream,
+    ) -> Result<()> {
+        let scopes = vec![self.scope(repository, "pull,push")];
+        let start = Call::new(
+            Method::POST,
+            self.url(repository, "blobs/uploads/"),
+            repository,
+            digest,
+        )
+        .scopes(scopes.clone());
+        let response = self.send(start).await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(self
+                .unexpected(repository, digest, "blob upload start", response)
+                .await);
+        }
+        let Some(location) = header_str(response.headers(), "location") else {
+            return Err(self.protocol(repository, digest, "blob upload start: no Location".into()));
+        };
+        let mut url = self.resolve(location);
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("digest=");
+        url.push_str(digest);
+        // One streaming PUT: the body flows from the source without being held in memory.
+        let finish = Call::new(Method::PUT, url, repository, digest)
+            .scopes(scopes)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::Stream(data, size));
+        let response = self.send(finish).await?;
+        match response.status() {
+            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+            StatusCode::BAD_REQUEST => {
+                let body = response.text().await.unwrap_or_default();
+                Err(self.protocol(
+                    repository,
+                    digest,
+                    format!("blob upload rejected: {}", snippet(&body)),
+                ))
+            }
+            _ => Err(self
+                .unexpected(repository, digest, "blob upload", response)
+                .await),
+        }
+    }
+
+    async fn mount_blob(
+        &self,
+        repository: &str,
+        from_repository: &str,
+        digest: &str,
+    ) -> Result<bool> {
+        let url = self.url(
+            repository,
+            &format!(
+                "blobs/uploads/?mount={digest}&from={}",
+                self.full_repository(from_repository)
+            ),
+        );
+        // One token carrying both scopes: push to the target, pull from the source.
+        let scopes = vec![
+            self.scope(repository, "pull,push"),
+            self.scope(from_repository, "pull"),
+        ];
+        let response = self
+            .send(Call::new(Method::POST, url, repository, digest).scopes(scopes))
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => Ok(false),
+            _ => Err(self
+                .unexpected(repository, digest, "blob mount", response)
+                .await),
+        }
+    }
+
+    async fn delete_manifest(&self, repository: &str, digest: &str) -> Result<()> {
+        let response = self
+            .send(self.manifest_call(Method::DELETE, repository, digest, "pull,push,delete"))
+            .await?;
+        match response.status() {
+            StatusCode::ACCEPTED | StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            StatusCode::NOT_FOUND => Err(self.not_found(repository, digest)),
+            StatusCode::METHOD_NOT_ALLOWED => Err(RegistryError::Unsupported {
+                registry: self.name.clone(),
+                repository: repository.to_owned(),
+                reference: digest.to_owned(),
+                operation: "deleting manifests (enable deletes on the registry)".into(),
+            }),
+            _ => Err(self
+                .unexpected(repository, digest, "manifest DELETE", response)
+                .await),
+        }
+    }
+
+    async fn delete_tag(&self, repository: &str, tag: &str) -> Result<TagDeletion> {
+        let response = self
+            .send(self.manifest_call(Method::DELETE, repository, tag, "pull,push,delete"))
+            .await?;
+        match response.status() {
+            StatusCode::ACCEPTED | StatusCode::OK | StatusCode::NO_CONTENT => {
+                Ok(TagDeletion::Deleted)
+            }
+            StatusCode::NOT_FOUND => Err(self.not_found(repository, tag)),
+            // distribution 2.x answers 400 (unsupported / digest invalid), others 405.
+            StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED => {
+                Ok(TagDeletion::Unsupported)
+            }
+            _ => Err(self
+                .unexpected(repository, tag, "tag DELETE", response)
+                .await),
+        }
+    }
+
+    async fn referrers(&self, repository: &str, digest: &str) -> Result<Vec<Descriptor>> {
+        Ok(referrers::descriptors(
+            self.referrer_details(repository, digest).await?,
+        ))
+    }
+
+    async fn referrer_details(&self, repository: &str, digest: &str) -> Result<Vec<Referrer>> {
+        let response = self.send(self.referrers_call(repository, digest)).await?;
+        let bytes = match response.status() {
+            StatusCode::OK => response
+                .bytes()
+                .await
+                .map_err(|e| RegistryError::Transport {
+                    registry: self.name.clone(),
+                    message: format!(
+                        "GET {repository} referrers of {digest}: {}",
+                        super::auth::without_url(e)
+                    ),
+                })?,
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED => {
+                let Some(tag) = referrers::fallback_tag(digest) else {
+                    return Ok(Vec::new());
+                };
+                match self.get_manifest(repository, &tag).await? {
+                    Some((_, bytes)) => bytes,
+                    None => return Ok(Vec::new()),
+                }
+            }
+            _ => {
+                return Err(self
+                    .unexpected(repository, digest, "referrers", response)
+                    .await);
+            }
+        };
+        referrers::parse_listing(&bytes).map_err(|m| self.protocol(repository, digest, m))
+    }
+
+    async fn attach_referrer(
+        &self,
+        repository: &str,
+        subject: &Descriptor,
+        media_type: &str,
+        manifest: Bytes,
+    ) -> Result<String> {
+        let entry = referrers::listing_entry(media_type, &manifest)
+            .map_err(|m| self.protocol(repository, &subject.digest, m))?;
+        let digest = sha256_digest(&manifest);
+        let (digest, indexed) = self
+            .put_manifest_raw(repository, &digest, media_type, manifest)
+            .await?;
+        if indexed || self.has_referrers_api(repository, &subject.digest).await? {
+            return Ok(digest);
+        }
+        let tag = referrers::fallback_tag(&subject.digest).ok_or_else(|| {
+            self.protocol(
+                repository,
+                &subject.digest,
+                "subject digest is not sha256".into(),
+            )
+        })?;
+        let _serialised = self.fallback_lock.lock().await;
+        let existing = self.get_manifest(repository, &tag).await?;
+        let updated = referrers::add_to_index(existing.as_ref().map(|(_, b)| b.as_ref()), entry)
+            .map_err(|m| self.protocol(repository, &tag, m))?;
+        if let Some(index) = updated {
+            self.put_manifest(repository, &tag, manifest::OCI_INDEX, index)
+                .await?;
+        }
+        Ok(digest)
+    }
+
+    async fn catalog(&self) -> Result<Vec<String>> {
+        let url = self.root_url(&format!("_catalog?n={PAGE_SIZE}"));
+        let repositories = self
+            .paginate(
+                url,
+                "repositories",
+                "_catalog",
+                vec!["registry:catalog:*".to_owned()],
+            )
+            .await?
+            .unwrap_or_default();
+        Ok(repositories
+            .iter()
+            .filter_map(|r| self.relative_repository(r).map(str::to_owned))
+            .collect())
+    }
+
+    fn request_stats(&self) -> RequestStats {
+        self.counter.snapshot()
+    }
+}
