@@ -418,7 +418,8 @@ impl DocumentChecker<'_, '_> {
         if let Err(error) = regex::Regex::new(source) {
             let loc = self.at.value(at);
             let detail = error.to_string();
-            let last_line = detail.lines().last().unwrap_or_default().trim().to_string();
+            let last_line = detail.lines().last().unwrap_or_default().trim();
+            let last_line = last_line.strip_prefix("error: ").unwrap_or(last_line);
             self.report(
                 Code::InvalidRegex,
                 loc,
@@ -709,7 +710,11 @@ impl DocumentChecker<'_, '_> {
                 self.report(
                     Code::VariantTagCollision,
                     loc,
-                    format!("variants `{other}` and `{}` have the same suffix `{}`: both would write the same tags", variant.name, variant.suffix),
+                    if variant.suffix.is_empty() {
+                        format!("variants `{other}` and `{}` both have the empty suffix: both would write the same tags", variant.name)
+                    } else {
+                        format!("variants `{other}` and `{}` have the same suffix `{}`: both would write the same tags", variant.name, variant.suffix)
+                    },
                     "same tags as another variant",
                     "give each variant of an import a distinct `suffix` (e.g. `-eu`, `-us`); at most one may have the empty suffix",
                 );

@@ -51,6 +51,43 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in declaration order.
+    pub const ALL: &[Code] = &[
+        Code::UnreadablePath,
+        Code::Yaml,
+        Code::WrongApiVersion,
+        Code::WrongKind,
+        Code::UnknownField,
+        Code::WrongType,
+        Code::MissingField,
+        Code::InvalidValue,
+        Code::InvalidName,
+        Code::InvalidRepository,
+        Code::EmptyImports,
+        Code::NoDestination,
+        Code::InvalidRegex,
+        Code::InvalidSemverRange,
+        Code::InvalidDigest,
+        Code::InvalidAlias,
+        Code::InvalidOwner,
+        Code::InvalidPlatform,
+        Code::InvalidSuffix,
+        Code::InvalidSettle,
+        Code::DuplicateImport,
+        Code::DuplicateVariant,
+        Code::VariantTagCollision,
+        Code::DuplicateAlias,
+        Code::UnknownTransform,
+        Code::TransformOnNonImage,
+        Code::UnknownRegistry,
+        Code::AmbiguousRegistry,
+        Code::UnknownCa,
+        Code::UnreadableCa,
+        Code::UnknownMirror,
+        Code::DuplicatePolicy,
+        Code::DestinationConflict,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::UnreadablePath => "houba::policy::unreadable-path",
@@ -232,6 +269,14 @@ impl PolicyDiagnostic {
     /// the order never depends on discovery order.
     pub(crate) fn sort_key(&self) -> (&Path, usize, usize, Code, &str) {
         (&self.file, self.line, self.column, self.code, &self.message)
+    }
+
+    /// Two diagnostics with the same code at the same place are one problem, even when it is
+    /// reached through several paths (a YAML anchor used twice, a default inherited by
+    /// several imports).
+    pub(crate) fn same_problem(&self, other: &PolicyDiagnostic) -> bool {
+        (&self.file, self.line, self.column, self.code)
+            == (&other.file, other.line, other.column, other.code)
     }
 }
 

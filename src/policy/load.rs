@@ -210,13 +210,12 @@ impl<'a> Loader<'a> {
             Err(error) => {
                 let loc = error
                     .location()
-                    .map(|l| Loc::from_location(&l))
+                    .map(|l| Loc::from_location_in(&l, text))
                     .unwrap_or_default();
-                let message = error.without_snippet().to_string();
-                let message = message.lines().next().unwrap_or("invalid YAML").to_string();
-                let finding = Finding::new(Code::Yaml, loc, format!("invalid YAML: {message}"))
+                let (message, help) = describe_yaml_error(&error);
+                let finding = Finding::new(Code::Yaml, loc, message)
                     .label("here")
-                    .help("fix the YAML syntax at this place; indentation is significant, and a value containing `: ` or starting with `*`, `&`, `!`, `[` or `{` must be quoted");
+                    .help(help);
                 self.diagnostics.push(source.diagnostic(finding));
             }
             Ok(docs) => {
@@ -251,7 +250,7 @@ impl<'a> Loader<'a> {
         diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         // A value shared through a YAML anchor, or inherited by several imports, can raise
         // the same problem more than once.
-        diagnostics.dedup_by(|a, b| a.sort_key() == b.sort_key());
+        diagnostics.dedup_by(|later, first| later.same_problem(first));
         let mut digest_inputs = self.digest_inputs;
         digest_inputs.sort_by(|a, b| a.0.cmp(&b.0));
         let mut digest = Sha256::new();
@@ -326,6 +325,33 @@ impl<'a> Loader<'a> {
             }
         }
     }
+}
+
+/// The parser's message without its developer hints and trailing position (the snippet
+/// shows the position), and a help text for the usual causes.
+fn describe_yaml_error(error: &serde_saphyr::Error) -> (String, String) {
+    let text = error.without_snippet().to_string();
+    let first_line = text.lines().next().unwrap_or("invalid YAML");
+    let without_position = match first_line.rfind(" at line ") {
+        Some(index) => &first_line[..index],
+        None => first_line,
+    };
+    if let serde_saphyr::Error::DuplicateMappingKey { .. } = error.without_snippet() {
+        let key = without_position
+            .split_once("key: ")
+            .map(|(_, rest)| rest.split(',').next().unwrap_or(rest).trim())
+            .unwrap_or("?");
+        return (
+            format!("invalid YAML: the key `{key}` appears twice in the same map"),
+            "a key may appear once per map: merge the two values or remove one".to_string(),
+        );
+    }
+    (
+        format!("invalid YAML: {without_position}"),
+        "fix the YAML syntax here: indentation is significant, and a value containing `: ` \
+         or starting with `*`, `&`, `!`, `%`, `@`, `[` or `{` must be quoted"
+            .to_string(),
+    )
 }
 
 /// The other place of a cross-policy problem, shown under the primary diagnostic.

@@ -30,7 +30,9 @@ pub struct MirrorPolicy {
     /// Always `MirrorPolicy`.
     #[schemars(extend("const" = "MirrorPolicy"))]
     pub kind: String,
+    /// The policy's name and labels.
     pub metadata: Metadata,
+    /// What the policy admits: source, defaults and imports.
     pub spec: PolicySpec,
 }
 

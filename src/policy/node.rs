@@ -36,6 +36,32 @@ impl Loc {
                 .unwrap_or(0),
         }
     }
+
+    /// Like [`Loc::from_location`], for locations that carry only line and column (parser
+    /// errors): the byte offset is recomputed from `text`.
+    pub(crate) fn from_location_in(location: &Location, text: &str) -> Loc {
+        let mut loc = Loc::from_location(location);
+        if location.span().byte_offset().is_none() && loc.line > 0 {
+            let line_start: usize = text
+                .split_inclusive('\n')
+                .take(loc.line - 1)
+                .map(str::len)
+                .sum();
+            let line_text = text.get(line_start..).unwrap_or_default();
+            let column_bytes: usize = line_text
+                .chars()
+                .take(loc.column.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum();
+            loc.offset = (line_start + column_bytes).min(text.len());
+            loc.len = line_text[column_bytes.min(line_text.len())..]
+                .chars()
+                .next()
+                .filter(|c| *c != '\n')
+                .map_or(0, char::len_utf8);
+        }
+        loc
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -229,5 +255,14 @@ mod tests {
         assert_eq!(&text[z.loc.offset..z.loc.offset + z.loc.len], "\"s\"");
         let list = docs[1].get("list").unwrap().items();
         assert_eq!(list[1].value, Value::Null);
+    }
+
+    #[test]
+    fn parser_errors_get_a_byte_offset_from_line_and_column() {
+        let text = "a: 1\nb: [\n";
+        let error = parse_documents(text).unwrap_err();
+        let loc = Loc::from_location_in(&error.location().unwrap(), text);
+        assert!(loc.line >= 2, "{loc:?}");
+        assert!(loc.offset >= 5, "{loc:?}");
     }
 }

@@ -240,7 +240,7 @@ impl<'a> Walker<'a> {
                     Finding::new(
                         Code::WrongType,
                         entry.key.loc,
-                        format!("a key in `{}` is {}", display_path(&place.path), entry.key.value.kind()),
+                        format!("a key{} is {}", in_path(&place.path), entry.key.value.kind()),
                     )
                     .label("expected a plain name")
                     .help("keys are plain names; quote the whole key if it must contain `[`, `{` or `:`"),
@@ -291,7 +291,7 @@ impl<'a> Walker<'a> {
                 let mut finding = Finding::new(
                     Code::MissingField,
                     place.anchor,
-                    format!("missing field `{field}` in `{}`", display_path(&place.path)),
+                    format!("missing field `{field}`{}", in_path(&place.path)),
                 )
                 .label(format!("`{field}` is required here"));
                 finding = match field_description {
@@ -327,7 +327,7 @@ impl<'a> Walker<'a> {
             Finding::new(
                 Code::UnknownField,
                 loc,
-                format!("unknown field `{key}` in `{}`", display_path(&place.path)),
+                format!("unknown field `{key}`{}", in_path(&place.path)),
             )
             .label("unknown field")
             .help(help),
@@ -350,11 +350,10 @@ impl<'a> Walker<'a> {
         let below = minimum.is_some_and(|min| value < min);
         let above = maximum.is_some_and(|max| value > max);
         if below || above {
-            let range = match (minimum, maximum) {
-                (Some(min), Some(max)) => format!("between {min} and {max}"),
-                (Some(min), None) => format!("at least {min}"),
-                (None, Some(max)) => format!("at most {max}"),
-                (None, None) => unreachable!("a bound was crossed"),
+            let range = match (below, minimum, maximum) {
+                (true, Some(min), _) => format!("at least {min}"),
+                (_, _, Some(max)) => format!("at most {max}"),
+                _ => "in range".to_string(),
             };
             self.findings.push(
                 Finding::new(
@@ -407,6 +406,18 @@ impl<'a> Walker<'a> {
     }
 
     fn wrong_type(&mut self, types: &[&str], node: &Node, place: &Place) {
+        if place.path.is_empty() {
+            self.findings.push(
+                Finding::new(
+                    Code::WrongType,
+                    node.loc,
+                    format!("a policy document must be a map, found {}", node.value.kind()),
+                )
+                .label("expected a map")
+                .help("a document starts with `apiVersion: houba.io/v1alpha1`, `kind: MirrorPolicy`, `metadata` and `spec`; separate documents with `---`"),
+            );
+            return;
+        }
         let expected: Vec<&str> = types
             .iter()
             .filter(|t| **t != "null")
@@ -425,9 +436,16 @@ impl<'a> Walker<'a> {
         } else {
             expected.join(" or ")
         };
+        let quoted = self
+            .text
+            .get(node.loc.offset..)
+            .is_some_and(|rest| rest.starts_with(['"', '\'']));
         let mut fix = match (&node.value, types) {
-            (Value::Str(_), t) if t.contains(&"integer") || t.contains(&"boolean") => {
+            (Value::Str(_), t) if quoted && (t.contains(&"integer") || t.contains(&"boolean")) => {
                 "remove the quotes".to_string()
+            }
+            (Value::Str(_), t) if t.contains(&"boolean") => {
+                "write `true` or `false` (`yes`, `no`, `on` and `off` are text here)".to_string()
             }
             (Value::Str(_) | Value::Map(_), t) if t.contains(&"array") => {
                 "write a list: `[a, b]` or one `- item` per line".to_string()
@@ -435,18 +453,25 @@ impl<'a> Walker<'a> {
             (Value::Null, _) => "give it a value, or remove the key".to_string(),
             _ => format!("write {expected}"),
         };
-        if let Some(description) = place.description {
+        if let Some(description) = place.description.filter(|_| !place.path.is_empty()) {
             fix = format!("{fix}. `{}`: {}", place.path, one_line(description));
         }
         self.findings.push(
             Finding::new(
                 Code::WrongType,
                 node.loc,
-                format!(
-                    "`{}` must be {expected}, found {}",
-                    display_path(&place.path),
-                    node.value.kind()
-                ),
+                if place.path.is_empty() {
+                    format!(
+                        "a policy document must be a map, found {}",
+                        node.value.kind()
+                    )
+                } else {
+                    format!(
+                        "`{}` must be {expected}, found {}",
+                        place.path,
+                        node.value.kind()
+                    )
+                },
             )
             .label(format!("expected {expected}"))
             .help(fix),
@@ -484,11 +509,12 @@ fn type_names(schema: &Json) -> Vec<&str> {
     }
 }
 
-fn display_path(path: &str) -> &str {
+/// `` in `spec.source` `` (or ` at the top level` for the document itself).
+fn in_path(path: &str) -> String {
     if path.is_empty() {
-        "the document"
+        " at the top level".to_string()
     } else {
-        path
+        format!(" in `{path}`")
     }
 }
 
