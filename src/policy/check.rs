@@ -81,14 +81,23 @@ pub(crate) fn check_document(
     }
     let mut walker = Walker::new(policy_schema(), text);
     let json = walker.check_document(doc);
+    let structural = walker.findings;
     let Some(json) = json else {
         return Checked {
-            findings: walker.findings,
+            findings: structural,
             ..Checked::default()
         };
     };
     let policy: MirrorPolicy = match serde_json::from_value(json) {
         Ok(policy) => policy,
+        // With structural problems, the partial document may not fit the model; they are
+        // already reported.
+        Err(_) if !structural.is_empty() => {
+            return Checked {
+                findings: structural,
+                ..Checked::default()
+            };
+        }
         Err(error) => {
             // The walk accepted the document, so this is a gap between schema and model;
             // still a diagnostic, never a panic.
@@ -112,7 +121,16 @@ pub(crate) fn check_document(
         name_loc: checker.at.value(&At::root().key("metadata").key("name")),
         destinations: checker.destination_claims(&policy),
     };
-    let findings = checker.findings;
+    let mut findings = structural;
+    let partial = !findings.is_empty();
+    // In a partially read document, an import may look destination-less only because its
+    // destinations were unreadable.
+    findings.extend(
+        checker
+            .findings
+            .into_iter()
+            .filter(|finding| !(partial && finding.code == Code::NoDestination)),
+    );
     Checked {
         policy: findings.is_empty().then_some(resolved),
         findings,

@@ -45,7 +45,11 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Checks `node` against the root schema; `None` when anything was wrong.
+    /// Checks `node` against the root schema, recording every problem in `findings`.
+    ///
+    /// Returns the document as JSON with every unusable part left out (unknown fields,
+    /// optional fields of the wrong type), so that the rules of the language can still be
+    /// checked on the rest; `None` when a required part is missing or unusable.
     pub fn check_document(&mut self, node: &Node) -> Option<Json> {
         let place = Place {
             path: String::new(),
@@ -53,12 +57,7 @@ impl<'a> Walker<'a> {
             description: None,
         };
         let root = self.root;
-        let value = self.walk(root, node, &place);
-        if self.findings.is_empty() {
-            value
-        } else {
-            None
-        }
+        self.walk(root, node, &place)
     }
 
     fn resolve(&self, mut schema: &'a Json) -> &'a Json {
@@ -245,7 +244,6 @@ impl<'a> Walker<'a> {
                     .label("expected a plain name")
                     .help("keys are plain names; quote the whole key if it must contain `[`, `{` or `:`"),
                 );
-                ok = false;
                 continue;
             }
             let key = self.key_text(&entry.key);
@@ -268,21 +266,23 @@ impl<'a> Walker<'a> {
                 },
             };
             match child_schema {
-                Some(child) => match self.walk(child, &entry.value, &child_place) {
-                    Some(value) => {
+                // An unusable value is left out (its problem is recorded); the object stays
+                // usable unless the value was required.
+                Some(child) => {
+                    if let Some(value) = self.walk(child, &entry.value, &child_place) {
                         out.insert(key, value);
                     }
-                    None => ok = false,
-                },
-                None => {
-                    self.unknown_field(&key, entry.key.loc, properties, place);
-                    ok = false;
                 }
+                None => self.unknown_field(&key, entry.key.loc, properties, place),
             }
         }
         let required = schema.get("required").and_then(Json::as_array);
         for field in required.into_iter().flatten().filter_map(Json::as_str) {
-            if !out.contains_key(field) && node.entry(field).is_none() {
+            if out.contains_key(field) {
+                continue;
+            }
+            ok = false;
+            if node.entry(field).is_none() {
                 let field_description = properties
                     .and_then(|p| p.get(field))
                     .map(|s| self.resolve(s))
@@ -299,7 +299,6 @@ impl<'a> Walker<'a> {
                     None => finding.help(format!("add `{field}`")),
                 };
                 self.findings.push(finding);
-                ok = false;
             }
         }
         ok.then_some(Json::Object(out))

@@ -27,20 +27,32 @@ fn normalise(word: &str) -> String {
         .collect()
 }
 
-/// Levenshtein distance over chars (inputs are short field and roster names).
+/// Edit distance over chars where swapping two neighbours counts as one edit (optimal string
+/// alignment), since `lcoal` for `local` is the commonest slip.
 pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
+    let width = b.len() + 1;
+    let mut table = vec![0usize; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        table[i * width] = i;
     }
-    previous[b.len()]
+    for (j, cell) in table.iter_mut().enumerate().take(width) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (table[(i - 1) * width + j] + 1)
+                .min(table[i * width + j - 1] + 1)
+                .min(table[(i - 1) * width + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(table[(i - 2) * width + j - 2] + 1);
+            }
+            table[i * width + j] = best;
+        }
+    }
+    table[a.len() * width + b.len()]
 }
 
 /// `` `a`, `b`, `c` `` for help texts.
@@ -71,5 +83,8 @@ mod tests {
         assert_eq!(closest("lastest", fields), Some("latest"));
         assert_eq!(closest("platforms", fields), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("lcoal", "local"), 1);
+        assert_eq!(closest("lcoal", ["local", "backup"]), Some("local"));
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 }
