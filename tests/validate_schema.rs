@@ -45,3 +45,14 @@ fn the_schema_rejects_unknown_fields_and_names_the_transform_steps() {
         }
     }
 }
+
+#[test]
+fn the_diagnostics_reference_lists_every_code() {
+    let reference = std::fs::read_to_string("docs/reference/policy-diagnostics.md").unwrap();
+    for code in houba::policy::Code::ALL {
+        assert!(
+            reference.contains(&format!("`{}`", code.as_str())),
+            "docs/reference/policy-diagnostics.md does not describe {code}"
+        );
+    }
+}
