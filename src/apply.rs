@@ -63,7 +63,11 @@ impl RunReport {
         let count = |o: Outcome| self.results.iter().filter(|r| r.outcome == o).count();
         format!(
             "Apply {}: {} done, {} failed, {} skipped; {} blobs uploaded, {} mounted, {} already present; {:.1}s.",
-            if self.failed() == 0 { "complete" } else { "incomplete" },
+            if self.failed() == 0 {
+                "complete"
+            } else {
+                "incomplete"
+            },
             count(Outcome::Done),
             count(Outcome::Failed),
             count(Outcome::Skipped),
@@ -82,11 +86,7 @@ impl RunReport {
                 Outcome::Failed => "FAILED",
                 Outcome::Skipped => "skipped",
             };
-            out.push_str(&format!(
-                "{}: {} {status}",
-                r.address,
-                r.action.as_str()
-            ));
+            out.push_str(&format!("{}: {} {status}", r.address, r.action.as_str()));
             if let Some(d) = &r.digest {
                 out.push_str(&format!(" ({})", crate::plan::render::short(d)));
             }
@@ -195,8 +195,10 @@ async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, S
         .destination(&a.destination.registry)
         .map_err(|e| e.to_string())?;
     match a.action {
-        ActionKind::Copy | ActionKind::Replace if a.steps.is_empty() => place_copy(a, ctx, dst.as_ref()).await.map(Some),
-        ActionKind::Build | ActionKind::Replace => Err(format!(
+        ActionKind::Copy | ActionKind::Replace if a.recipe.is_none() => {
+            place_copy(a, ctx, dst.as_ref()).await.map(Some)
+        }
+        ActionKind::Copy | ActionKind::Build | ActionKind::Replace => Err(format!(
             "{} needs a rebuild ({}), which this version of houba cannot perform yet; nothing was written",
             a.destination,
             a.steps.join(", ")
@@ -207,9 +209,15 @@ async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, S
     }
 }
 
-async fn source_manifest(a: &Action, ctx: &ApplyContext<'_>) -> Result<(Arc<dyn Registry>, Bytes, String), String> {
+async fn source_manifest(
+    a: &Action,
+    ctx: &ApplyContext<'_>,
+) -> Result<(Arc<dyn Registry>, Bytes, String), String> {
     let src_loc = a.source.as_ref().ok_or("placement without a source")?;
-    let digest = a.source_digest.as_ref().ok_or("placement without a source digest")?;
+    let digest = a
+        .source_digest
+        .as_ref()
+        .ok_or("placement without a source digest")?;
     let src = ctx
         .registries
         .source(&src_loc.registry)
@@ -226,14 +234,16 @@ async fn source_manifest(a: &Action, ctx: &ApplyContext<'_>) -> Result<(Arc<dyn 
             b
         }
     };
-    let media_type = stamp::manifest_media_type(
-        &bytes,
-        a.source_media_type.as_deref().unwrap_or_default(),
-    );
+    let media_type =
+        stamp::manifest_media_type(&bytes, a.source_media_type.as_deref().unwrap_or_default());
     Ok((src, bytes, media_type))
 }
 
-async fn place_copy(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result<String, String> {
+async fn place_copy(
+    a: &Action,
+    ctx: &ApplyContext<'_>,
+    dst: &dyn Registry,
+) -> Result<String, String> {
     let (src, bytes, media_type) = source_manifest(a, ctx).await?;
     let stamped = stamp::stamp_manifest(&bytes, &media_type, &a.annotations, ctx.label_prefix)
         .map_err(|e| format!("{}: {e}", a.destination))?;
@@ -254,7 +264,10 @@ async fn place_copy(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> R
             dst,
             &a.destination.repository,
             &a.destination.tag,
-            Some((stamped.media_type.clone(), Bytes::from(stamped.bytes.clone()))),
+            Some((
+                stamped.media_type.clone(),
+                Bytes::from(stamped.bytes.clone()),
+            )),
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -263,7 +276,12 @@ async fn place_copy(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> R
 }
 
 /// The live manifest bytes a tag held when planning (cache first, else GET by digest).
-async fn live_manifest(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry, digest: &str) -> Result<Bytes, String> {
+async fn live_manifest(
+    a: &Action,
+    ctx: &ApplyContext<'_>,
+    dst: &dyn Registry,
+    digest: &str,
+) -> Result<Bytes, String> {
     if let Some(b) = ctx.cache.get(digest) {
         return Ok(b);
     }
@@ -325,9 +343,14 @@ async fn alias(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result
     };
     let bytes = live_manifest(a, ctx, dst, &digest).await?;
     let media_type = stamp::manifest_media_type(&bytes, stamp::OCI_MANIFEST);
-    dst.put_manifest(&a.destination.repository, &a.destination.tag, &media_type, bytes)
-        .await
-        .map_err(|e| e.to_string())?;
+    dst.put_manifest(
+        &a.destination.repository,
+        &a.destination.tag,
+        &media_type,
+        bytes,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(digest)
 }
 
@@ -374,10 +397,18 @@ async fn prune(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result
 /// Registries without tag deletion (CNCF distribution) only delete manifests by digest, which
 /// removes every tag pointing at it, aliases included. To remove just this tag: point it at a
 /// placeholder manifest unique to the tag, then delete the placeholder by digest.
-async fn delete_tag_via_placeholder(dst: &dyn Registry, repo: &str, tag: &str) -> Result<(), String> {
+async fn delete_tag_via_placeholder(
+    dst: &dyn Registry,
+    repo: &str,
+    tag: &str,
+) -> Result<(), String> {
     const EMPTY: &[u8] = b"{}";
     let empty_digest = stamp::sha256_digest(EMPTY);
-    if !dst.blob_exists(repo, &empty_digest).await.map_err(|e| e.to_string())? {
+    if !dst
+        .blob_exists(repo, &empty_digest)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         let data: crate::registry::ByteStream =
             Box::pin(stream::once(async { Ok(Bytes::from_static(EMPTY)) }));
         dst.put_blob(repo, &empty_digest, EMPTY.len() as u64, data)

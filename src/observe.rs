@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
 use crate::config::{RegistryEndpoint, RegistryEntry, Settings};
-use crate::plan::diff::{LiveState, LiveTag, SourceObservation};
+use crate::plan::diff::{LiveTag, SourceObservation};
 use crate::registry::{self, ConnectOptions, Registry, RegistryError, RequestStats};
 use crate::stamp;
 
@@ -87,7 +87,11 @@ impl Registries {
         }
     }
 
-    fn connect_key(&self, key: &str, entry: &RegistryEntry) -> Result<Arc<dyn Registry>, ObserveError> {
+    fn connect_key(
+        &self,
+        key: &str,
+        entry: &RegistryEntry,
+    ) -> Result<Arc<dyn Registry>, ObserveError> {
         let mut map = self.connected.lock().expect("registry map lock");
         if let Some(r) = map.get(key) {
             return Ok(r.clone());
@@ -131,7 +135,15 @@ impl Registries {
             let name = key.strip_prefix("source:").unwrap_or(key).to_string();
             let s = r.request_stats();
             let e = out.entry(name).or_default();
-            *e = e.plus(&s);
+            // A host read as a source and written as a destination counts once, in total.
+            *e = RequestStats {
+                head: e.head + s.head,
+                get: e.get + s.get,
+                put: e.put + s.put,
+                post: e.post + s.post,
+                patch: e.patch + s.patch,
+                delete: e.delete + s.delete,
+            };
         }
         out
     }
@@ -163,7 +175,9 @@ impl ManifestCache {
 
     /// Best effort: a cache that cannot be written only costs requests later.
     pub fn put(&self, digest: &str, bytes: &[u8]) {
-        let Some(path) = self.path(digest) else { return };
+        let Some(path) = self.path(digest) else {
+            return;
+        };
         if stamp::sha256_digest(bytes) != digest || path.exists() {
             return;
         }
@@ -305,7 +319,10 @@ pub async fn observe_destinations(
         .map(|(name, repo)| async move {
             let r = registries.destination(&name)?;
             let tags = r.list_tags(&repo).await.map_err(|source| ObserveError {
-                what: format!("the tags of {}/{repo}", registries.destination_display(&name)),
+                what: format!(
+                    "the tags of {}/{repo}",
+                    registries.destination_display(&name)
+                ),
                 source,
             })?;
             Ok::<_, ObserveError>(((name, repo), tags))

@@ -60,7 +60,10 @@ pub fn recipe_digest(
 }
 
 /// The policies of this shard.
-pub fn shard_policies(policies: &[ResolvedPolicy], shard: Option<(u64, u64)>) -> Vec<ResolvedPolicy> {
+pub fn shard_policies(
+    policies: &[ResolvedPolicy],
+    shard: Option<(u64, u64)>,
+) -> Vec<ResolvedPolicy> {
     policies
         .iter()
         .filter(|p| shard.is_none_or(|(i, n)| scope::in_shard(&p.name, i, n)))
@@ -106,9 +109,14 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
             )
         })
         .collect();
-    let source_obs =
-        observe::observe_sources(&registries, &cache, &sources, concurrency, SystemTime::now())
-            .await?;
+    let source_obs = observe::observe_sources(
+        &registries,
+        &cache,
+        &sources,
+        concurrency,
+        SystemTime::now(),
+    )
+    .await?;
 
     let repositories = managed_repositories(&policies, &registries);
     let repo_keys: BTreeSet<(String, String)> = repositories

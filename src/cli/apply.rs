@@ -12,10 +12,10 @@ use super::Context;
 use super::plan::{OutputArgs, ScopeArgs};
 use crate::apply::{self, ActionResult, ApplyContext, Outcome, Progress};
 use crate::pipeline;
+use crate::plan::file;
 use crate::plan::model::{Action, ActionKind, Plan};
 use crate::plan::render::{self, Format};
 use crate::plan::stale::{self, Staleness};
-use crate::plan::file;
 use crate::registry::transfer::TransferSession;
 
 #[derive(Debug, clap::Args)]
@@ -77,7 +77,10 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
             if args.format == Format::Text {
                 print!("{}", render::render_text(&plan, output.style()));
             } else {
-                eprint!("{}", render::render_text(&plan, crate::plan::render::Style { color: false }));
+                eprint!(
+                    "{}",
+                    render::render_text(&plan, crate::plan::render::Style { color: false })
+                );
             }
             if !plan.has_changes() {
                 return Ok(ExitCode::SUCCESS);
@@ -101,7 +104,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let apply_ctx = ApplyContext {
         registries: &registries,
         cache: &cache,
-        session: Arc::new(TransferSession::new()),
+        session: Arc::new(TransferSession::new(16)),
         label_prefix: &ctx.settings.label_prefix,
         concurrency: args.jobs.unwrap_or(ctx.settings.concurrency).max(1),
         progress: &progress,
@@ -136,8 +139,10 @@ fn stale_error(path: &std::path::Path, s: Staleness) -> miette::Report {
     };
     miette::miette!(
         code = "houba::apply::stale_plan",
-        help = "make a new plan (`houba plan -o {}`), review it, and apply that",
-        path.display(),
+        help = format!(
+            "make a new plan (`houba plan -o {}`), review it, and apply that",
+            path.display()
+        ),
         "the saved plan {} is stale; nothing was applied: {detail}",
         path.display()
     )
@@ -171,9 +176,16 @@ fn confirm() -> miette::Result<()> {
 /// managed tags: a broken regex must not empty a registry overnight.
 pub fn check_mass_prune(plan: &Plan, fraction: f64) -> miette::Result<()> {
     let mut per_repo: BTreeMap<String, usize> = BTreeMap::new();
-    for a in plan.actions.iter().filter(|a| a.action == ActionKind::Prune) {
+    for a in plan
+        .actions
+        .iter()
+        .filter(|a| a.action == ActionKind::Prune)
+    {
         *per_repo
-            .entry(format!("{}/{}", a.destination.display, a.destination.repository))
+            .entry(format!(
+                "{}/{}",
+                a.destination.display, a.destination.repository
+            ))
             .or_default() += 1;
     }
     let over: Vec<String> = per_repo

@@ -149,7 +149,7 @@ fn init_logging(format: LogFormat, env: &BTreeMap<String, String>) {
 
 fn load_settings(inputs: &InputArgs, env: &BTreeMap<String, String>) -> miette::Result<Settings> {
     config::load_settings(inputs.config.as_deref(), &inputs.policies, env)
-        .map_err(|e| miette::Report::new(*e))
+        .map_err(miette::Report::new)
 }
 
 /// Load and validate the policies; any problem stops the command (exit 1) with every
@@ -169,7 +169,9 @@ fn load_context(inputs: &InputArgs, env: BTreeMap<String, String>) -> Result<Con
         for d in outcome.diagnostics {
             eprintln!("{:?}", miette::Report::new(d));
         }
-        eprintln!("{n} problem(s) in the policies; run `houba validate` for details. Nothing was read from or written to any registry.");
+        eprintln!(
+            "{n} problem(s) in the policies; run `houba validate` for details. Nothing was read from or written to any registry."
+        );
         return Err(ExitCode::FAILURE);
     }
     let settings_json = serde_json::to_vec(&settings).expect("settings serialise");

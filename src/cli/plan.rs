@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::Context;
+use crate::pipeline::{self, PlanRequest};
 use crate::plan::file;
 use crate::plan::render::{self, Format, Style};
-use crate::pipeline::{self, PlanRequest};
 
 /// Options shared by commands that make a plan.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,14 +32,14 @@ impl ScopeArgs {
             (_, None) | (_, Some(0 | 1)) => None,
             (None, Some(n)) => {
                 return Err(miette::miette!(
-                    help = "pass --shard-index I (0 ≤ I < {n}) or set JOB_COMPLETION_INDEX",
+                    help =
+                        format!("pass --shard-index I (0 ≤ I < {n}) or set JOB_COMPLETION_INDEX"),
                     "--shard-count {n} needs a shard index"
                 ));
             }
             (Some(i), Some(n)) if i >= n => {
                 return Err(miette::miette!(
-                    help = "shard indexes run from 0 to {}",
-                    n - 1,
+                    help = format!("shard indexes run from 0 to {}", n - 1),
                     "--shard-index {i} is out of range for --shard-count {n}"
                 ));
             }
@@ -95,7 +95,10 @@ pub struct PlanArgs {
 pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let request = args.scope.request()?;
     let plan = ctx.runtime().block_on(pipeline::make_plan(ctx, &request))?;
-    print!("{}", render::render(&plan, args.output.format, args.output.style()));
+    print!(
+        "{}",
+        render::render(&plan, args.output.format, args.output.style())
+    );
     if let Some(out) = &args.out {
         file::save(&plan, out)?;
         eprintln!(
@@ -104,11 +107,13 @@ pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
             out.display()
         );
     }
-    Ok(if args.detailed_exitcode && (plan.has_changes() || !plan.drift.is_empty()) {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if args.detailed_exitcode && (plan.has_changes() || !plan.drift.is_empty()) {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,6 +179,9 @@ pub struct ShowArgs {
 
 pub fn run_show(args: &ShowArgs) -> miette::Result<ExitCode> {
     let plan = file::load(&args.plan)?;
-    print!("{}", render::render(&plan, args.output.format, args.output.style()));
+    print!(
+        "{}",
+        render::render(&plan, args.output.format, args.output.style())
+    );
     Ok(ExitCode::SUCCESS)
 }

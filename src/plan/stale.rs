@@ -21,7 +21,11 @@ pub fn check(saved: &Plan, fresh: &Plan) -> Option<Staleness> {
             current: fresh.inputs_digest.clone(),
         });
     }
-    let now: BTreeMap<&str, _> = fresh.actions.iter().map(|a| (a.address.as_str(), a)).collect();
+    let now: BTreeMap<&str, _> = fresh
+        .actions
+        .iter()
+        .map(|a| (a.address.as_str(), a))
+        .collect();
     let mut stale = Vec::new();
     for a in &saved.actions {
         let Some(f) = now.get(a.address.as_str()) else {
@@ -34,7 +38,11 @@ pub fn check(saved: &Plan, fresh: &Plan) -> Option<Staleness> {
         if f.action != a.action {
             stale.push((
                 a.address.clone(),
-                format!("now needs {} instead of {}", f.action.as_str(), a.action.as_str()),
+                format!(
+                    "now needs {} instead of {}",
+                    f.action.as_str(),
+                    a.action.as_str()
+                ),
             ));
         } else if f.before != a.before {
             stale.push((

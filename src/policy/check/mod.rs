@@ -1,0 +1,505 @@
+//! Checking one MirrorPolicy document and resolving it into a [`ResolvedPolicy`].
+//!
+//! Values are checked where they are written (in `defaults` or in an import), so a bad value
+//! inherited by ten imports is reported once, at its own line. Checks that depend on the merge
+//! (an import left without destinations, aliases against the inherited `includeRegex`) run on
+//! the merged import.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::Settings;
+
+use crate::policy::diagnostic::{Code, Finding};
+use crate::policy::locate::{At, Locator};
+use crate::policy::merge::merge_import;
+use crate::policy::model::{API_VERSION, Import, ImportDefaults, KIND, MirrorPolicy};
+use crate::policy::node::{Loc, Node};
+use crate::policy::resolved::{
+    Archive, ArtifactType, Destination, Origin, ResolvedImport, ResolvedPolicy, Source, Variant,
+};
+use crate::policy::rules;
+use crate::policy::structure::{Walker, policy_schema};
+
+mod roster;
+mod tags;
+
+/// What the cross-policy checks need to know about a document.
+#[derive(Debug, Clone)]
+pub(crate) struct Claims {
+    pub name: String,
+    pub name_loc: Loc,
+    /// Each destination repository the policy writes, with the place it is declared.
+    pub destinations: Vec<(Destination, Loc)>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    /// Present only when the document has no problem.
+    pub policy: Option<ResolvedPolicy>,
+    pub findings: Vec<Finding>,
+    pub claims: Option<Claims>,
+}
+
+/// Per-run memory shared by all documents.
+pub(crate) struct RunContext<'a> {
+    pub settings: &'a Settings,
+    /// CA file path → why it cannot be read (`None`: readable). Each file is read once.
+    pub ca_files: HashMap<PathBuf, Option<String>>,
+}
+
+impl<'a> RunContext<'a> {
+    pub fn new(settings: &'a Settings) -> RunContext<'a> {
+        RunContext {
+            settings,
+            ca_files: HashMap::new(),
+        }
+    }
+
+    fn ca_file_problem(&mut self, path: &Path) -> Option<String> {
+        self.ca_files
+            .entry(path.to_path_buf())
+            .or_insert_with(|| std::fs::read(path).err().map(|error| error.to_string()))
+            .clone()
+    }
+}
+
+pub(crate) fn check_document(
+    doc: &Node,
+    text: &str,
+    file: &Path,
+    run: &mut RunContext<'_>,
+) -> Checked {
+    if let Some(finding) = check_header(doc) {
+        return Checked {
+            findings: vec![finding],
+            ..Checked::default()
+        };
+    }
+    let mut walker = Walker::new(policy_schema(), text);
+    let json = walker.check_document(doc);
+    let structural = walker.findings;
+    let Some(json) = json else {
+        return Checked {
+            findings: structural,
+            ..Checked::default()
+        };
+    };
+    let policy: MirrorPolicy = match serde_json::from_value(json) {
+        Ok(policy) => policy,
+        // With structural problems, the partial document may not fit the model; they are
+        // already reported.
+        Err(_) if !structural.is_empty() => {
+            return Checked {
+                findings: structural,
+                ..Checked::default()
+            };
+        }
+        Err(error) => {
+            // The walk accepted the document, so this is a gap between schema and model;
+            // still a diagnostic, never a panic.
+            let finding = Finding::new(Code::InvalidValue, doc.loc, error.to_string())
+                .help("check this document against docs/reference/mirrorpolicy.schema.json");
+            return Checked {
+                findings: vec![finding],
+                ..Checked::default()
+            };
+        }
+    };
+    let mut checker = DocumentChecker {
+        at: Locator::new(doc, text),
+        run,
+        findings: Vec::new(),
+        artifact_type: policy.spec.artifact_type,
+    };
+    let resolved = checker.resolve(&policy, file);
+    let claims = Claims {
+        name: policy.metadata.name.clone(),
+        name_loc: checker.at.value(&At::root().key("metadata").key("name")),
+        destinations: checker.destination_claims(&policy),
+    };
+    let mut findings = structural;
+    let partial = !findings.is_empty();
+    // In a partially read document, an import may look destination-less only because its
+    // destinations were unreadable.
+    findings.extend(
+        checker
+            .findings
+            .into_iter()
+            .filter(|finding| !(partial && finding.code == Code::NoDestination)),
+    );
+    Checked {
+        policy: findings.is_empty().then_some(resolved),
+        findings,
+        claims: Some(claims),
+    }
+}
+
+/// A document for another tool (a Kubernetes manifest, another houba version) is reported as
+/// such, rather than as a pile of unknown fields.
+fn check_header(doc: &Node) -> Option<Finding> {
+    let api_version = doc.entry("apiVersion")?;
+    if let Some(found) = api_version.value.as_str()
+        && found != API_VERSION
+    {
+        return Some(
+            Finding::new(
+                Code::WrongApiVersion,
+                api_version.value.loc,
+                format!("apiVersion `{found}` is not supported"),
+            )
+            .label(format!("expected `{API_VERSION}`"))
+            .help(format!(
+                "houba reads `apiVersion: {API_VERSION}`; move other manifests out of the \
+                 policy directories"
+            )),
+        );
+    }
+    let kind = doc.entry("kind")?;
+    if let Some(found) = kind.value.as_str()
+        && found != KIND
+    {
+        return Some(
+            Finding::new(
+                Code::WrongKind,
+                kind.value.loc,
+                format!("kind `{found}` is not a policy kind"),
+            )
+            .label(format!("expected `{KIND}`"))
+            .help(format!(
+                "policy files hold `kind: {KIND}` documents only; move other manifests out \
+                 of the policy directories"
+            )),
+        );
+    }
+    None
+}
+
+struct DocumentChecker<'a, 'r> {
+    at: Locator<'a>,
+    run: &'a mut RunContext<'r>,
+    findings: Vec<Finding>,
+    artifact_type: ArtifactType,
+}
+
+fn spec() -> At {
+    At::root().key("spec")
+}
+
+impl DocumentChecker<'_, '_> {
+    fn report(&mut self, code: Code, loc: Loc, message: String, label: &str, help: &str) {
+        self.findings
+            .push(Finding::new(code, loc, message).label(label).help(help));
+    }
+
+    fn resolve(&mut self, policy: &MirrorPolicy, file: &Path) -> ResolvedPolicy {
+        let name_at = At::root().key("metadata").key("name");
+        self.check_name(&policy.metadata.name, &name_at, "policy");
+        let spec_doc = &policy.spec;
+        let source_at = spec().key("source");
+        if let Err(problem) = rules::check_host(&spec_doc.source.registry) {
+            let loc = self.at.value(&source_at.key("registry"));
+            self.report(
+                Code::InvalidValue,
+                loc,
+                problem,
+                "not a registry host",
+                "write the upstream registry's host, e.g. `docker.io`",
+            );
+        }
+        if let Err(problem) = rules::check_repository(&spec_doc.source.repository) {
+            let loc = self.at.value(&source_at.key("repository"));
+            self.report(
+                Code::InvalidRepository,
+                loc,
+                problem,
+                "invalid repository path",
+                "Docker Hub official images live under `library/`, e.g. `library/busybox`",
+            );
+        }
+        if spec_doc.imports.is_empty() {
+            let loc = self.at.key(&spec().key("imports"));
+            self.report(
+                Code::EmptyImports,
+                loc,
+                "`spec.imports` is empty: this policy admits nothing".into(),
+                "no imports",
+                "add at least one import, e.g. `- name: stable` with `tags` and `destinations`",
+            );
+        }
+        let defaults = spec_doc.defaults.clone().unwrap_or_default();
+        self.check_defaults(&defaults);
+
+        let mut imports = Vec::with_capacity(spec_doc.imports.len());
+        let mut first_import: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, import) in spec_doc.imports.iter().enumerate() {
+            let at = spec().key("imports").idx(index);
+            if let Some(first) = first_import.insert(&import.name, index) {
+                first_import.insert(&import.name, first);
+                let first_line = self
+                    .at
+                    .value(&spec().key("imports").idx(first).key("name"))
+                    .line;
+                let loc = self.at.value(&at.key("name"));
+                self.report(
+                    Code::DuplicateImport,
+                    loc,
+                    format!("import name `{}` is used twice in this policy", import.name),
+                    "second import with this name",
+                    &format!("import names identify plan addresses and stamps; rename this import or the one on line {first_line}"),
+                );
+            }
+            imports.push(self.resolve_import(&defaults, import, &at));
+        }
+        self.check_alias_collisions(&imports, spec_doc);
+
+        let origin_loc = self.at.value(&name_at);
+        ResolvedPolicy {
+            name: policy.metadata.name.clone(),
+            labels: policy.metadata.labels.clone(),
+            origin: Origin {
+                file: file.to_path_buf(),
+                line: origin_loc.line,
+                column: origin_loc.column,
+            },
+            artifact_type: spec_doc.artifact_type,
+            source: Source {
+                registry: spec_doc.source.registry.clone(),
+                repository: spec_doc.source.repository.clone(),
+            },
+            deletion_mode: spec_doc.deletion_mode,
+            imports,
+        }
+    }
+
+    fn check_name(&mut self, name: &str, at: &At, what: &str) {
+        if let Err(problem) = rules::check_name(name) {
+            let loc = self.at.value(at);
+            self.report(
+                Code::InvalidName,
+                loc,
+                problem,
+                "invalid name",
+                &format!("the {what} name appears in plan addresses and stamps; e.g. `busybox`, `stable-1.37`"),
+            );
+        }
+    }
+
+    fn check_defaults(&mut self, defaults: &ImportDefaults) {
+        let at = spec().key("defaults");
+        if let Some(tags) = &defaults.tags {
+            self.check_tags(tags, &at.key("tags"));
+        }
+        if let Some(platforms) = &defaults.platforms {
+            self.check_platforms(platforms, &at.key("platforms"));
+        }
+        if let Some(owners) = &defaults.owners {
+            self.check_owners(owners, &at.key("owners"));
+        }
+        if let Some(destinations) = &defaults.destinations {
+            self.resolve_destinations(destinations, &at.key("destinations"));
+        }
+        if let Some(transform) = &defaults.transform {
+            self.resolve_transform(transform, &at.key("transform"));
+        }
+    }
+
+    fn resolve_import(
+        &mut self,
+        defaults: &ImportDefaults,
+        import: &Import,
+        at: &At,
+    ) -> ResolvedImport {
+        self.check_name(&import.name, &at.key("name"), "import");
+        if let Some(tags) = &import.tags {
+            self.check_tags(tags, &at.key("tags"));
+        }
+        let merged = merge_import(defaults, import);
+        // Values are checked (and reported) where they are written; inherited ones were
+        // checked in `check_defaults` and are only resolved here.
+        let written_here = |own: bool| {
+            if own {
+                at.clone()
+            } else {
+                spec().key("defaults")
+            }
+        };
+        let platforms_at = written_here(import.platforms.is_some()).key("platforms");
+        let platforms = if import.platforms.is_some() {
+            self.check_platforms(&merged.platforms, &platforms_at)
+        } else {
+            merged
+                .platforms
+                .iter()
+                .filter_map(|p| rules::parse_platform(p).ok())
+                .collect()
+        };
+        if import.owners.is_some() {
+            self.check_owners(&merged.owners, &at.key("owners"));
+        }
+        let destinations = if import.destinations.is_some() {
+            self.resolve_destinations(&merged.destinations, &at.key("destinations"))
+        } else {
+            self.quiet(|checker| checker.resolve_destinations(&merged.destinations, &At::root()))
+        };
+        if merged.destinations.is_empty() {
+            let loc = self.at.value(&at.key("name"));
+            self.report(
+                Code::NoDestination,
+                loc,
+                format!("import `{}` has no destination", import.name),
+                "placed nowhere",
+                "add `destinations: [{registry: <roster name>, project: <project>, repository: <name>}]` to the import or to `spec.defaults`",
+            );
+        }
+        let transform = if import.transform.is_some() {
+            self.resolve_transform(&merged.transform, &at.key("transform"))
+        } else {
+            self.quiet(|checker| checker.resolve_transform(&merged.transform, &At::root()))
+        };
+        let variants = self.resolve_variants(import, at);
+        let tags = self.resolve_tag_rules(&merged, import, at);
+        let settle = self.resolve_settle(import, at);
+        ResolvedImport {
+            name: import.name.clone(),
+            tags,
+            platforms,
+            variants,
+            destinations,
+            transform,
+            owners: merged.owners.clone(),
+            vendor: merged.vendor.clone(),
+            archive: merged.archive.as_ref().map(|archive| Archive {
+                keep: archive.keep,
+                older_than_days: archive.older_than_days,
+            }),
+            settle,
+        }
+    }
+
+    /// Runs a resolution whose problems were already reported elsewhere (inherited values).
+    fn quiet<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let reported = self.findings.len();
+        let value = f(self);
+        self.findings.truncate(reported);
+        value
+    }
+
+    fn check_platforms(
+        &mut self,
+        platforms: &[String],
+        at: &At,
+    ) -> Vec<crate::policy::resolved::Platform> {
+        let mut parsed = Vec::new();
+        for (index, text) in platforms.iter().enumerate() {
+            match rules::parse_platform(text) {
+                Ok(platform) => parsed.push(platform),
+                Err(problem) => {
+                    let loc = self.at.value(&at.idx(index));
+                    self.report(Code::InvalidPlatform, loc, problem, "invalid platform", "write `os/arch[/variant]`, e.g. `linux/amd64`, `linux/arm64/v8`, `linux/arm/v7`");
+                }
+            }
+        }
+        parsed
+    }
+
+    fn check_owners(&mut self, owners: &[String], at: &At) {
+        for (index, owner) in owners.iter().enumerate() {
+            if let Err(problem) = rules::check_owner(owner) {
+                let loc = self.at.value(&at.idx(index));
+                self.report(Code::InvalidOwner, loc, problem, "not an entity ref", "owners are Backstage entity refs; `io.houba.owners` carries them so incidents reach the right team");
+            }
+        }
+    }
+
+    fn resolve_variants(&mut self, import: &Import, at: &At) -> Vec<Variant> {
+        let Some(variants) = &import.variants else {
+            return vec![Variant {
+                name: "default".into(),
+                suffix: String::new(),
+                transform: Vec::new(),
+            }];
+        };
+        let variants_at = at.key("variants");
+        if variants.is_empty() {
+            let loc = self.at.key(&variants_at);
+            self.report(
+                Code::InvalidValue,
+                loc,
+                "`variants` is empty: nothing would be placed".into(),
+                "no variant",
+                "remove `variants` to get one `default` variant, or list at least one",
+            );
+        }
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut suffixes: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut resolved = Vec::with_capacity(variants.len());
+        for (index, variant) in variants.iter().enumerate() {
+            let item = variants_at.idx(index);
+            self.check_name(&variant.name, &item.key("name"), "variant");
+            if let Some(first) = names.get(variant.name.as_str()) {
+                let first_line = self.at.value(&variants_at.idx(*first).key("name")).line;
+                let loc = self.at.value(&item.key("name"));
+                self.report(
+                    Code::DuplicateVariant,
+                    loc,
+                    format!(
+                        "variant name `{}` is used twice in import `{}`",
+                        variant.name, import.name
+                    ),
+                    "second variant with this name",
+                    &format!("rename this variant or the one on line {first_line}"),
+                );
+            } else {
+                names.insert(&variant.name, index);
+            }
+            if let Err(problem) = rules::check_suffix(&variant.suffix) {
+                let loc = self.at.value(&item.key("suffix"));
+                self.report(
+                    Code::InvalidSuffix,
+                    loc,
+                    problem,
+                    "invalid suffix",
+                    "a suffix is letters, digits, `.`, `_` and `-`, e.g. `-eu`",
+                );
+            } else if let Some(other) = suffixes.get(variant.suffix.as_str()) {
+                let loc = self.at.value(&item.key("suffix"));
+                self.report(
+                    Code::VariantTagCollision,
+                    loc,
+                    if variant.suffix.is_empty() {
+                        format!("variants `{other}` and `{}` both have the empty suffix: both would write the same tags", variant.name)
+                    } else {
+                        format!("variants `{other}` and `{}` have the same suffix `{}`: both would write the same tags", variant.name, variant.suffix)
+                    },
+                    "same tags as another variant",
+                    "give each variant of an import a distinct `suffix` (e.g. `-eu`, `-us`); at most one may have the empty suffix",
+                );
+            } else {
+                suffixes.insert(&variant.suffix, &variant.name);
+            }
+            let transform = match &variant.transform {
+                Some(steps) => self.resolve_transform(steps, &item.key("transform")),
+                None => Vec::new(),
+            };
+            resolved.push(Variant {
+                name: variant.name.clone(),
+                suffix: variant.suffix.clone(),
+                transform,
+            });
+        }
+        resolved
+    }
+
+    fn resolve_settle(&mut self, import: &Import, at: &At) -> Duration {
+        let Some(text) = &import.settle else {
+            return Duration::ZERO;
+        };
+        rules::parse_settle(text).unwrap_or_else(|problem| {
+            let loc = self.at.value(&at.key("settle"));
+            self.report(Code::InvalidSettle, loc, problem, "invalid duration", "e.g. `settle: 24h` waits a day after an upstream digest last moved before updating");
+            Duration::ZERO
+        })
+    }
+}
