@@ -166,8 +166,16 @@ pub fn select_tags(rules: &TagRules, upstream: &[String]) -> Selection {
     let filters = compile(rules, &mut warnings);
     let present: BTreeSet<&str> = upstream.iter().map(String::as_str).collect();
 
+    // `names` alone (no regex, range, latest-N, and semverOnly off) means exactly those tags:
+    // with no filter left, "every tag" is never what such a policy asks for.
+    let names_only = !rules.names.is_empty()
+        && rules.include_regex.is_none()
+        && rules.semver.is_none()
+        && rules.latest.is_none()
+        && !rules.semver_only;
     let mut ranked: Vec<Ranked<'_>> = match &filters {
         None => Vec::new(),
+        Some(_) if names_only => Vec::new(),
         Some(filters) => present
             .iter()
             .filter(|tag| !is_referrers_fallback_tag(tag))

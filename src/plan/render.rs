@@ -87,6 +87,7 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
     }
     if plan.actions.is_empty() {
         write_notes(&mut out, plan);
+        write_requests(&mut out, plan);
         let _ = writeln!(out, "{}", style.bold(&plan.summary_line()));
         return out;
     }
@@ -96,6 +97,7 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
         write_action(&mut out, a, style);
     }
     write_notes(&mut out, plan);
+    write_requests(&mut out, plan);
     let _ = writeln!(out, "{}", style.bold(&plan.summary_line()));
     out
 }
@@ -174,6 +176,37 @@ fn write_change(out: &mut String, c: &Change, width: usize, style: Style) {
         (None, None) => return,
     };
     let _ = writeln!(out, "      {line}");
+}
+
+/// `Requests: docker.io 12 (HEAD 9, GET 3); local 4 (HEAD 4)`: what observing cost.
+fn write_requests(out: &mut String, plan: &Plan) {
+    if plan.requests.is_empty() {
+        return;
+    }
+    let parts: Vec<String> = plan
+        .requests
+        .iter()
+        .map(|(name, r)| {
+            let by_method: Vec<String> = [
+                ("HEAD", r.head),
+                ("GET", r.get),
+                ("PUT", r.put),
+                ("POST", r.post),
+                ("PATCH", r.patch),
+                ("DELETE", r.delete),
+            ]
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(m, n)| format!("{m} {n}"))
+            .collect();
+            if by_method.is_empty() {
+                format!("{name} 0")
+            } else {
+                format!("{name} {} ({})", r.total, by_method.join(", "))
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "Requests: {}\n", parts.join("; "));
 }
 
 fn write_notes(out: &mut String, plan: &Plan) {

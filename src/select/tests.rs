@@ -296,3 +296,24 @@ fn broken_rules_select_nothing() {
     assert!(sel.tags.is_empty());
     assert_eq!(sel.warnings.len(), 1);
 }
+
+#[test]
+fn names_alone_select_exactly_those_names() {
+    let upstream = tags(&["bookworm-slim", "bullseye-slim", "12.8-slim", "latest"]);
+    let only = TagRules {
+        semver_only: false,
+        names: tags(&["bookworm-slim"]),
+        ..TagRules::default()
+    };
+    let sel = select_tags(&only, &upstream);
+    assert_eq!(names(&sel), ["bookworm-slim"]);
+    // With a filter beside them, names add to what the filter selects.
+    let with_filter = TagRules {
+        include_regex: Some("^bullseye".into()),
+        ..only.clone()
+    };
+    let sel = select_tags(&with_filter, &upstream);
+    let mut got = names(&sel);
+    got.sort();
+    assert_eq!(got, ["bookworm-slim", "bullseye-slim"]);
+}
