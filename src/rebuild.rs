@@ -1,0 +1,366 @@
+//! Placing rebuilt images: the bridge between the rebuild engine (`build`, synchronous,
+//! registry-agnostic) and the registries.
+//!
+//! Order is the same as for copies: the base's blobs and child manifests reach the destination
+//! first (cross-repository mount when the base already sits in the same registry), then the new
+//! layers and configs, then the rebuilt platform manifests by digest, and the tag last.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::build::{self, BlobSource, BuildError, NewBlob, TransformRosters};
+use crate::policy::resolved::TransformStep;
+use crate::registry::transfer::TransferSession;
+use crate::registry::{ByteStream, Registry};
+use crate::stamp;
+
+/// What to rebuild, and from where.
+pub struct RebuildRequest<'a> {
+    /// For messages: `docker.io/library/debian:bookworm-slim`.
+    pub label: String,
+    pub source: Arc<dyn Registry>,
+    pub source_repository: &'a str,
+    /// The upstream manifest or index, as observed.
+    pub manifest: Bytes,
+    pub media_type: String,
+    pub steps: &'a [TransformStep],
+    /// `os/arch[/variant]` to keep; empty keeps every platform.
+    pub platforms: &'a [String],
+    pub rosters: &'a TransformRosters,
+    /// The stamp, `io.houba.recipe` included.
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+/// The recipe digest of a placement that needs a rebuild: the engine's recipe for the steps,
+/// combined with the platform filter (which also changes the bytes placed).
+pub fn recipe_digest(
+    steps: &[TransformStep],
+    platforms: &[String],
+    rosters: &TransformRosters,
+    base_digest: &str,
+) -> Result<String, BuildError> {
+    let steps_recipe = if steps.is_empty() {
+        None
+    } else {
+        Some(build::recipe_digest(steps, rosters, base_digest)?)
+    };
+    let recipe = serde_json::json!({
+        "engine": build::ENGINE_FORMAT_VERSION,
+        "base": base_digest,
+        "steps": steps_recipe,
+        "platforms": platforms,
+    });
+    Ok(stamp::sha256_digest(&stamp::canonical_json(&recipe)))
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type == stamp::OCI_INDEX || media_type == stamp::DOCKER_LIST
+}
+
+/// Keep the index entries whose platform is listed (`os/arch[/variant]`).
+fn filter_platforms(index: &[u8], platforms: &[String], label: &str) -> Result<Vec<u8>, String> {
+    let mut value: Value =
+        serde_json::from_slice(index).map_err(|e| format!("{label}: the index is not JSON: {e}"))?;
+    let wanted: BTreeSet<&str> = platforms.iter().map(String::as_str).collect();
+    let manifests = value
+        .get_mut("manifests")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| format!("{label}: the index has no manifests"))?;
+    manifests.retain(|m| {
+        let p = m.get("platform");
+        let field = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_str);
+        let (Some(os), Some(arch)) = (field("os"), field("architecture")) else {
+            return false;
+        };
+        wanted.contains(format!("{os}/{arch}").as_str())
+            || field("variant").is_some_and(|v| wanted.contains(format!("{os}/{arch}/{v}").as_str()))
+    });
+    if manifests.is_empty() {
+        return Err(format!(
+            "{label}: none of the platforms {} is in the upstream index",
+            platforms.join(", ")
+        ));
+    }
+    Ok(stamp::canonical_json(&value))
+}
+
+/// Reads blobs (and an index's child manifests) from a registry for the synchronous engine:
+/// each read streams through a small channel, so memory does not grow with blob size and a
+/// layer is only read as far as the engine needs.
+struct RegistryBlobs {
+    handle: tokio::runtime::Handle,
+    registry: Arc<dyn Registry>,
+    repository: String,
+    manifests: BTreeSet<String>,
+}
+
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+impl BlobSource for RegistryBlobs {
+    fn open_blob(&self, digest: &str) -> std::io::Result<Box<dyn Read + Send>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let registry = self.registry.clone();
+        let repository = self.repository.clone();
+        let digest = digest.to_string();
+        let is_manifest = self.manifests.contains(&digest);
+        self.handle.spawn(async move {
+            let io = |e: crate::registry::RegistryError| std::io::Error::other(e.to_string());
+            if is_manifest {
+                let item = match registry.get_manifest(&repository, &digest).await {
+                    Ok(Some((_, bytes))) => Ok(bytes),
+                    Ok(None) => Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("manifest {digest} is not in {repository}"),
+                    )),
+                    Err(e) => Err(io(e)),
+                };
+                let _ = tx.send(item).await;
+                return;
+            }
+            match registry.get_blob(&repository, &digest).await {
+                Ok(mut stream) => {
+                    while let Some(chunk) = stream.next().await {
+                        let failed = chunk.is_err();
+                        if tx.send(chunk.map_err(io)).await.is_err() || failed {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(io(e))).await;
+                }
+            }
+        });
+        Ok(Box::new(ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }))
+    }
+}
+
+/// A stream over a file, in chunks, for uploads that must not be held in memory.
+fn file_stream(path: &Path) -> std::io::Result<ByteStream> {
+    let file = std::fs::File::open(path)?;
+    let registry = path.display().to_string();
+    let stream = futures::stream::unfold(Some(file), move |state| {
+        let registry = registry.clone();
+        async move {
+            let mut file = state?;
+            let mut buf = vec![0u8; 1 << 20];
+            match file.read(&mut buf) {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some(file)))
+                }
+                Err(e) => Some((
+                    Err(crate::registry::RegistryError::Io {
+                        registry,
+                        message: "reading the rebuilt layer".into(),
+                        source: e,
+                    }),
+                    None,
+                )),
+            }
+        }
+    });
+    Ok(Box::pin(stream))
+}
+
+async fn upload_bytes(
+    dst: &dyn Registry,
+    repo: &str,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let digest = stamp::sha256_digest(bytes);
+    if dst.blob_exists(repo, &digest).await.map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    let data = Bytes::copy_from_slice(bytes);
+    let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
+    dst.put_blob(repo, &digest, bytes.len() as u64, stream)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn upload_layer(dst: &dyn Registry, repo: &str, layer: &NewBlob) -> Result<(), String> {
+    if !dst
+        .blob_exists(repo, &layer.digest)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let stream = file_stream(&layer.path).map_err(|e| e.to_string())?;
+        dst.put_blob(repo, &layer.digest, layer.size, stream)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let _ = std::fs::remove_file(&layer.path);
+    Ok(())
+}
+
+/// Rebuild and place under `dst_repo:dst_tag`. Returns the digest the tag now holds.
+pub async fn rebuild_and_place(
+    req: RebuildRequest<'_>,
+    session: &TransferSession,
+    dst: &dyn Registry,
+    dst_repo: &str,
+    dst_tag: &str,
+) -> Result<String, String> {
+    let label = req.label.clone();
+    let mut base = req.manifest.to_vec();
+    let mut media_type = stamp::manifest_media_type(&base, &req.media_type);
+    if !req.platforms.is_empty() {
+        if !is_index(&media_type) {
+            return Err(format!(
+                "{label}: a platform filter needs a multi-platform upstream, but it is a single image"
+            ));
+        }
+        base = filter_platforms(&base, req.platforms, &label)?;
+        media_type = stamp::OCI_INDEX.to_string();
+    }
+    // Everything the base references must exist at the destination: the rebuilt manifests
+    // keep the base layers as they are.
+    session
+        .place(req.source.as_ref(), req.source_repository, dst, dst_repo, &base)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    if req.steps.is_empty() {
+        // Platform filter only: a new (stamped) index over the same platform manifests.
+        let out = stamp::stamp_manifest(&base, &media_type, req.annotations, "")
+            .map_err(|e| format!("{label}: {e}"))?;
+        dst.put_manifest(dst_repo, dst_tag, &out.media_type, Bytes::from(out.bytes))
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(out.digest);
+    }
+
+    let manifests: BTreeSet<String> = if is_index(&media_type) {
+        serde_json::from_slice::<Value>(&base)
+            .ok()
+            .and_then(|v| {
+                v.get("manifests").and_then(Value::as_array).map(|a| {
+                    a.iter()
+                        .filter_map(|m| m.get("digest").and_then(Value::as_str).map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    } else {
+        BTreeSet::new()
+    };
+    let blobs = RegistryBlobs {
+        handle: tokio::runtime::Handle::current(),
+        registry: req.source.clone(),
+        repository: req.source_repository.to_string(),
+        manifests,
+    };
+    let workdir = tempfile::tempdir().map_err(|e| format!("{label}: cannot create a work directory: {e}"))?;
+    let steps = req.steps.to_vec();
+    let rosters = req.rosters.clone();
+    let annotations = req.annotations.clone();
+    let work = workdir.path().to_path_buf();
+    let index_media = is_index(&media_type);
+    let built = tokio::task::spawn_blocking(move || -> Result<Built, BuildError> {
+        if index_media {
+            build::rebuild_index(&label, &base, &blobs, &steps, &rosters, &annotations, &work)
+                .map(Built::Index)
+        } else {
+            let value: Value = serde_json::from_slice(&base).map_err(|e| BuildError::Unsupported {
+                image: label.clone(),
+                detail: format!("the manifest is not JSON: {e}"),
+            })?;
+            let config_digest = value
+                .get("config")
+                .and_then(|c| c.get("digest"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| BuildError::Unsupported {
+                    image: label.clone(),
+                    detail: "the manifest has no config".into(),
+                })?
+                .to_string();
+            let mut config = Vec::new();
+            blobs
+                .open_blob(&config_digest)
+                .and_then(|mut r| r.read_to_end(&mut config))
+                .map_err(|e| BuildError::Unsupported {
+                    image: label.clone(),
+                    detail: format!("cannot read the config {config_digest}: {e}"),
+                })?;
+            build::rebuild_image(&label, &base, &config, &blobs, &steps, &rosters, &annotations, &work)
+                .map(Built::Image)
+        }
+    })
+    .await
+    .map_err(|e| format!("{}: the rebuild stopped: {e}", req.label))?
+    .map_err(|e| e.to_string())?;
+
+    match built {
+        Built::Image(image) => {
+            upload_layer(dst, dst_repo, &image.new_layer).await?;
+            upload_bytes(dst, dst_repo, &image.config).await?;
+            let digest = image.manifest_digest();
+            dst.put_manifest(
+                dst_repo,
+                dst_tag,
+                &image.manifest_media_type,
+                Bytes::from(image.manifest),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(digest)
+        }
+        Built::Index(index) => {
+            for p in &index.platforms {
+                upload_layer(dst, dst_repo, &p.image.new_layer).await?;
+                upload_bytes(dst, dst_repo, &p.image.config).await?;
+                dst.put_manifest(
+                    dst_repo,
+                    &p.image.manifest_digest(),
+                    &p.image.manifest_media_type,
+                    Bytes::from(p.image.manifest.clone()),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            }
+            for d in &index.dropped {
+                tracing::info!(image = %req.label, digest = %d.digest, reason = %d.reason, "index entry not carried over");
+            }
+            let digest = index.index_digest();
+            dst.put_manifest(dst_repo, dst_tag, &index.index_media_type, Bytes::from(index.index))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(digest)
+        }
+    }
+}
+
+enum Built {
+    Image(build::BuiltImage),
+    Index(build::BuiltIndex),
+}
