@@ -49,7 +49,10 @@ impl std::fmt::Debug for Credentials {
                 write!(f, "PasswordEnv {{ username: {username:?}, env: {env:?} }}")
             }
             Credentials::PasswordFile { username, path } => {
-                write!(f, "PasswordFile {{ username: {username:?}, path: {path:?} }}")
+                write!(
+                    f,
+                    "PasswordFile {{ username: {username:?}, path: {path:?} }}"
+                )
             }
         }
     }

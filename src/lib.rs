@@ -4,6 +4,7 @@
 //! desired graph → plan → apply. Only `config` reads the environment; only `registry` and
 //! `build` talk to the outside world.
 
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod policy;

@@ -57,7 +57,9 @@ pub enum RegistryError {
         repository: String,
         detail: String,
     },
-    #[error("{registry}/{repository}:{reference}: digest mismatch: expected {expected}, got {actual}")]
+    #[error(
+        "{registry}/{repository}:{reference}: digest mismatch: expected {expected}, got {actual}"
+    )]
     DigestMismatch {
         registry: String,
         repository: String,
@@ -128,13 +130,22 @@ pub trait Registry: Send + Sync {
     async fn get_blob(&self, repository: &str, digest: &str) -> Result<ByteStream>;
 
     /// Upload a blob from a stream without buffering it whole.
-    async fn put_blob(&self, repository: &str, digest: &str, size: u64, data: ByteStream)
-    -> Result<()>;
+    async fn put_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+        data: ByteStream,
+    ) -> Result<()>;
 
     /// Cross-repository mount inside this registry. `Ok(false)` when the server declined (202)
     /// and the caller must upload.
-    async fn mount_blob(&self, repository: &str, from_repository: &str, digest: &str)
-    -> Result<bool>;
+    async fn mount_blob(
+        &self,
+        repository: &str,
+        from_repository: &str,
+        digest: &str,
+    ) -> Result<bool>;
 
     /// Delete a manifest by digest.
     async fn delete_manifest(&self, repository: &str, digest: &str) -> Result<()>;
