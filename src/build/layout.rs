@@ -27,6 +27,21 @@ impl LayoutDir {
         LayoutDir { root: root.into() }
     }
 
+    /// Creates an empty layout at `root` (the directory may exist; an existing layout is kept).
+    pub fn init(root: impl Into<PathBuf>) -> io::Result<Self> {
+        let layout = LayoutDir::new(root);
+        fs::create_dir_all(layout.root.join("blobs/sha256"))?;
+        let marker = layout.root.join("oci-layout");
+        if !marker.exists() {
+            fs::write(marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = layout.root.join("index.json");
+        if !index.exists() {
+            fs::write(index, br#"{"schemaVersion":2,"manifests":[]}"#)?;
+        }
+        Ok(layout)
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -493,7 +493,12 @@ impl Pass {
                 tar::EntryType::Link => {
                     let target = link_name.as_deref().and_then(normalize).unwrap_or_default();
                     match local.get(&target) {
-                        Some(t) => t.kind.clone(),
+                        // One inode: the link has its target's contents, mode and owner.
+                        Some(t) => {
+                            let linked = t.clone();
+                            self.keep(path, linked, index, wanted, &mut local);
+                            continue;
+                        }
                         None => {
                             self.pending_links.push((index, target));
                             continue;
@@ -508,15 +513,26 @@ impl Pass {
                 uid,
                 gid,
             };
-            if matches!(entry.kind, EntryKind::File(_)) {
-                local.insert(path.clone(), entry.clone());
-            }
-            if wanted {
-                // A later entry for the same path in the same layer replaces the earlier one.
-                self.found_in.insert(path.clone(), index);
-                self.found.insert(path, entry);
-            }
+            self.keep(path, entry, index, wanted, &mut local);
         }
         Ok(())
+    }
+
+    fn keep(
+        &mut self,
+        path: String,
+        entry: Entry,
+        index: usize,
+        wanted: bool,
+        local: &mut HashMap<String, Entry>,
+    ) {
+        if matches!(entry.kind, EntryKind::File(_)) {
+            local.insert(path.clone(), entry.clone());
+        }
+        if wanted {
+            // A later entry for the same path in the same layer replaces the earlier one.
+            self.found_in.insert(path.clone(), index);
+            self.found.insert(path, entry);
+        }
     }
 }
