@@ -720,3 +720,48 @@ fn transforms_that_find_nothing_fail_with_what_they_looked_for() {
     );
     assert!(zone.contains("is not an IANA zone name"), "{zone}");
 }
+
+#[test]
+fn a_tar_without_end_blocks_is_read_and_a_truncated_one_is_refused() {
+    use Node::*;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = LayoutDir::init(dir.path().join("layout")).unwrap();
+    let full = layer_tar(&[
+        Dir("etc", 0o755),
+        Dir("etc/apk", 0o755),
+        File(
+            "etc/apk/repositories",
+            "http://dl-cdn.alpinelinux.org/alpine/v3.19/main\n",
+            0o644,
+        ),
+    ]);
+    // Header blocks for etc/, etc/apk/, the file's header, then 48 bytes of data.
+    let data_end = 3 * 512 + 48;
+    let unterminated = full[..data_end].to_vec();
+    let image = store_tars(
+        &layout,
+        "unterminated",
+        vec![(unterminated, Compression::Gzip)],
+        false,
+    );
+    let built = rebuild(&layout, &image, &all_steps()[1..2], &dir.path().join("w")).unwrap();
+    assert_eq!(
+        entry(&read_new_layer(&built), "etc/apk/repositories").data,
+        b"https://apk.mirror.test/alpine/v3.19/main\n".to_vec()
+    );
+
+    let truncated = full[..data_end - 10].to_vec();
+    let image = store_tars(
+        &layout,
+        "truncated",
+        vec![(truncated, Compression::Zstd)],
+        false,
+    );
+    let msg = rebuild(&layout, &image, &all_steps()[1..2], dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("truncated: the tar stream ends at byte 1574"),
+        "{msg}"
+    );
+}

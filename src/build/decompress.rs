@@ -3,6 +3,8 @@
 //! the first bytes of a blob never lie.
 
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
@@ -12,6 +14,72 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Wraps a layer blob in the decoder its first bytes call for (gzip, zstd or plain tar).
 pub(crate) fn open_layer(blob: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
+    decoder(blob)
+}
+
+/// Where a tar stream really ended, when it ended without its end-of-archive blocks.
+#[derive(Clone, Default)]
+pub(crate) struct TarEnd(Arc<AtomicU64>);
+
+impl TarEnd {
+    const NOT_PADDED: u64 = u64::MAX;
+
+    /// The length of the stream as written, if the reader had to complete its last block.
+    pub fn padded_at(&self) -> Option<u64> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::NOT_PADDED => None,
+            n => Some(n),
+        }
+    }
+}
+
+/// Some writers (umoci 0.4 among them) stop a layer's tar stream right after the last
+/// entry's data, without padding it to a block or writing the two zero end blocks; Go's tar
+/// reader accepts that, the `tar` crate does not. This adds the missing zeros and records
+/// where the real stream ended, so the caller can check no entry's data was cut short.
+pub(crate) struct TarTail<R> {
+    inner: R,
+    read: u64,
+    zeros_left: Option<u64>,
+    end: TarEnd,
+}
+
+impl<R: Read> TarTail<R> {
+    pub fn new(inner: R) -> (Self, TarEnd) {
+        let end = TarEnd(Arc::new(AtomicU64::new(TarEnd::NOT_PADDED)));
+        let tail = TarTail {
+            inner,
+            read: 0,
+            zeros_left: None,
+            end: end.clone(),
+        };
+        (tail, end)
+    }
+}
+
+impl<R: Read> Read for TarTail<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(left) = self.zeros_left.as_mut() {
+            let n = (*left).min(buf.len() as u64) as usize;
+            buf[..n].fill(0);
+            *left -= n as u64;
+            return Ok(n);
+        }
+        let n = self.inner.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            self.read += n as u64;
+            return Ok(n);
+        }
+        let to_block = (512 - self.read % 512) % 512;
+        if to_block > 0 {
+            self.end.0.store(self.read, Ordering::Relaxed);
+        }
+        self.zeros_left = Some(to_block + 1024);
+        self.read(buf)
+    }
+}
+
+fn decoder(blob: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
     let mut reader = BufReader::with_capacity(256 * 1024, blob);
     let head = reader.fill_buf()?;
     if head.starts_with(&GZIP_MAGIC) {

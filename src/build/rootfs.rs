@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Read;
 
 use super::BlobSource;
-use super::decompress::open_layer;
+use super::decompress::{TarTail, open_layer};
 use super::error::BuildError;
 
 /// Linux's own bound on symlinks followed while resolving one path.
@@ -432,7 +432,11 @@ impl Pass {
             source,
         })?;
         let reader = open_layer(blob).map_err(|e| layer_err(format!("cannot decompress: {e}")))?;
+        let (reader, tar_end) = TarTail::new(reader);
         let mut archive = tar::Archive::new(reader);
+        // End of the last entry's data in the tar stream, to tell a missing end-of-archive
+        // marker (accepted) from a truncated entry (refused).
+        let mut data_end = 0u64;
         // Regular files of this layer that a hardlink in the same layer may point at.
         let mut local: HashMap<String, Entry> = HashMap::new();
         let entries = archive
@@ -440,6 +444,7 @@ impl Pass {
             .map_err(|e| layer_err(format!("not a tar archive: {e}")))?;
         for item in entries {
             let mut item = item.map_err(|e| layer_err(format!("corrupt tar entry: {e}")))?;
+            data_end = item.raw_file_position() + item.size();
             let raw = item
                 .path()
                 .map_err(|e| layer_err(format!("unreadable entry name: {e}")))?;
@@ -514,6 +519,13 @@ impl Pass {
                 gid,
             };
             self.keep(path, entry, index, wanted, &mut local);
+        }
+        if let Some(end) = tar_end.padded_at()
+            && end < data_end
+        {
+            return Err(layer_err(format!(
+                "truncated: the tar stream ends at byte {end}, inside an entry ending at {data_end}"
+            )));
         }
         Ok(())
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod debian;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -124,10 +126,23 @@ pub fn store_image(
     layers: Vec<(Vec<Node>, Compression)>,
     docker: bool,
 ) -> StoredImage {
+    let tars = layers
+        .into_iter()
+        .map(|(nodes, c)| (layer_tar(&nodes), c))
+        .collect();
+    store_tars(layout, name, tars, docker)
+}
+
+/// Like [`store_image`], from tar streams given as bytes.
+pub fn store_tars(
+    layout: &LayoutDir,
+    name: &str,
+    layers: Vec<(Vec<u8>, Compression)>,
+    docker: bool,
+) -> StoredImage {
     let mut diff_ids = Vec::new();
     let mut descriptors = Vec::new();
-    for (nodes, compression) in layers {
-        let tar = layer_tar(&nodes);
+    for (tar, compression) in layers {
         diff_ids.push(sha256_digest(&tar));
         let (blob, mut media_type) = compress(&tar, compression);
         if docker {
