@@ -112,6 +112,7 @@ pub struct ApplyContext<'a> {
     pub cache: &'a ManifestCache,
     pub session: Arc<TransferSession>,
     pub label_prefix: &'a str,
+    pub rosters: &'a crate::build::TransformRosters,
     pub concurrency: usize,
     pub progress: &'a dyn Progress,
 }
@@ -198,11 +199,9 @@ async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, S
         ActionKind::Copy | ActionKind::Replace if a.recipe.is_none() => {
             place_copy(a, ctx, dst.as_ref()).await.map(Some)
         }
-        ActionKind::Copy | ActionKind::Build | ActionKind::Replace => Err(format!(
-            "{} needs a rebuild ({}), which this version of houba cannot perform yet; nothing was written",
-            a.destination,
-            a.steps.join(", ")
-        )),
+        ActionKind::Copy | ActionKind::Build | ActionKind::Replace => {
+            place_build(a, ctx, dst.as_ref()).await.map(Some)
+        }
         ActionKind::Restamp => restamp(a, ctx, dst.as_ref()).await.map(Some),
         ActionKind::Alias => alias(a, ctx, dst.as_ref()).await.map(Some),
         ActionKind::Prune => prune(a, ctx, dst.as_ref()).await.map(|()| None),
@@ -273,6 +272,37 @@ async fn place_copy(
         .map_err(|e| e.to_string())?;
     ctx.cache.put(&stamped.digest, &stamped.bytes);
     Ok(stamped.digest)
+}
+
+async fn place_build(
+    a: &Action,
+    ctx: &ApplyContext<'_>,
+    dst: &dyn Registry,
+) -> Result<String, String> {
+    let (src, bytes, media_type) = source_manifest(a, ctx).await?;
+    let src_loc = a.source.as_ref().expect("checked in source_manifest");
+    let request = crate::rebuild::RebuildRequest {
+        label: src_loc.to_string(),
+        source: src,
+        source_repository: &src_loc.repository,
+        manifest: bytes,
+        media_type,
+        steps: &a.transform,
+        platforms: &a.platforms,
+        rosters: ctx.rosters,
+        annotations: &a.annotations,
+        label_prefix: ctx.label_prefix,
+    };
+    let digest = crate::rebuild::rebuild_and_place(
+        request,
+        &ctx.session,
+        dst,
+        &a.destination.repository,
+        &a.destination.tag,
+    )
+    .await
+    .map_err(|e| format!("{}: {e}", a.destination))?;
+    Ok(digest)
 }
 
 /// The live manifest bytes a tag held when planning (cache first, else GET by digest).

@@ -1,10 +1,11 @@
 //! houba: the single front door for the external container images an organisation runs.
 //!
 //! Data flows one way (see `docs/architecture.md`): policies + config → resolved policies →
-//! desired graph → plan → apply. Only `config` reads the environment; only `registry` and
-//! `build` talk to the outside world.
+//! desired graph → plan → apply. Only `config` reads the environment; only `registry`,
+//! `build` and `rebuild` talk to the outside world.
 
 pub mod apply;
+pub mod build;
 pub mod cli;
 pub mod config;
 pub mod graph;
@@ -12,6 +13,7 @@ pub mod observe;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod rebuild;
 pub mod registry;
 pub mod select;
 pub mod stamp;

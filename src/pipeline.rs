@@ -5,8 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
-use serde_json::json;
-
+use crate::build::TransformRosters;
 use crate::cli::Context;
 use crate::config::Settings;
 use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
@@ -16,7 +15,8 @@ use crate::plan::diff::{
 };
 use crate::plan::model::{FORMAT_VERSION, Location, Note, Plan, RequestCount};
 use crate::plan::scope;
-use crate::policy::resolved::{ResolvedPolicy, TransformStep};
+use crate::policy::resolved::ResolvedPolicy;
+use crate::rebuild;
 use crate::stamp::{self, Stamp};
 
 /// What part of the policies to plan.
@@ -26,37 +26,12 @@ pub struct PlanRequest {
     pub shard: Option<(u64, u64)>,
 }
 
-/// Version of the rebuild recipe format; part of every recipe digest, so a change in how
-/// houba rebuilds is a recipe change.
-pub const RECIPE_FORMAT: &str = "houba-build/1";
-
-/// The recipe digest of a rebuild: the resolved steps (roster contents included, so a CA or
-/// mirror edit is a recipe change), the platform filter and the base digest.
-pub fn recipe_digest(
-    steps: &[TransformStep],
-    platforms: &[String],
-    base_digest: &str,
-    settings: &Settings,
-) -> String {
-    let resolved: Vec<serde_json::Value> = steps
-        .iter()
-        .map(|s| match s {
-            TransformStep::InjectCa { certs } => json!({"injectCA": certs
-                .iter()
-                .map(|c| json!({"name": c, "source": settings.ca_certs.get(c)}))
-                .collect::<Vec<_>>()}),
-            TransformStep::RewritePackageSources { mirror } => json!({"rewritePackageSources":
-                {"name": mirror, "mirror": settings.package_mirrors.get(mirror)}}),
-            TransformStep::SetTimezone { zone } => json!({"setTimezone": {"zone": zone}}),
-        })
-        .collect();
-    let recipe = json!({
-        "format": RECIPE_FORMAT,
-        "base": base_digest,
-        "platforms": platforms,
-        "steps": resolved,
-    });
-    stamp::sha256_digest(&stamp::canonical_json(&recipe))
+/// The transform rosters of the settings, as the rebuild engine takes them.
+pub fn rosters(settings: &Settings) -> TransformRosters {
+    TransformRosters {
+        ca_certs: settings.ca_certs.clone(),
+        package_mirrors: settings.package_mirrors.clone(),
+    }
 }
 
 /// The policies of this shard.
@@ -130,7 +105,7 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
         sources: source_obs,
         destinations,
     };
-    let (placements, aliases) = desired(&graph, &live, settings);
+    let (placements, aliases) = desired(&graph, &live, settings)?;
     let (drift, actions, mut notes) = diff::diff(&DiffInput {
         placements: &placements,
         aliases: &aliases,
@@ -239,10 +214,11 @@ fn desired(
     graph: &DesiredGraph,
     live: &LiveState,
     settings: &Settings,
-) -> (Vec<DesiredPlacement>, Vec<DesiredAlias>) {
+) -> miette::Result<(Vec<DesiredPlacement>, Vec<DesiredAlias>)> {
+    let rosters = rosters(settings);
     let placements = graph
         .placements()
-        .map(|p| {
+        .map(|p| -> miette::Result<DesiredPlacement> {
             let kind = match p.kind() {
                 GraphKind::Copy => PlacementKind::Copy,
                 GraphKind::Build => PlacementKind::Build,
@@ -257,7 +233,15 @@ fn desired(
                 .map(|s| s.digest.clone())
                 .unwrap_or_default();
             let platforms: Vec<String> = p.platforms.iter().map(ToString::to_string).collect();
-            DesiredPlacement {
+            let recipe = match kind {
+                PlacementKind::Build => Some(
+                    rebuild::recipe_digest(&p.transform, &platforms, &rosters, &base).map_err(
+                        |e| miette::miette!(code = "houba::plan::recipe", "{}: {e}", p.address),
+                    )?,
+                ),
+                PlacementKind::Copy => None,
+            };
+            Ok(DesiredPlacement {
                 address: p.address.clone(),
                 policy: p.policy.clone(),
                 import: p.import.clone(),
@@ -277,15 +261,16 @@ fn desired(
                 pin: p.pin.clone(),
                 kind,
                 steps: p.transform.iter().map(|s| s.name().to_string()).collect(),
-                recipe: (kind == PlacementKind::Build)
-                    .then(|| recipe_digest(&p.transform, &platforms, &base, settings)),
+                transform: p.transform.clone(),
+                platforms,
+                recipe,
                 owners: p.owners.clone(),
                 vendor: p.vendor.clone(),
                 artifact_type: p.artifact_type.as_str().to_string(),
                 settle: p.settle,
-            }
+            })
         })
-        .collect();
+        .collect::<miette::Result<Vec<_>>>()?;
     let aliases = graph
         .aliases()
         .map(|a| DesiredAlias {
@@ -299,5 +284,5 @@ fn desired(
             target: a.target.clone(),
         })
         .collect();
-    (placements, aliases)
+    Ok((placements, aliases))
 }

@@ -35,6 +35,7 @@ pub struct RebuildRequest<'a> {
     pub rosters: &'a TransformRosters,
     /// The stamp, `io.houba.recipe` included.
     pub annotations: &'a BTreeMap<String, String>,
+    pub label_prefix: &'a str,
 }
 
 /// The recipe digest of a placement that needs a rebuild: the engine's recipe for the steps,
@@ -65,8 +66,8 @@ fn is_index(media_type: &str) -> bool {
 
 /// Keep the index entries whose platform is listed (`os/arch[/variant]`).
 fn filter_platforms(index: &[u8], platforms: &[String], label: &str) -> Result<Vec<u8>, String> {
-    let mut value: Value =
-        serde_json::from_slice(index).map_err(|e| format!("{label}: the index is not JSON: {e}"))?;
+    let mut value: Value = serde_json::from_slice(index)
+        .map_err(|e| format!("{label}: the index is not JSON: {e}"))?;
     let wanted: BTreeSet<&str> = platforms.iter().map(String::as_str).collect();
     let manifests = value
         .get_mut("manifests")
@@ -79,7 +80,8 @@ fn filter_platforms(index: &[u8], platforms: &[String], label: &str) -> Result<V
             return false;
         };
         wanted.contains(format!("{os}/{arch}").as_str())
-            || field("variant").is_some_and(|v| wanted.contains(format!("{os}/{arch}/{v}").as_str()))
+            || field("variant")
+                .is_some_and(|v| wanted.contains(format!("{os}/{arch}/{v}").as_str()))
     });
     if manifests.is_empty() {
         return Err(format!(
@@ -192,13 +194,13 @@ fn file_stream(path: &Path) -> std::io::Result<ByteStream> {
     Ok(Box::pin(stream))
 }
 
-async fn upload_bytes(
-    dst: &dyn Registry,
-    repo: &str,
-    bytes: &[u8],
-) -> Result<(), String> {
+async fn upload_bytes(dst: &dyn Registry, repo: &str, bytes: &[u8]) -> Result<(), String> {
     let digest = stamp::sha256_digest(bytes);
-    if dst.blob_exists(repo, &digest).await.map_err(|e| e.to_string())? {
+    if dst
+        .blob_exists(repo, &digest)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         return Ok(());
     }
     let data = Bytes::copy_from_slice(bytes);
@@ -246,13 +248,19 @@ pub async fn rebuild_and_place(
     // Everything the base references must exist at the destination: the rebuilt manifests
     // keep the base layers as they are.
     session
-        .place(req.source.as_ref(), req.source_repository, dst, dst_repo, &base)
+        .place(
+            req.source.as_ref(),
+            req.source_repository,
+            dst,
+            dst_repo,
+            &base,
+        )
         .await
         .map_err(|e| e.to_string())?;
 
     if req.steps.is_empty() {
         // Platform filter only: a new (stamped) index over the same platform manifests.
-        let out = stamp::stamp_manifest(&base, &media_type, req.annotations, "")
+        let out = stamp::stamp_manifest(&base, &media_type, req.annotations, req.label_prefix)
             .map_err(|e| format!("{label}: {e}"))?;
         dst.put_manifest(dst_repo, dst_tag, &out.media_type, Bytes::from(out.bytes))
             .await
@@ -280,7 +288,8 @@ pub async fn rebuild_and_place(
         repository: req.source_repository.to_string(),
         manifests,
     };
-    let workdir = tempfile::tempdir().map_err(|e| format!("{label}: cannot create a work directory: {e}"))?;
+    let workdir =
+        tempfile::tempdir().map_err(|e| format!("{label}: cannot create a work directory: {e}"))?;
     let steps = req.steps.to_vec();
     let rosters = req.rosters.clone();
     let annotations = req.annotations.clone();
@@ -291,10 +300,11 @@ pub async fn rebuild_and_place(
             build::rebuild_index(&label, &base, &blobs, &steps, &rosters, &annotations, &work)
                 .map(Built::Index)
         } else {
-            let value: Value = serde_json::from_slice(&base).map_err(|e| BuildError::Unsupported {
-                image: label.clone(),
-                detail: format!("the manifest is not JSON: {e}"),
-            })?;
+            let value: Value =
+                serde_json::from_slice(&base).map_err(|e| BuildError::Unsupported {
+                    image: label.clone(),
+                    detail: format!("the manifest is not JSON: {e}"),
+                })?;
             let config_digest = value
                 .get("config")
                 .and_then(|c| c.get("digest"))
@@ -312,8 +322,17 @@ pub async fn rebuild_and_place(
                     image: label.clone(),
                     detail: format!("cannot read the config {config_digest}: {e}"),
                 })?;
-            build::rebuild_image(&label, &base, &config, &blobs, &steps, &rosters, &annotations, &work)
-                .map(Built::Image)
+            build::rebuild_image(
+                &label,
+                &base,
+                &config,
+                &blobs,
+                &steps,
+                &rosters,
+                &annotations,
+                &work,
+            )
+            .map(Built::Image)
         }
     })
     .await
@@ -352,9 +371,14 @@ pub async fn rebuild_and_place(
                 tracing::info!(image = %req.label, digest = %d.digest, reason = %d.reason, "index entry not carried over");
             }
             let digest = index.index_digest();
-            dst.put_manifest(dst_repo, dst_tag, &index.index_media_type, Bytes::from(index.index))
-                .await
-                .map_err(|e| e.to_string())?;
+            dst.put_manifest(
+                dst_repo,
+                dst_tag,
+                &index.index_media_type,
+                Bytes::from(index.index),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             Ok(digest)
         }
     }

@@ -101,7 +101,9 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let progress = BarProgress::new(plan.actions.len() as u64);
     let registries = ctx.registries();
     let cache = ctx.cache();
+    let rosters = pipeline::rosters(&ctx.settings);
     let apply_ctx = ApplyContext {
+        rosters: &rosters,
         registries: &registries,
         cache: &cache,
         session: Arc::new(TransferSession::new(16)),

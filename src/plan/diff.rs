@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::model::{Action, ActionKind, Change, Drift, DriftKind, Location, Note, PruneMode};
-use crate::policy::resolved::DeletionMode;
+use crate::policy::resolved::{DeletionMode, TransformStep};
 use crate::stamp::{self, Stamp};
 
 /// How a desired placement is produced.
@@ -32,6 +32,10 @@ pub struct DesiredPlacement {
     pub kind: PlacementKind,
     /// Transform step names (builds).
     pub steps: Vec<String>,
+    /// The steps themselves (builds).
+    pub transform: Vec<TransformStep>,
+    /// Platform filter (`os/arch[/variant]`); empty keeps every platform.
+    pub platforms: Vec<String>,
     /// Recipe digest (builds), computed by the caller from the resolved steps and base digest.
     pub recipe: Option<String>,
     pub owners: Vec<String>,
@@ -233,6 +237,8 @@ pub fn diff(input: &DiffInput<'_>) -> (Vec<Drift>, Vec<Action>, Vec<Note>) {
             prune_mode: None,
             steps: p.steps.clone(),
             recipe: p.recipe.clone(),
+            transform: p.transform.clone(),
+            platforms: p.platforms.clone(),
             annotations: annotations.clone(),
         };
         let Some(live) = live else {
@@ -468,6 +474,8 @@ pub fn diff(input: &DiffInput<'_>) -> (Vec<Drift>, Vec<Action>, Vec<Note>) {
             prune_mode: None,
             steps: vec![],
             recipe: None,
+            transform: vec![],
+            platforms: vec![],
             annotations: BTreeMap::new(),
         };
         match live {
@@ -598,6 +606,8 @@ pub fn diff(input: &DiffInput<'_>) -> (Vec<Drift>, Vec<Action>, Vec<Note>) {
                         prune_mode: Some(mode),
                         steps: vec![],
                         recipe: None,
+                        transform: vec![],
+                        platforms: vec![],
                         annotations: BTreeMap::new(),
                     });
                 }
@@ -648,6 +658,8 @@ mod tests {
             pin: None,
             kind: PlacementKind::Copy,
             steps: vec![],
+            transform: vec![],
+            platforms: vec![],
             recipe: None,
             owners: vec!["group:default/platform".into()],
             vendor: None,

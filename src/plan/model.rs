@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::resolved::TransformStep;
+
 /// Version of the saved-plan / JSON-output format. Bumped on any incompatible change.
 pub const FORMAT_VERSION: &str = "1.0";
 
@@ -142,6 +144,12 @@ pub struct Action {
     pub steps: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipe: Option<String>,
+    /// Builds: the resolved steps to run, so a saved plan carries everything apply needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transform: Vec<TransformStep>,
+    /// Builds: the platforms kept (`os/arch[/variant]`); empty keeps all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
     /// The stamp annotations the placed manifest will carry (placements and restamps).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,

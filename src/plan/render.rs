@@ -315,6 +315,8 @@ mod tests {
             prune_mode: None,
             steps: vec![],
             recipe: None,
+            transform: vec![],
+            platforms: vec![],
             annotations: BTreeMap::new(),
         }
     }
