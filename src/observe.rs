@@ -36,7 +36,16 @@ pub struct Registries {
 pub struct ObserveError {
     pub what: String,
     #[source]
-    pub source: RegistryError,
+    pub source: Box<RegistryError>,
+}
+
+impl ObserveError {
+    fn new(what: impl Into<String>, source: RegistryError) -> Self {
+        ObserveError {
+            what: what.into(),
+            source: Box::new(source),
+        }
+    }
 }
 
 impl Registries {
@@ -96,10 +105,8 @@ impl Registries {
         if let Some(r) = map.get(key) {
             return Ok(r.clone());
         }
-        let r = registry::connect(entry, &self.options).map_err(|source| ObserveError {
-            what: format!("registry {key}"),
-            source,
-        })?;
+        let r = registry::connect(entry, &self.options)
+            .map_err(|source| ObserveError::new(format!("registry {key}"), source))?;
         map.insert(key.to_string(), r.clone());
         Ok(r)
     }
@@ -112,18 +119,15 @@ impl Registries {
 
     /// The backend for a destination roster entry.
     pub fn destination(&self, name: &str) -> Result<Arc<dyn Registry>, ObserveError> {
-        let entry = self
-            .settings
-            .registries
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ObserveError {
-                what: format!("registry {name}"),
-                source: RegistryError::Transport {
+        let entry = self.settings.registries.get(name).cloned().ok_or_else(|| {
+            ObserveError::new(
+                format!("registry {name}"),
+                RegistryError::Transport {
                     registry: name.to_string(),
                     message: "not in the registry roster".into(),
                 },
-            })?;
+            )
+        })?;
         self.connect_key(name, &entry)
     }
 
@@ -215,9 +219,8 @@ pub async fn list_source_tags(
     let results: Vec<_> = stream::iter(repositories.iter().cloned())
         .map(|(host, repo)| async move {
             let r = registries.source(&host)?;
-            let tags = r.list_tags(&repo).await.map_err(|source| ObserveError {
-                what: format!("the tags of {host}/{repo}"),
-                source,
+            let tags = r.list_tags(&repo).await.map_err(|source| {
+                ObserveError::new(format!("the tags of {host}/{repo}"), source)
             })?;
             Ok::<_, ObserveError>(((host, repo), tags))
         })
@@ -242,10 +245,7 @@ async fn manifest_bytes(
     let got = r
         .get_manifest(repository, digest)
         .await
-        .map_err(|source| ObserveError {
-            what: what.to_string(),
-            source,
-        })?;
+        .map_err(|source| ObserveError::new(what.to_string(), source))?;
     Ok(got.map(|(d, b)| {
         cache.put(digest, &b);
         (stamp::manifest_media_type(&b, &d.media_type), b)
@@ -268,10 +268,7 @@ pub async fn observe_sources(
             let Some(head) = r
                 .head_manifest(&repo, &tag)
                 .await
-                .map_err(|source| ObserveError {
-                    what: what.clone(),
-                    source,
-                })?
+                .map_err(|source| ObserveError::new(what.clone(), source))?
             else {
                 return Ok(None);
             };
@@ -318,12 +315,14 @@ pub async fn observe_destinations(
     let listed: Vec<_> = stream::iter(repositories.iter().cloned())
         .map(|(name, repo)| async move {
             let r = registries.destination(&name)?;
-            let tags = r.list_tags(&repo).await.map_err(|source| ObserveError {
-                what: format!(
-                    "the tags of {}/{repo}",
-                    registries.destination_display(&name)
-                ),
-                source,
+            let tags = r.list_tags(&repo).await.map_err(|source| {
+                ObserveError::new(
+                    format!(
+                        "the tags of {}/{repo}",
+                        registries.destination_display(&name)
+                    ),
+                    source,
+                )
             })?;
             Ok::<_, ObserveError>(((name, repo), tags))
         })
@@ -344,10 +343,7 @@ pub async fn observe_destinations(
             let Some(head) = r
                 .head_manifest(&repo, &tag)
                 .await
-                .map_err(|source| ObserveError {
-                    what: what.clone(),
-                    source,
-                })?
+                .map_err(|source| ObserveError::new(what.clone(), source))?
             else {
                 return Ok(None);
             };

@@ -73,6 +73,16 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
 
     let upstream = upstream_tags(&registries, &policies, concurrency).await?;
     let graph = graph::compile(&policies, &upstream, settings);
+    if let Some(c) = graph.collisions().first() {
+        return Err(miette::miette!(
+            code = "houba::plan::collision",
+            help = "give the imports or variants distinct destinations or suffixes",
+            "{} is wanted by both {} and {}; nothing was planned",
+            c.destination,
+            c.kept,
+            c.dropped
+        ));
+    }
 
     let sources: BTreeSet<(String, String, String)> = graph
         .placements()

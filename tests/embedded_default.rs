@@ -63,15 +63,23 @@ fn first_run_places_everything_and_second_run_has_no_changes() {
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     let out = text(&plan);
     assert!(
-        out.contains("Plan: 3 to copy, 2 to build, 0 to replace, 0 to restamp, 3 to alias, 0 to prune."),
+        out.contains(
+            "Plan: 3 to copy, 2 to build, 0 to replace, 0 to restamp, 3 to alias, 0 to prune."
+        ),
         "{out}"
     );
     assert!(out.contains("# busybox/stable/default[local/mirror/busybox:1.37.0] will be copied"));
-    assert!(out.contains("# debian-tz/bookworm/eu[local/mirror/debian-tz:bookworm-slim-eu] will be built"));
+    assert!(out.contains(
+        "# debian-tz/bookworm/eu[local/mirror/debian-tz:bookworm-slim-eu] will be built"
+    ));
 
     let apply = houba(dir.path(), cache.path(), &["apply", "--auto"]);
     assert!(apply.status.success(), "{}", text(&apply));
-    assert!(text(&apply).contains("Apply complete: 8 done, 0 failed"), "{}", text(&apply));
+    assert!(
+        text(&apply).contains("Apply complete: 8 done, 0 failed"),
+        "{}",
+        text(&apply)
+    );
 
     let again = houba(dir.path(), cache.path(), &["plan", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
