@@ -43,7 +43,9 @@ pub enum BuildError {
         detail: String,
     },
     /// A blob could not be opened or read from the blob source.
-    #[error("{image}: reading blob {digest}: {source}")]
+    #[error(
+        "{image}: reading blob {digest}: {source}; check that the source registry still serves it"
+    )]
     Blob {
         image: String,
         digest: String,

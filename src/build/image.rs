@@ -352,6 +352,31 @@ mod tests {
     }
 
     #[test]
+    fn a_config_without_history_or_env_gains_neither_history_nor_lost_fields() {
+        let base = serde_json::json!({
+            "architecture": "arm64",
+            "config": null,
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:a"]},
+            "x-vendor": {"kept": true}
+        });
+        let changes = Changes {
+            env: BTreeMap::from([("TZ".to_string(), "Europe/Paris".to_string())]),
+            ..Changes::default()
+        };
+        let steps = [ResolvedStep::SetTimezone("Europe/Paris".to_string())];
+        let edited = edit_config("img", base, "sha256:b", &steps, &changes).unwrap();
+        assert_eq!(
+            edited,
+            serde_json::json!({
+                "architecture": "arm64",
+                "config": {"Env": ["TZ=Europe/Paris"]},
+                "rootfs": {"type": "layers", "diff_ids": ["sha256:a", "sha256:b"]},
+                "x-vendor": {"kept": true}
+            })
+        );
+    }
+
+    #[test]
     fn canonical_json_sorts_keys_at_every_depth() {
         let value = serde_json::json!({"b": 1, "a": {"d": [ {"z": 1, "y": 2} ], "c": null}});
         assert_eq!(

@@ -431,7 +431,11 @@ impl Pass {
             digest: digest.to_string(),
             source,
         })?;
-        let reader = open_layer(blob).map_err(|e| layer_err(format!("cannot decompress: {e}")))?;
+        let reader = open_layer(blob).map_err(|e| {
+            layer_err(format!(
+                "cannot decompress: {e}; the base image's layer is damaged"
+            ))
+        })?;
         let (reader, tar_end) = TarTail::new(reader);
         let mut archive = tar::Archive::new(reader);
         // End of the last entry's data in the tar stream, to tell a missing end-of-archive
@@ -439,11 +443,17 @@ impl Pass {
         let mut data_end = 0u64;
         // Regular files of this layer that a hardlink in the same layer may point at.
         let mut local: HashMap<String, Entry> = HashMap::new();
-        let entries = archive
-            .entries()
-            .map_err(|e| layer_err(format!("not a tar archive: {e}")))?;
+        let entries = archive.entries().map_err(|e| {
+            layer_err(format!(
+                "not a tar archive: {e}; the base image's layer is damaged"
+            ))
+        })?;
         for item in entries {
-            let mut item = item.map_err(|e| layer_err(format!("corrupt tar entry: {e}")))?;
+            let mut item = item.map_err(|e| {
+                layer_err(format!(
+                    "corrupt tar entry: {e}; the base image's layer is damaged"
+                ))
+            })?;
             data_end = item.raw_file_position() + item.size();
             let raw = item
                 .path()

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod debian;
+pub mod fixtures;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
