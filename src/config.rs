@@ -201,7 +201,9 @@ pub fn load_settings(
     let explicit = config_flag
         .map(Path::to_path_buf)
         .or_else(|| non_empty(env, "HOUBA_CONFIG").map(PathBuf::from));
-    let config_file = explicit.clone().or_else(|| discover_config(policies_flag));
+    let config_file = explicit
+        .clone()
+        .or_else(|| discover_config(Path::new("."), policies_flag));
     let file = match &config_file {
         None => None,
         Some(path) => match std::fs::read_to_string(path) {
@@ -233,10 +235,15 @@ pub fn load_settings(
     )
 }
 
-fn discover_config(policies_flag: &[PathBuf]) -> Option<PathBuf> {
-    let here = PathBuf::from(DEFAULT_CONFIG_FILE);
+/// `houba.toml` in the working directory `cwd`, else beside the first policy directory.
+fn discover_config(cwd: &Path, policies_flag: &[PathBuf]) -> Option<PathBuf> {
+    let here = cwd.join(DEFAULT_CONFIG_FILE);
     if here.is_file() {
-        return Some(here);
+        return Some(if cwd == Path::new(".") {
+            PathBuf::from(DEFAULT_CONFIG_FILE)
+        } else {
+            here
+        });
     }
     let beside = policies_flag.first()?.parent()?.join(DEFAULT_CONFIG_FILE);
     beside.is_file().then_some(beside)

@@ -423,10 +423,28 @@ fn load_settings_reads_files() {
     let s = load_settings(None, &[], &env(&[("HOUBA_CONFIG", file.to_str().unwrap())])).unwrap();
     assert_eq!(s.config_file.as_deref(), Some(file.as_path()));
 
-    // Found beside the policy directory.
-    std::fs::write(dir.path().join("houba.toml"), "concurrency = 5\n").unwrap();
+    // Found beside the policy directory when the working directory has none, and the working
+    // directory's own file first.
+    let beside = dir.path().join("houba.toml");
+    std::fs::write(&beside, "concurrency = 5\n").unwrap();
     let policies = dir.path().join("policies");
-    let s = load_settings(None, std::slice::from_ref(&policies), &BTreeMap::new()).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    assert_eq!(
+        discover_config(elsewhere.path(), std::slice::from_ref(&policies)),
+        Some(beside.clone())
+    );
+    let cwd_file = elsewhere.path().join("houba.toml");
+    std::fs::write(&cwd_file, "concurrency = 6\n").unwrap();
+    assert_eq!(
+        discover_config(elsewhere.path(), std::slice::from_ref(&policies)),
+        Some(cwd_file)
+    );
+    let s = load_settings(
+        Some(&beside),
+        std::slice::from_ref(&policies),
+        &BTreeMap::new(),
+    )
+    .unwrap();
     assert_eq!(s.concurrency, 5);
     assert_eq!(s.policies, vec![policies]);
 
