@@ -171,8 +171,8 @@ pub(crate) fn check_document(
 /// A document for another tool (a Kubernetes manifest, another houba version) is reported as
 /// such, rather than as a pile of unknown fields.
 fn check_header(doc: &Node) -> Option<Finding> {
-    let api_version = doc.entry("apiVersion")?;
-    if let Some(found) = api_version.value.as_str()
+    if let Some(api_version) = doc.entry("apiVersion")
+        && let Some(found) = api_version.value.as_str()
         && found != API_VERSION
     {
         return Some(
@@ -188,8 +188,8 @@ fn check_header(doc: &Node) -> Option<Finding> {
             )),
         );
     }
-    let kind = doc.entry("kind")?;
-    if let Some(found) = kind.value.as_str()
+    if let Some(kind) = doc.entry("kind")
+        && let Some(found) = kind.value.as_str()
         && found != KIND
     {
         return Some(
