@@ -157,3 +157,20 @@ fn help_teaches_with_examples() {
         assert!(help.contains(expected), "missing {expected:?} in:\n{help}");
     }
 }
+
+#[test]
+fn json_output_shows_both_places_of_a_duplicate_policy_name() {
+    let dir = workspace();
+    let copy = std::fs::read_to_string(dir.path().join("policies/busybox.yaml"))
+        .unwrap()
+        .replace("repository: busybox", "repository: busybox-copy");
+    std::fs::write(dir.path().join("policies/zz-copy.yaml"), copy).unwrap();
+    let output = houba(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let diagnostic = &report["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "houba::policy::duplicate-policy");
+    assert_eq!(diagnostic["file"], "policies/zz-copy.yaml");
+    assert_eq!(diagnostic["related"][0]["file"], "policies/busybox.yaml");
+    assert_eq!(diagnostic["related"][0]["line"], 5);
+}

@@ -83,6 +83,9 @@ fn is_cross_policy_case(expected: &str) -> bool {
 
 #[test]
 fn the_corpus_is_large_and_covers_every_code() {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        return; // the sidecars are being rewritten by the other test
+    }
     let cases = cases();
     assert!(cases.len() >= 40, "only {} invalid cases", cases.len());
     let mut seen = BTreeSet::new();

@@ -288,3 +288,36 @@ fn diagnostics_carry_code_help_and_a_snippet_label() {
     assert!(rendered.contains("unknown field"), "{rendered}");
     assert!(rendered.contains("includeRegx: '^1$'"), "{rendered}");
 }
+
+#[test]
+fn large_policy_sets_give_the_same_answer_in_file_order() {
+    // Enough files for the loader to spread them over threads; the duplicate name sits in
+    // the first and the last file so the two land in different runs.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("policies/busybox.yaml").unwrap();
+    for i in 0..200 {
+        let name = if i == 199 {
+            "app-000".to_string()
+        } else {
+            format!("app-{i:03}")
+        };
+        let policy = text
+            .replace("name: busybox", &format!("name: {name}"))
+            .replace("repository: busybox", &format!("repository: app-{i:03}"));
+        std::fs::write(dir.path().join(format!("app-{i:03}.yaml")), policy).unwrap();
+    }
+    let outcome = load_policies(&[dir.path().to_path_buf()], &test_settings());
+    assert_eq!(outcome.files, 200);
+    assert_eq!(outcome.policies.len(), 199);
+    assert_eq!(outcome.diagnostics.len(), 1);
+    let duplicate = &outcome.diagnostics[0];
+    assert_eq!(duplicate.code(), Code::DuplicatePolicy);
+    assert_eq!(duplicate.file, dir.path().join("app-199.yaml"));
+    assert_eq!(
+        duplicate.related_places()[0].file,
+        dir.path().join("app-000.yaml")
+    );
+    let again = load_policies(&[dir.path().to_path_buf()], &test_settings());
+    assert_eq!(again.content_digest, outcome.content_digest);
+    assert_eq!(again.policies, outcome.policies);
+}

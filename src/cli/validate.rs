@@ -35,7 +35,9 @@ Exit status: 0 when every policy is valid, 1 when there is at least one problem.
 Output: `N policies, M imports: OK` on success; otherwise every problem on stderr and a
 summary `K problems in F files`.
 JSON: {\"ok\", \"policies\", \"imports\", \"diagnostics\": [{\"code\", \"severity\", \"message\",
-\"file\", \"line\", \"column\", \"help\"}]} (line and column are 1-based; 0 for whole-file problems).
+\"file\", \"line\", \"column\", \"help\", \"related\": [{\"message\", \"file\", \"line\", \"column\"}]}]}
+(line and column are 1-based; 0 for whole-file problems; `related` holds the other place of a
+duplicate policy name or of a repository claimed twice).
 The schema of a policy document: docs/reference/mirrorpolicy.schema.json.")]
 pub struct ValidateArgs {
     /// Policy files or directories (`*.yaml`, `*.yml`, read recursively in sorted order).
@@ -111,6 +113,12 @@ fn print_json(outcome: &LoadOutcome) -> std::io::Result<()> {
                 "line": diagnostic.line,
                 "column": diagnostic.column,
                 "help": diagnostic.help,
+                "related": diagnostic.related_places().iter().map(|related| json!({
+                    "message": related.message,
+                    "file": related.file.display().to_string(),
+                    "line": related.line,
+                    "column": related.column,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();

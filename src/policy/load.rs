@@ -56,7 +56,7 @@ impl LoadOutcome {
 /// Loads every `*.yaml` / `*.yml` file under `paths` (files or directories, read
 /// recursively in sorted order; hidden entries skipped) and checks them against `settings`.
 pub fn load_policies(paths: &[PathBuf], settings: &Settings) -> LoadOutcome {
-    let mut loader = Loader::new(settings);
+    let mut loader = Loader::new();
     let mut inputs: Vec<(PathBuf, String)> = Vec::new();
     for root in paths {
         match fs::metadata(root) {
@@ -77,25 +77,74 @@ pub fn load_policies(paths: &[PathBuf], settings: &Settings) -> LoadOutcome {
     }
     let mut seen = std::collections::HashSet::new();
     inputs.retain(|(path, _)| seen.insert(path.clone()));
-    for (path, relative) in inputs {
-        match fs::read(&path) {
-            Ok(bytes) => loader.add_file(&path, &relative, bytes),
-            Err(error) => loader.diagnostics.push(PolicyDiagnostic::for_path(
-                Code::UnreadablePath,
-                &path,
-                format!("cannot read {}: {error}", path.display()),
-                "make the file readable, or move it out of the policy directories",
-            )),
-        }
+    for result in check_files(&inputs, settings) {
+        loader.absorb(result);
     }
     loader.finish()
+}
+
+/// Below this many files, starting threads costs more than it saves.
+const FILES_PER_WORKER: usize = 32;
+
+/// Reads and checks every file, on several threads for large policy sets. Each thread takes a
+/// contiguous run of files, so results come back in input order.
+fn check_files(inputs: &[(PathBuf, String)], settings: &Settings) -> Vec<FileResult> {
+    let check_run = |run: &[(PathBuf, String)]| {
+        let mut context = RunContext::new(settings);
+        run.iter()
+            .map(|(path, relative)| read_and_check(path, relative, &mut context))
+            .collect::<Vec<_>>()
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(inputs.len() / FILES_PER_WORKER)
+        .max(1);
+    if workers == 1 {
+        return check_run(inputs);
+    }
+    let per_worker = inputs.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs
+            .chunks(per_worker)
+            .map(|run| scope.spawn(move || check_run(run)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+fn read_and_check(path: &Path, relative: &str, run: &mut RunContext<'_>) -> FileResult {
+    match fs::read(path) {
+        Ok(bytes) => check_file(path, relative, bytes, run),
+        Err(error) => FileResult {
+            diagnostics: vec![PolicyDiagnostic::for_path(
+                Code::UnreadablePath,
+                path,
+                format!("cannot read {}: {error}", path.display()),
+                "make the file readable, or move it out of the policy directories",
+            )],
+            ..FileResult::default()
+        },
+    }
 }
 
 /// Loads one policy file given as text, exactly as `load_policies` would load a file named
 /// `name` with this content.
 pub fn load_policy_source(name: &str, text: &str, settings: &Settings) -> LoadOutcome {
-    let mut loader = Loader::new(settings);
-    loader.add_file(Path::new(name), name, text.as_bytes().to_vec());
+    let mut loader = Loader::new();
+    let mut run = RunContext::new(settings);
+    loader.absorb(check_file(
+        Path::new(name),
+        name,
+        text.as_bytes().to_vec(),
+        &mut run,
+    ));
     loader.finish()
 }
 
@@ -154,27 +203,96 @@ fn is_policy_file(path: &Path) -> bool {
     )
 }
 
-/// One structurally valid document, remembered for the cross-policy checks.
+/// One document that reached the typed model, remembered for the cross-policy checks.
 struct Document {
+    /// Index into `Loader::files`.
     file: usize,
     claims: Claims,
     policy: Option<ResolvedPolicy>,
 }
 
-struct Loader<'a> {
-    run: RunContext<'a>,
+/// What reading and checking one file produced.
+#[derive(Default)]
+struct FileResult {
+    /// Present when the file was read as text.
+    source: Option<SourceFile>,
+    /// Relative path and `sha256(len ‖ bytes)`, for the content digest; absent when the file
+    /// could not be read.
+    digest: Option<(String, [u8; 32])>,
+    documents: Vec<(Claims, Option<ResolvedPolicy>)>,
+    document_count: usize,
+    diagnostics: Vec<PolicyDiagnostic>,
+}
+
+fn check_file(path: &Path, relative: &str, bytes: Vec<u8>, run: &mut RunContext<'_>) -> FileResult {
+    let mut hasher = Sha256::new();
+    hasher.update(bytes.len().to_le_bytes());
+    hasher.update(&bytes);
+    let mut result = FileResult {
+        digest: Some((relative.to_string(), hasher.finalize().into())),
+        ..FileResult::default()
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => {
+            result.diagnostics.push(PolicyDiagnostic::for_path(
+                Code::Yaml,
+                path,
+                format!(
+                    "{} is not UTF-8 text (invalid byte at offset {})",
+                    path.display(),
+                    error.utf8_error().valid_up_to()
+                ),
+                "save the file as UTF-8",
+            ));
+            return result;
+        }
+    };
+    let source = SourceFile::new(path, text);
+    let text = source.text.inner().as_str();
+    match parse_documents(text) {
+        Err(error) => {
+            let loc = error
+                .location()
+                .map(|l| Loc::from_location_in(&l, text))
+                .unwrap_or_default();
+            let (message, help) = describe_yaml_error(&error);
+            let finding = Finding::new(Code::Yaml, loc, message)
+                .label("here")
+                .help(help);
+            result.diagnostics.push(source.diagnostic(finding));
+        }
+        Ok(docs) => {
+            for doc in &docs {
+                result.document_count += 1;
+                let checked = check_document(doc, text, path, run);
+                for finding in checked.findings {
+                    result.diagnostics.push(source.diagnostic(finding));
+                }
+                if let Some(claims) = checked.claims {
+                    result.documents.push((claims, checked.policy));
+                }
+            }
+        }
+    }
+    result.source = Some(source);
+    result
+}
+
+struct Loader {
     files: Vec<SourceFile>,
-    digest_inputs: Vec<(String, Sha256)>,
+    files_read: usize,
+    digest_inputs: Vec<(String, [u8; 32])>,
     documents: Vec<Document>,
     document_count: usize,
     diagnostics: Vec<PolicyDiagnostic>,
 }
 
-impl<'a> Loader<'a> {
-    fn new(settings: &'a Settings) -> Loader<'a> {
+impl Loader {
+    fn new() -> Loader {
         Loader {
-            run: RunContext::new(settings),
             files: Vec::new(),
+            files_read: 0,
             digest_inputs: Vec::new(),
             documents: Vec::new(),
             document_count: 0,
@@ -182,60 +300,27 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn add_file(&mut self, path: &Path, relative: &str, bytes: Vec<u8>) {
-        let mut hasher = Sha256::new();
-        hasher.update(bytes.len().to_le_bytes());
-        hasher.update(&bytes);
-        self.digest_inputs.push((relative.to_string(), hasher));
-        let text = match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(error) => {
-                self.diagnostics.push(PolicyDiagnostic::for_path(
-                    Code::Yaml,
-                    path,
-                    format!(
-                        "{} is not UTF-8 text (invalid byte at offset {})",
-                        path.display(),
-                        error.utf8_error().valid_up_to()
-                    ),
-                    "save the file as UTF-8",
-                ));
-                return;
-            }
-        };
-        let source = SourceFile::new(path, text);
-        let file_index = self.files.len();
-        let text = source.text.inner().as_str();
-        match parse_documents(text) {
-            Err(error) => {
-                let loc = error
-                    .location()
-                    .map(|l| Loc::from_location_in(&l, text))
-                    .unwrap_or_default();
-                let (message, help) = describe_yaml_error(&error);
-                let finding = Finding::new(Code::Yaml, loc, message)
-                    .label("here")
-                    .help(help);
-                self.diagnostics.push(source.diagnostic(finding));
-            }
-            Ok(docs) => {
-                for doc in &docs {
-                    self.document_count += 1;
-                    let checked = check_document(doc, text, path, &mut self.run);
-                    for finding in checked.findings {
-                        self.diagnostics.push(source.diagnostic(finding));
-                    }
-                    if let Some(claims) = checked.claims {
-                        self.documents.push(Document {
-                            file: file_index,
-                            claims,
-                            policy: checked.policy,
-                        });
-                    }
-                }
-            }
+    fn absorb(&mut self, result: FileResult) {
+        if let Some(digest) = result.digest {
+            self.files_read += 1;
+            self.digest_inputs.push(digest);
         }
-        self.files.push(source);
+        self.document_count += result.document_count;
+        self.diagnostics.extend(result.diagnostics);
+        if let Some(source) = result.source {
+            let file = self.files.len();
+            self.files.push(source);
+            self.documents.extend(
+                result
+                    .documents
+                    .into_iter()
+                    .map(|(claims, policy)| Document {
+                        file,
+                        claims,
+                        policy,
+                    }),
+            );
+        }
     }
 
     fn finish(mut self) -> LoadOutcome {
@@ -257,12 +342,12 @@ impl<'a> Loader<'a> {
         for (relative, content) in digest_inputs {
             digest.update(relative.len().to_le_bytes());
             digest.update(relative.as_bytes());
-            digest.update(content.finalize());
+            digest.update(content);
         }
         LoadOutcome {
             policies,
             diagnostics,
-            files: self.files.len(),
+            files: self.files_read,
             documents: self.document_count,
             content_digest: format!("sha256:{:x}", digest.finalize()),
         }

@@ -47,6 +47,9 @@ pub(crate) struct RunContext<'a> {
     pub settings: &'a Settings,
     /// CA file path → why it cannot be read (`None`: readable). Each file is read once.
     pub ca_files: HashMap<PathBuf, Option<String>>,
+    /// Regex source → its named groups, or why it does not compile. Compiling is the bulk of
+    /// a document's checking cost, and policies of one organisation share many patterns.
+    pub regexes: HashMap<String, Result<Vec<String>, String>>,
 }
 
 impl<'a> RunContext<'a> {
@@ -54,6 +57,35 @@ impl<'a> RunContext<'a> {
         RunContext {
             settings,
             ca_files: HashMap::new(),
+            regexes: HashMap::new(),
+        }
+    }
+
+    /// Compiles `source` exactly as later stages will, returning its named groups or the
+    /// compiler's explanation.
+    pub fn compile_regex(&mut self, source: &str) -> Result<&[String], String> {
+        if !self.regexes.contains_key(source) {
+            let compiled = regex::Regex::new(source)
+                .map(|regex| {
+                    regex
+                        .capture_names()
+                        .flatten()
+                        .map(str::to_string)
+                        .collect()
+                })
+                .map_err(|error| {
+                    let detail = error.to_string();
+                    let last_line = detail.lines().last().unwrap_or_default().trim();
+                    last_line
+                        .strip_prefix("error: ")
+                        .unwrap_or(last_line)
+                        .to_string()
+                });
+            self.regexes.insert(source.to_string(), compiled);
+        }
+        match &self.regexes[source] {
+            Ok(groups) => Ok(groups),
+            Err(problem) => Err(problem.clone()),
         }
     }
 
@@ -139,8 +171,8 @@ pub(crate) fn check_document(
 /// A document for another tool (a Kubernetes manifest, another houba version) is reported as
 /// such, rather than as a pile of unknown fields.
 fn check_header(doc: &Node) -> Option<Finding> {
-    let api_version = doc.entry("apiVersion")?;
-    if let Some(found) = api_version.value.as_str()
+    if let Some(api_version) = doc.entry("apiVersion")
+        && let Some(found) = api_version.value.as_str()
         && found != API_VERSION
     {
         return Some(
@@ -156,8 +188,8 @@ fn check_header(doc: &Node) -> Option<Finding> {
             )),
         );
     }
-    let kind = doc.entry("kind")?;
-    if let Some(found) = kind.value.as_str()
+    if let Some(kind) = doc.entry("kind")
+        && let Some(found) = kind.value.as_str()
         && found != KIND
     {
         return Some(

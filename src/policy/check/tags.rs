@@ -37,9 +37,9 @@ impl DocumentChecker<'_, '_> {
             "patch".to_string(),
         ];
         if let Some(include) = &tags.include_regex
-            && let Ok(regex) = regex::Regex::new(include)
+            && let Ok(groups) = self.run.compile_regex(include)
         {
-            placeholders.extend(regex.capture_names().flatten().map(str::to_string));
+            placeholders.extend(groups.iter().cloned());
         }
         let aliases_at = tags_at(own_tags.is_some_and(|t| t.aliases.is_some())).key("aliases");
         let aliases = tags.aliases.clone().unwrap_or_default();
@@ -165,11 +165,9 @@ impl DocumentChecker<'_, '_> {
     }
 
     pub(super) fn check_regex(&mut self, source: &str, at: &At) {
-        if let Err(error) = regex::Regex::new(source) {
+        if let Err(problem) = self.run.compile_regex(source) {
             let loc = self.at.value(at);
-            let detail = error.to_string();
-            let last_line = detail.lines().last().unwrap_or_default().trim();
-            let last_line = last_line.strip_prefix("error: ").unwrap_or(last_line);
+            let last_line = problem.clone();
             self.report(
                 Code::InvalidRegex,
                 loc,
