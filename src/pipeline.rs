@@ -123,9 +123,13 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
         live: &live,
         label_prefix: &settings.label_prefix,
     });
-    notes.extend(graph.warnings().iter().map(|w| Note {
-        address: w.split(':').next().unwrap_or_default().to_string(),
-        message: w.clone(),
+    // Graph warnings read `<policy>[/<import>]: <message>`.
+    notes.extend(graph.warnings().iter().map(|w| {
+        let (address, message) = w.split_once(": ").unwrap_or(("", w));
+        Note {
+            address: address.to_string(),
+            message: message.to_string(),
+        }
     }));
     let (actions, drift) = scope::select_targets(actions, drift, &request.targets);
     if !request.targets.is_empty() {
