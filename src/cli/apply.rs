@@ -43,13 +43,21 @@ pub struct ApplyArgs {
     /// Actions run at once (default: `concurrency` from the configuration).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
-    /// Run report format on stdout: `text` or `json`.
+    /// Run report format on stdout: `text`, or `json` for machines (the plan then goes to
+    /// stderr).
     #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
-    #[arg(long)]
+    pub format: ReportFormat,
+    /// Never colour the plan (colour is on only when stdout is a terminal).
+    #[arg(long, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_color: bool,
     #[command(flatten)]
     pub scope: ScopeArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
 }
 
 pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
@@ -74,7 +82,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
                 format: Format::Text,
                 no_color: args.no_color,
             };
-            if args.format == Format::Text {
+            if args.format == ReportFormat::Text {
                 print!("{}", render::render_text(&plan, output.style()));
             } else {
                 eprint!(
@@ -114,11 +122,11 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let report = rt.block_on(apply::apply(&plan, &apply_ctx));
     progress.bar.finish_and_clear();
     match args.format {
-        Format::Json => println!(
+        ReportFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("a report always serialises")
         ),
-        _ => print!("{}", report.render_text()),
+        ReportFormat::Text => print!("{}", report.render_text()),
     }
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
