@@ -252,6 +252,71 @@ async fn manifest_bytes(
     }))
 }
 
+/// Largest image config read to learn an image's creation time.
+const MAX_CONFIG_BYTES: usize = 4 << 20;
+
+/// The age of upstream content from its image config's `created` (the first platform's, for an
+/// index). Only asked when an upstream digest moved under a `settle` window and the manifest
+/// declares no creation time itself: most images carry `created` only in their config.
+pub async fn config_age(
+    registries: &Registries,
+    cache: &ManifestCache,
+    host: &str,
+    repository: &str,
+    manifest: &[u8],
+    now: SystemTime,
+) -> Result<Option<Duration>, ObserveError> {
+    let r = registries.source(host)?;
+    let what = format!("the image config of {host}/{repository}");
+    let mut value: serde_json::Value = match serde_json::from_slice(manifest) {
+        Ok(v) => v,
+        Err(_) => return Ok(None),
+    };
+    if let Some(first) = value
+        .get("manifests")
+        .and_then(|m| m.as_array())
+        .and_then(|m| m.first())
+        .and_then(|d| d.get("digest"))
+        .and_then(|d| d.as_str())
+        .map(str::to_string)
+    {
+        let Some((_, child)) = manifest_bytes(r.as_ref(), cache, repository, &first, &what).await?
+        else {
+            return Ok(None);
+        };
+        value = match serde_json::from_slice(&child) {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        };
+    }
+    let Some(config) = value
+        .get("config")
+        .and_then(|c| c.get("digest"))
+        .and_then(|d| d.as_str())
+    else {
+        return Ok(None);
+    };
+    let mut stream = r
+        .get_blob(repository, config)
+        .await
+        .map_err(|source| ObserveError::new(what.clone(), source))?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.map_err(|source| ObserveError::new(what.clone(), source))?);
+        if bytes.len() > MAX_CONFIG_BYTES {
+            return Ok(None);
+        }
+    }
+    Ok(serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|c| {
+            c.get("created")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
+        .and_then(|c| age_of(&c, now)))
+}
+
 /// HEAD each selected upstream tag and read its manifest (cache first). A tag that vanished
 /// since the tag list is left out (the diff notes it).
 pub async fn observe_sources(

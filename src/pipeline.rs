@@ -111,11 +111,12 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
     let destinations =
         observe::observe_destinations(&registries, &cache, &repo_keys, concurrency).await?;
 
-    let live = LiveState {
+    let mut live = LiveState {
         sources: source_obs,
         destinations,
     };
     let (placements, aliases) = desired(&graph, &live, settings)?;
+    settle_ages(&registries, &cache, &placements, &mut live, settings).await?;
     let (drift, actions, mut notes) = diff::diff(&DiffInput {
         placements: &placements,
         aliases: &aliases,
@@ -169,6 +170,57 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
         requests,
         managed_tags: managed_tag_counts(&repositories, &live, &settings.label_prefix),
     })
+}
+
+/// Learn the age of upstream content that moved under a `settle` window when its manifest
+/// does not say (from the image config). Costs requests only for such moves.
+async fn settle_ages(
+    registries: &observe::Registries,
+    cache: &observe::ManifestCache,
+    placements: &[DesiredPlacement],
+    live: &mut LiveState,
+    settings: &Settings,
+) -> miette::Result<()> {
+    let now = SystemTime::now();
+    for p in placements.iter().filter(|p| !p.settle.is_zero()) {
+        let key = (
+            p.source.registry.clone(),
+            p.source.repository.clone(),
+            p.source.tag.clone(),
+        );
+        let Some(src) = live.sources.get(&key) else {
+            continue;
+        };
+        if src.age.is_some() {
+            continue;
+        }
+        let live_base = live
+            .destinations
+            .get(&(
+                p.destination.registry.clone(),
+                p.destination.repository.clone(),
+            ))
+            .and_then(|tags| tags.get(&p.destination.tag))
+            .and_then(|t| stamp::manifest_annotations(&t.manifest).ok())
+            .and_then(|a| Stamp::detect(&a, &settings.label_prefix))
+            .map(|(s, _)| s.base_digest);
+        if live_base.is_none_or(|d| d == src.digest) {
+            continue;
+        }
+        let age = observe::config_age(
+            registries,
+            cache,
+            &p.source.registry,
+            &p.source.repository,
+            &src.manifest,
+            now,
+        )
+        .await?;
+        if let Some(src) = live.sources.get_mut(&key) {
+            src.age = age;
+        }
+    }
+    Ok(())
 }
 
 /// Every destination repository the policies write to, with its owning policy.

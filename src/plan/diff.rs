@@ -12,6 +12,9 @@ use super::model::{Action, ActionKind, Change, Drift, DriftKind, Location, Note,
 use crate::policy::resolved::{DeletionMode, TransformStep};
 use crate::stamp::{self, Stamp};
 
+/// Shown for a value only a rebuild can tell (Terraform's wording).
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
 /// How a desired placement is produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlacementKind {
@@ -287,8 +290,11 @@ pub fn diff(input: &DiffInput<'_>) -> (Vec<Drift>, Vec<Action>, Vec<Note>) {
                     p.recipe.as_deref(),
                 ));
             }
-            a.changes
-                .push(change("digest", Some(&live.digest), expected.as_deref()));
+            a.changes.push(change(
+                "digest",
+                Some(&live.digest),
+                Some(expected.as_deref().unwrap_or(KNOWN_AFTER_APPLY)),
+            ));
             a
         };
         let Some((live_stamp, live_prefix)) = found else {
@@ -344,7 +350,7 @@ pub fn diff(input: &DiffInput<'_>) -> (Vec<Drift>, Vec<Action>, Vec<Note>) {
                                 humanize(p.settle)
                             ),
                             None => format!(
-                                "withheld: upstream {} moved to {} and declares no creation time, so its stability for {} (settle) cannot be shown",
+                                "withheld: upstream {} moved to {} and declares no creation time, so its stability for {} (settle) cannot be shown; lower the import's settle to take it",
                                 p.source,
                                 src.digest,
                                 humanize(p.settle)
@@ -615,6 +621,7 @@ pub fn diff(input: &DiffInput<'_>) -> (Vec<Drift>, Vec<Action>, Vec<Note>) {
         }
     }
     drift.sort_by(|a, b| a.address.cmp(&b.address));
+    notes.sort_by(|a, b| a.address.cmp(&b.address));
     actions.sort_by(|a, b| (a.action.phase(), &a.address).cmp(&(b.action.phase(), &b.address)));
     (drift, actions, notes)
 }
