@@ -226,10 +226,12 @@ async fn apply_without_a_terminal_or_auto_refuses() {
 
     let run = ws.run(&["apply"]).await;
     run.expect_code(1);
+    let message = run.stderr_flat();
     assert!(
-        run.stderr.contains("standard input is not a terminal") && run.stderr.contains("--auto"),
-        "{}",
-        run.stderr
+        message
+            .contains("refusing to apply without confirmation: standard input is not a terminal")
+            && message.contains("pass --auto"),
+        "{message}"
     );
     assert!(
         tag_digests(destination.client().as_ref(), "mirror/busybox")

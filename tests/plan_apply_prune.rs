@@ -135,12 +135,12 @@ async fn mass_prune_is_refused_under_auto() {
     ws.policy("busybox", &policy.yaml());
     let refused = ws.run(&["apply", "--auto"]).await;
     refused.expect_code(1);
+    let message = refused.stderr_flat();
     assert!(
-        refused.stderr.contains("refusing to prune more than 50%")
-            && refused.stderr.contains("2 of 3 managed tags")
-            && refused.stderr.contains("--allow-mass-prune"),
-        "{}",
-        refused.stderr
+        message.contains("refusing to prune more than 50%")
+            && message.contains("2 of 3 managed tags")
+            && message.contains("--allow-mass-prune"),
+        "{message}"
     );
     assert_eq!(
         tag_digests(destination.client().as_ref(), "mirror/busybox").await,

@@ -38,6 +38,17 @@ impl Run {
         self
     }
 
+    /// stderr with miette's wrapping undone: box-drawing gutters dropped and lines joined by
+    /// single spaces, so a message can be searched for whatever the terminal width.
+    pub fn stderr_flat(&self) -> String {
+        self.stderr
+            .lines()
+            .map(|l| l.trim().trim_start_matches(['│', '×', '┃']).trim())
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// stdout parsed as JSON.
     #[track_caller]
     pub fn json(&self) -> Value {
