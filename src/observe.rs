@@ -36,7 +36,7 @@ pub struct Registries {
 pub struct ObserveError {
     pub what: String,
     #[source]
-    pub source: RegistryError,
+    pub source: Box<RegistryError>,
 }
 
 impl Registries {
@@ -98,7 +98,7 @@ impl Registries {
         }
         let r = registry::connect(entry, &self.options).map_err(|source| ObserveError {
             what: format!("registry {key}"),
-            source,
+            source: Box::new(source),
         })?;
         map.insert(key.to_string(), r.clone());
         Ok(r)
@@ -119,10 +119,10 @@ impl Registries {
             .cloned()
             .ok_or_else(|| ObserveError {
                 what: format!("registry {name}"),
-                source: RegistryError::Transport {
+                source: Box::new(RegistryError::Transport {
                     registry: name.to_string(),
                     message: "not in the registry roster".into(),
-                },
+                }),
             })?;
         self.connect_key(name, &entry)
     }
@@ -217,7 +217,7 @@ pub async fn list_source_tags(
             let r = registries.source(&host)?;
             let tags = r.list_tags(&repo).await.map_err(|source| ObserveError {
                 what: format!("the tags of {host}/{repo}"),
-                source,
+                source: Box::new(source),
             })?;
             Ok::<_, ObserveError>(((host, repo), tags))
         })
@@ -244,7 +244,7 @@ async fn manifest_bytes(
         .await
         .map_err(|source| ObserveError {
             what: what.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(got.map(|(d, b)| {
         cache.put(digest, &b);
@@ -270,7 +270,7 @@ pub async fn observe_sources(
                 .await
                 .map_err(|source| ObserveError {
                     what: what.clone(),
-                    source,
+                    source: Box::new(source),
                 })?
             else {
                 return Ok(None);
@@ -323,7 +323,7 @@ pub async fn observe_destinations(
                     "the tags of {}/{repo}",
                     registries.destination_display(&name)
                 ),
-                source,
+                source: Box::new(source),
             })?;
             Ok::<_, ObserveError>(((name, repo), tags))
         })
@@ -346,7 +346,7 @@ pub async fn observe_destinations(
                 .await
                 .map_err(|source| ObserveError {
                     what: what.clone(),
-                    source,
+                    source: Box::new(source),
                 })?
             else {
                 return Ok(None);
