@@ -145,11 +145,11 @@ fn change(attribute: &str, before: Option<&str>, after: Option<&str>) -> Change 
 
 fn humanize(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 && s > 0 {
+    if s.is_multiple_of(86_400) && s > 0 {
         format!("{}d", s / 86_400)
-    } else if s % 3_600 == 0 && s > 0 {
+    } else if s.is_multiple_of(3_600) && s > 0 {
         format!("{}h", s / 3_600)
-    } else if s % 60 == 0 && s > 0 {
+    } else if s.is_multiple_of(60) && s > 0 {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
