@@ -11,7 +11,6 @@
 //! the committed copy is stale.
 
 #[path = "../tests/support/images.rs"]
-#[allow(dead_code)]
 mod images;
 
 use std::io::Write;
