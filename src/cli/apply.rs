@@ -91,6 +91,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
                 );
             }
             if !plan.has_changes() {
+                print_nothing_to_do(args.format, false);
                 return Ok(ExitCode::SUCCESS);
             }
             if !args.auto {
@@ -103,7 +104,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         check_mass_prune(&plan, ctx.settings.max_prune_fraction)?;
     }
     if !plan.has_changes() {
-        println!("No changes. The registries match the policies.");
+        print_nothing_to_do(args.format, true);
         return Ok(ExitCode::SUCCESS);
     }
     let progress = BarProgress::new(plan.actions.len() as u64);
@@ -133,6 +134,29 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Nothing to apply. Machines asking for JSON still get a run report (an empty one); humans
+/// get the no-changes sentence unless the plan shown above already said it.
+fn print_nothing_to_do(format: Format, say_it: bool) {
+    match format {
+        Format::Json => {
+            let report = apply::RunReport {
+                results: vec![],
+                blobs_uploaded: 0,
+                blobs_mounted: 0,
+                blobs_skipped: 0,
+                bytes_uploaded: 0,
+                seconds: 0.0,
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("a report always serialises")
+            );
+        }
+        _ if say_it => println!("No changes. The registries match the policies."),
+        _ => {}
+    }
 }
 
 fn stale_error(path: &std::path::Path, s: Staleness) -> miette::Report {

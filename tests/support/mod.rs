@@ -14,14 +14,15 @@
 pub mod distribution;
 pub mod fault;
 pub mod ferro;
+pub mod houba;
 pub mod images;
 pub mod token;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use houba::config::{Credentials, RegistryEndpoint, RegistryEntry};
-use houba::registry::{ConnectOptions, Registry, connect};
+use ::houba::config::{Credentials, RegistryEndpoint, RegistryEntry};
+use ::houba::registry::{ConnectOptions, Registry, connect};
 
 pub use distribution::{Auth, distribution};
 pub use ferro::ferro;
