@@ -138,9 +138,9 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
 
 /// Nothing to apply. Machines asking for JSON still get a run report (an empty one); humans
 /// get the no-changes sentence unless the plan shown above already said it.
-fn print_nothing_to_do(format: Format, say_it: bool) {
+fn print_nothing_to_do(format: ReportFormat, say_it: bool) {
     match format {
-        Format::Json => {
+        ReportFormat::Json => {
             let report = apply::RunReport {
                 results: vec![],
                 blobs_uploaded: 0,
