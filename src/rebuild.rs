@@ -51,12 +51,16 @@ pub fn recipe_digest(
     } else {
         Some(build::recipe_digest(steps, rosters, base_digest)?)
     };
-    let recipe = serde_json::json!({
+    let mut recipe = serde_json::json!({
         "engine": build::ENGINE_FORMAT_VERSION,
         "base": base_digest,
         "steps": steps_recipe,
         "platforms": platforms,
     });
+    if steps.iter().any(TransformStep::runs_command) {
+        // Built from a rendered Dockerfile: a change in the rendering must rebuild.
+        recipe["dockerfile"] = Value::from(build::dockerfile::RENDER_VERSION);
+    }
     Ok(stamp::sha256_digest(&stamp::canonical_json(&recipe)))
 }
 

@@ -18,6 +18,10 @@ use super::transform::{ResolvedStep, anchor_file_name, resolve_steps};
 use crate::config::Builder;
 use crate::policy::resolved::TransformStep;
 
+/// Version of the rendering below. Part of the recipe digest of images built from a
+/// Dockerfile: bump it whenever the Dockerfile rendered for the same steps changes.
+pub const RENDER_VERSION: &str = "houba-dockerfile/1";
+
 /// Where the certificates are copied in the build context and, first, in the image.
 const CA_STAGING: &str = "/tmp/houba-ca";
 
@@ -369,6 +373,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot be combined with `run`"), "{err}");
+    }
+
+    #[test]
+    fn the_recipe_digest_covers_the_command() {
+        let digest = |command: &str| {
+            let steps = [TransformStep::Run {
+                command: command.into(),
+            }];
+            crate::rebuild::recipe_digest(&steps, &[], &TransformRosters::default(), "sha256:00")
+                .unwrap()
+        };
+        assert_eq!(digest("echo a"), digest("echo a"));
+        assert_ne!(digest("echo a"), digest("echo b"));
     }
 
     #[test]
