@@ -262,6 +262,15 @@ fn desired(
                 }
                 crate::build::dockerfile::check_steps(&p.address, &p.transform)
                     .map_err(|e| miette::miette!(code = "houba::plan::recipe", "{e}"))?;
+                if p.platforms.len() > 1 {
+                    return Err(miette::miette!(
+                        code = "houba::plan::recipe",
+                        help = "list at most one platform, or split the platforms into variants",
+                        "{}: images with `run` steps are built for one platform, but {} are listed",
+                        p.address,
+                        p.platforms.len()
+                    ));
+                }
             }
             let recipe = match kind {
                 PlacementKind::Build => Some(

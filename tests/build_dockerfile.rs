@@ -88,6 +88,16 @@ fn houba(dir: &Path, path_var: &str, args: &[&str]) -> Output {
 /// A config reading Docker Hub through `upstream` and placing into `local`, plus a policy
 /// whose only step is `command`.
 fn write_setup(dir: &Path, upstream: &str, local: &str, command: &str) {
+    write_setup_with_platforms(dir, upstream, local, command, "[]");
+}
+
+fn write_setup_with_platforms(
+    dir: &Path,
+    upstream: &str,
+    local: &str,
+    command: &str,
+    platforms: &str,
+) {
     std::fs::write(
         dir.join("houba.toml"),
         format!(
@@ -109,6 +119,7 @@ fn write_setup(dir: &Path, upstream: &str, local: &str, command: &str) {
              \x20 imports:\n\
              \x20   - name: bookworm\n\
              \x20     tags: {{semverOnly: false, names: [bookworm-slim]}}\n\
+             \x20     platforms: {platforms}\n\
              \x20     transform:\n\
              \x20       - run: {{command: {command:?}}}\n\
              \x20     destinations:\n\
@@ -143,6 +154,38 @@ fn without_a_builder_the_plan_fails_and_says_what_to_install() {
         "the error names the placement: {message}"
     );
     assert!(!local.exists(), "nothing was written");
+}
+
+#[test]
+fn a_run_step_builds_one_platform_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/upstream/docker.io");
+    write_setup_with_platforms(
+        dir.path(),
+        &format!("layout = {:?}", upstream.display().to_string()),
+        &format!(
+            "layout = {:?}",
+            dir.path().join("local").display().to_string()
+        ),
+        "true",
+        "[linux/amd64, linux/arm64]",
+    );
+    // A PATH with a builder, so that the platform check is what fails.
+    let bin = tempfile::tempdir().unwrap();
+    let buildah = bin.path().join("buildah");
+    std::fs::write(&buildah, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(
+        &buildah,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    let out = houba(dir.path(), &bin.path().display().to_string(), &["plan"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("built for one platform, but 2 are listed"),
+        "{}",
+        text(&out)
+    );
 }
 
 fn skopeo_raw(reference: &str) -> Value {
