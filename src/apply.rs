@@ -15,6 +15,8 @@ use serde::Serialize;
 
 use crate::observe::{ManifestCache, Registries};
 use crate::plan::model::{Action, ActionKind, Plan, PruneMode};
+use crate::policy::resolved::TransformStep;
+use crate::rebuild::BuilderEndpoint;
 use crate::registry::transfer::TransferSession;
 use crate::registry::{Registry, TagDeletion};
 use crate::stamp::{self, Stamp};
@@ -293,6 +295,9 @@ async fn place_build(
         annotations: &a.annotations,
         label_prefix: ctx.label_prefix,
     };
+    if a.transform.iter().any(TransformStep::runs_command) {
+        return place_dockerfile_build(a, ctx, dst, request).await;
+    }
     let digest = crate::rebuild::rebuild_and_place(
         request,
         &ctx.session,
@@ -303,6 +308,41 @@ async fn place_build(
     .await
     .map_err(|e| format!("{}: {e}", a.destination))?;
     Ok(digest)
+}
+
+/// A build whose steps run commands: through the Dockerfile backend and an external builder.
+async fn place_dockerfile_build(
+    a: &Action,
+    ctx: &ApplyContext<'_>,
+    dst: &dyn Registry,
+    request: crate::rebuild::RebuildRequest<'_>,
+) -> Result<String, String> {
+    let builder = ctx.registries.builders().choose().ok_or_else(|| {
+        format!(
+            "{}: a `run` step needs an image builder: install buildah (apt-get install buildah) or set BUILDKIT_HOST",
+            a.destination
+        )
+    })?;
+    let src_loc = a.source.as_ref().expect("checked in source_manifest");
+    let source = BuilderEndpoint::of(&ctx.registries.source_entry(&src_loc.registry))
+        .map_err(|e| format!("{}: {e}", a.destination))?;
+    let dst_entry = ctx
+        .registries
+        .destination_entry(&a.destination.registry)
+        .ok_or_else(|| format!("{}: registry not in the roster", a.destination))?;
+    let destination =
+        BuilderEndpoint::of(dst_entry).map_err(|e| format!("{}: {e}", a.destination))?;
+    crate::rebuild::build_dockerfile_and_place(
+        request,
+        &builder,
+        &source,
+        &destination,
+        dst,
+        &a.destination.repository,
+        &a.destination.tag,
+    )
+    .await
+    .map_err(|e| format!("{}: {e}", a.destination))
 }
 
 /// The live manifest bytes a tag held when planning (cache first, else GET by digest).

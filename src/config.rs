@@ -121,6 +121,66 @@ pub struct Settings {
     pub concurrency: usize,
     /// Share of a repository's managed tags a prune under `--auto` may remove (default 0.5).
     pub max_prune_fraction: f64,
+    /// Image builders available for steps that run commands (from `BUILDKIT_HOST` and `PATH`).
+    pub builders: Builders,
+}
+
+/// The image builders found in the environment, for images whose steps run commands.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Builders {
+    /// `BUILDKIT_HOST`, when set (non-empty).
+    pub buildkit_host: Option<String>,
+    /// `buildctl`, found on `PATH`.
+    pub buildctl: Option<PathBuf>,
+    /// `buildah`, found on `PATH`.
+    pub buildah: Option<PathBuf>,
+}
+
+/// The builder an image with `run` steps is built with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Builder {
+    /// `buildctl` against the BuildKit daemon at `host`.
+    Buildkit { buildctl: PathBuf, host: String },
+    /// Daemonless `buildah bud`.
+    Buildah { program: PathBuf },
+}
+
+impl Builders {
+    /// Reads `BUILDKIT_HOST` and looks `buildctl` and `buildah` up on `PATH` (from `env`).
+    pub fn from_env(env: &BTreeMap<String, String>) -> Self {
+        let path = env.get("PATH").map(String::as_str).unwrap_or("");
+        Builders {
+            buildkit_host: non_empty(env, "BUILDKIT_HOST").map(str::to_string),
+            buildctl: find_on_path(path, "buildctl"),
+            buildah: find_on_path(path, "buildah"),
+        }
+    }
+
+    /// BuildKit when `BUILDKIT_HOST` is set and `buildctl` is installed, else buildah when
+    /// installed, else none.
+    pub fn choose(&self) -> Option<Builder> {
+        if let (Some(host), Some(buildctl)) = (&self.buildkit_host, &self.buildctl) {
+            return Some(Builder::Buildkit {
+                buildctl: buildctl.clone(),
+                host: host.clone(),
+            });
+        }
+        self.buildah.as_ref().map(|program| Builder::Buildah {
+            program: program.clone(),
+        })
+    }
+}
+
+/// The first executable file named `program` in the `PATH` list `path`.
+fn find_on_path(path: &str, program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 impl Default for Settings {
@@ -136,6 +196,7 @@ impl Default for Settings {
             label_prefix: DEFAULT_LABEL_PREFIX.to_string(),
             concurrency: DEFAULT_CONCURRENCY,
             max_prune_fraction: DEFAULT_MAX_PRUNE_FRACTION,
+            builders: Builders::default(),
         }
     }
 }
@@ -319,6 +380,7 @@ fn settings_from_sources(
     if !policies_flag.is_empty() {
         settings.policies = policies_flag.to_vec();
     }
+    settings.builders = Builders::from_env(env);
     check_single_mirror(&settings)?;
     Ok(settings)
 }

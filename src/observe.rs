@@ -83,6 +83,16 @@ impl Registries {
         }
     }
 
+    /// The destination roster entry of that name.
+    pub fn destination_entry(&self, name: &str) -> Option<&RegistryEntry> {
+        self.settings.registries.get(name)
+    }
+
+    /// The image builders found in the environment.
+    pub fn builders(&self) -> &crate::config::Builders {
+        &self.settings.builders
+    }
+
     /// Human name of a source host: always the upstream host as written in policies.
     pub fn source_display(&self, upstream_host: &str) -> String {
         upstream_host.to_string()

@@ -15,7 +15,7 @@ use crate::plan::diff::{
 };
 use crate::plan::model::{FORMAT_VERSION, Location, Note, Plan, RequestCount};
 use crate::plan::scope;
-use crate::policy::resolved::ResolvedPolicy;
+use crate::policy::resolved::{ResolvedPolicy, TransformStep};
 use crate::rebuild;
 use crate::stamp::{self, Stamp};
 
@@ -275,6 +275,15 @@ fn managed_tag_counts(
         .collect()
 }
 
+/// A `run` step needs an image builder; none was found in the environment.
+fn no_builder_error(address: &str) -> miette::Report {
+    miette::miette!(
+        code = "houba::plan::no_builder",
+        help = "install buildah (apt-get install buildah) or set BUILDKIT_HOST to a BuildKit daemon (with `buildctl` on PATH), then plan again",
+        "{address}: a `run` step needs an image builder and none is available: install buildah (apt-get install buildah) or set BUILDKIT_HOST"
+    )
+}
+
 /// The graph's nodes as the diff sees them.
 fn desired(
     graph: &DesiredGraph,
@@ -299,6 +308,22 @@ fn desired(
                 .map(|s| s.digest.clone())
                 .unwrap_or_default();
             let platforms: Vec<String> = p.platforms.iter().map(ToString::to_string).collect();
+            if p.transform.iter().any(TransformStep::runs_command) {
+                if settings.builders.choose().is_none() {
+                    return Err(no_builder_error(&p.address));
+                }
+                crate::build::dockerfile::check_steps(&p.address, &p.transform)
+                    .map_err(|e| miette::miette!(code = "houba::plan::recipe", "{e}"))?;
+                if p.platforms.len() > 1 {
+                    return Err(miette::miette!(
+                        code = "houba::plan::recipe",
+                        help = "list at most one platform, or split the platforms into variants",
+                        "{}: images with `run` steps are built for one platform, but {} are listed",
+                        p.address,
+                        p.platforms.len()
+                    ));
+                }
+            }
             let recipe = match kind {
                 PlacementKind::Build => Some(
                     rebuild::recipe_digest(&p.transform, &platforms, &rosters, &base).map_err(

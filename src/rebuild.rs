@@ -51,12 +51,16 @@ pub fn recipe_digest(
     } else {
         Some(build::recipe_digest(steps, rosters, base_digest)?)
     };
-    let recipe = serde_json::json!({
+    let mut recipe = serde_json::json!({
         "engine": build::ENGINE_FORMAT_VERSION,
         "base": base_digest,
         "steps": steps_recipe,
         "platforms": platforms,
     });
+    if steps.iter().any(TransformStep::runs_command) {
+        // Built from a rendered Dockerfile: a change in the rendering must rebuild.
+        recipe["dockerfile"] = Value::from(build::dockerfile::RENDER_VERSION);
+    }
     Ok(stamp::sha256_digest(&stamp::canonical_json(&recipe)))
 }
 
@@ -387,4 +391,146 @@ pub async fn rebuild_and_place(
 enum Built {
     Image(build::BuiltImage),
     Index(build::BuiltIndex),
+}
+
+/// How an external builder reaches a registry: `host[/prefix]` and whether it verifies TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuilderEndpoint {
+    pub host_path: String,
+    pub tls_verify: bool,
+}
+
+impl BuilderEndpoint {
+    /// The endpoint of a roster entry; a layout directory cannot be reached by a builder.
+    pub fn of(entry: &crate::config::RegistryEntry) -> Result<Self, String> {
+        match &entry.endpoint {
+            crate::config::RegistryEndpoint::Http {
+                host,
+                prefix,
+                tls_verify,
+                ..
+            } => Ok(BuilderEndpoint {
+                host_path: match prefix {
+                    Some(p) => format!("{host}/{p}"),
+                    None => host.clone(),
+                },
+                tls_verify: *tls_verify,
+            }),
+            crate::config::RegistryEndpoint::Layout { .. } => Err(format!(
+                "registry `{}` is an image layout directory, which an image builder cannot read or \
+                 push to; images with `run` steps need HTTP registries",
+                entry.name
+            )),
+        }
+    }
+}
+
+/// Builds an image whose steps run commands from a rendered Dockerfile, then places it: the
+/// builder pushes to a temporary tag, the pushed manifest is stamped and put under `dst_tag`
+/// (the commit point), and the temporary tag is removed. Returns the digest `dst_tag` holds.
+pub async fn build_dockerfile_and_place(
+    req: RebuildRequest<'_>,
+    builder: &crate::config::Builder,
+    source: &BuilderEndpoint,
+    destination: &BuilderEndpoint,
+    dst: &dyn Registry,
+    dst_repo: &str,
+    dst_tag: &str,
+) -> Result<String, String> {
+    let label = req.label.clone();
+    let platform = match req.platforms {
+        [] => None,
+        [one] => Some(one.clone()),
+        _ => {
+            return Err(format!(
+                "{label}: images with `run` steps are built for one platform; list at most one \
+                 in `platforms`"
+            ));
+        }
+    };
+    let base_digest = stamp::sha256_digest(&req.manifest);
+    let base = format!(
+        "{}/{}@{base_digest}",
+        source.host_path, req.source_repository
+    );
+    let context = build::dockerfile::render(&label, &base, req.steps, req.rosters)
+        .map_err(|e| e.to_string())?;
+    let temporary_tag = format!("houba-build-{:016x}", rand::random::<u64>());
+    let push_to = format!("{}/{dst_repo}:{temporary_tag}", destination.host_path);
+    let workdir =
+        tempfile::tempdir().map_err(|e| format!("{label}: cannot create a work directory: {e}"))?;
+    let builder = builder.clone();
+    let (base_tls, push_tls) = (source.tls_verify, destination.tls_verify);
+    let work = workdir.path().to_path_buf();
+    let build_label = label.clone();
+    let pushed = tokio::task::spawn_blocking(move || {
+        build::dockerfile::build_and_push(&build::dockerfile::DockerfileBuild {
+            image: &build_label,
+            context: &context,
+            builder: &builder,
+            base_tls_verify: base_tls,
+            push_to: &push_to,
+            push_tls_verify: push_tls,
+            platform: platform.as_deref(),
+            workdir: &work,
+        })
+    })
+    .await
+    .map_err(|e| format!("{label}: the build stopped: {e}"))?
+    .map_err(|e| e.to_string())?;
+
+    let placed = stamp_pushed(&req, dst, dst_repo, dst_tag, &pushed).await;
+    // The temporary tag goes whether or not the stamp went through.
+    remove_temporary_tag(dst, dst_repo, &temporary_tag, &pushed, placed.as_ref().ok()).await;
+    placed
+}
+
+async fn stamp_pushed(
+    req: &RebuildRequest<'_>,
+    dst: &dyn Registry,
+    dst_repo: &str,
+    dst_tag: &str,
+    pushed: &str,
+) -> Result<String, String> {
+    let (descriptor, bytes) = dst
+        .get_manifest(dst_repo, pushed)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "{}: the builder reported pushing {pushed} to {dst_repo}, but it is not there",
+                req.label
+            )
+        })?;
+    let media_type = stamp::manifest_media_type(&bytes, &descriptor.media_type);
+    let out = stamp::stamp_manifest(&bytes, &media_type, req.annotations, req.label_prefix)
+        .map_err(|e| format!("{}: {e}", req.label))?;
+    dst.put_manifest(dst_repo, dst_tag, &out.media_type, Bytes::from(out.bytes))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(out.digest)
+}
+
+/// Deletes the builder's temporary tag. Registries that cannot delete a tag alone get the
+/// unstamped manifest deleted by digest, unless the final tag holds those very bytes.
+async fn remove_temporary_tag(
+    dst: &dyn Registry,
+    repo: &str,
+    tag: &str,
+    pushed: &str,
+    placed: Option<&String>,
+) {
+    let result = match dst.delete_tag(repo, tag).await {
+        Ok(crate::registry::TagDeletion::Deleted) => Ok(()),
+        Ok(crate::registry::TagDeletion::Unsupported)
+            if placed.map(String::as_str) != Some(pushed) =>
+        {
+            dst.delete_manifest(repo, pushed).await
+        }
+        Ok(crate::registry::TagDeletion::Unsupported) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!(repository = repo, tag, error = %e, "the builder's temporary tag could not be removed; delete it by hand");
+    }
 }

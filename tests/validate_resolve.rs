@@ -214,7 +214,7 @@ fn policies_are_sorted_by_name_and_counted() {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
-    assert_eq!(outcome.files, 11);
+    assert_eq!(outcome.files, 12);
     assert_eq!(outcome.documents, outcome.policies.len());
 }
 

@@ -35,7 +35,10 @@ fn the_schema_rejects_unknown_fields_and_names_the_transform_steps() {
         .iter()
         .map(|branch| branch["required"][0].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["injectCA", "rewritePackageSources", "setTimezone"]);
+    assert_eq!(
+        steps,
+        ["injectCA", "rewritePackageSources", "setTimezone", "run"]
+    );
     for (name, definition) in schema["$defs"].as_object().unwrap() {
         if definition["type"] == "object" {
             assert_eq!(

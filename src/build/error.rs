@@ -62,4 +62,11 @@ pub enum BuildError {
         #[source]
         source: io::Error,
     },
+    /// An external image builder (buildah, buildctl) failed or could not be started.
+    #[error("{image}: {tool}: {detail}")]
+    Builder {
+        image: String,
+        tool: &'static str,
+        detail: String,
+    },
 }

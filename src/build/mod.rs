@@ -10,6 +10,7 @@
 //! The engine reads blobs through [`BlobSource`] and knows nothing of registries.
 
 mod decompress;
+pub mod dockerfile;
 mod error;
 mod image;
 mod layer;

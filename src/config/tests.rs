@@ -453,3 +453,47 @@ fn load_settings_reads_files() {
     assert_eq!(e.location(), "flag --config");
     assert!(e.message().contains("missing.toml"));
 }
+
+#[test]
+fn builders_come_from_buildkit_host_and_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let install = |name: &str, mode: u32| {
+        let path = bin.path().join(name);
+        std::fs::write(&path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let buildah = install("buildah", 0o755);
+    // Not executable: not a builder.
+    install("buildctl", 0o644);
+    let path = format!("/nonexistent:{}", bin.path().display());
+
+    let found = Builders::from_env(&env(&[("PATH", &path)]));
+    assert_eq!(found.buildah.as_deref(), Some(buildah.as_path()));
+    assert_eq!(found.buildctl, None);
+    assert_eq!(
+        found.choose(),
+        Some(Builder::Buildah {
+            program: buildah.clone()
+        })
+    );
+
+    let buildctl = install("buildctl", 0o755);
+    let with_host = Builders::from_env(&env(&[
+        ("PATH", &path),
+        ("BUILDKIT_HOST", "tcp://127.0.0.1:1234"),
+    ]));
+    assert_eq!(
+        with_host.choose(),
+        Some(Builder::Buildkit {
+            buildctl,
+            host: "tcp://127.0.0.1:1234".into()
+        })
+    );
+
+    let none = Builders::from_env(&env(&[("PATH", "/nonexistent"), ("BUILDKIT_HOST", " ")]));
+    assert_eq!(none.choose(), None);
+    let settings = settings_from_sources(None, &[], &env(&[("PATH", &path)])).unwrap();
+    assert!(settings.builders.buildah.is_some());
+}

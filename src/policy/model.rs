@@ -208,6 +208,9 @@ pub enum TransformSpec {
     /// Set the image's local time zone.
     #[serde(rename = "setTimezone")]
     SetTimezone(SetTimezoneSpec),
+    /// Run a shell command in the image (built from a Dockerfile with buildah or BuildKit).
+    #[serde(rename = "run")]
+    Run(RunSpec),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -229,6 +232,13 @@ pub struct RewritePackageSourcesSpec {
 pub struct SetTimezoneSpec {
     /// IANA zone name, e.g. `Europe/Paris`.
     pub zone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunSpec {
+    /// Shell command, run with `/bin/sh -c` as a Dockerfile `RUN` instruction.
+    pub command: String,
 }
 
 /// Retention of tags that are no longer selected: merged field by field with

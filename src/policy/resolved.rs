@@ -90,6 +90,8 @@ pub enum TransformStep {
     RewritePackageSources { mirror: String },
     /// An IANA zone name such as `Europe/Paris`.
     SetTimezone { zone: String },
+    /// A shell command; images with such a step are built from a Dockerfile.
+    Run { command: String },
 }
 
 impl TransformStep {
@@ -99,7 +101,13 @@ impl TransformStep {
             TransformStep::InjectCa { .. } => "injectCA",
             TransformStep::RewritePackageSources { .. } => "rewritePackageSources",
             TransformStep::SetTimezone { .. } => "setTimezone",
+            TransformStep::Run { .. } => "run",
         }
+    }
+
+    /// Whether the step runs a command, so that the image must be built from a Dockerfile.
+    pub fn runs_command(&self) -> bool {
+        matches!(self, TransformStep::Run { .. })
     }
 }
 

@@ -51,6 +51,7 @@ pub fn test_settings() -> Settings {
         label_prefix: "io.houba".into(),
         concurrency: 8,
         max_prune_fraction: 0.5,
+        builders: Default::default(),
     }
 }
 

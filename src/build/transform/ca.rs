@@ -169,7 +169,7 @@ fn check_der_sequence(der: &[u8]) -> Result<(), String> {
 }
 
 /// File names in anchor directories: the roster name, restricted to safe characters.
-fn anchor_file_name(name: &str, ext: &str) -> String {
+pub(crate) fn anchor_file_name(name: &str, ext: &str) -> String {
     let safe: String = name
         .chars()
         .map(|c| {

@@ -8,7 +8,7 @@ mod timezone;
 
 use std::collections::BTreeMap;
 
-pub(crate) use ca::CaCert;
+pub(crate) use ca::{CaCert, anchor_file_name};
 
 use super::TransformRosters;
 use super::error::BuildError;
@@ -21,8 +21,13 @@ use crate::policy::resolved::TransformStep;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ResolvedStep {
     InjectCa(Vec<CaCert>),
-    RewritePackageSources { name: String, mirror: PackageMirror },
+    RewritePackageSources {
+        name: String,
+        mirror: PackageMirror,
+    },
     SetTimezone(String),
+    /// Only the Dockerfile backend carries it out; the native engine refuses it.
+    Run(String),
 }
 
 impl ResolvedStep {
@@ -31,6 +36,7 @@ impl ResolvedStep {
             ResolvedStep::InjectCa(_) => "injectCA",
             ResolvedStep::RewritePackageSources { .. } => "rewritePackageSources",
             ResolvedStep::SetTimezone(_) => "setTimezone",
+            ResolvedStep::Run(_) => "run",
         }
     }
 
@@ -45,6 +51,7 @@ impl ResolvedStep {
                 format!("rewritePackageSources({name})")
             }
             ResolvedStep::SetTimezone(zone) => format!("setTimezone({zone})"),
+            ResolvedStep::Run(command) => format!("run({command})"),
         }
     }
 
@@ -64,6 +71,7 @@ impl ResolvedStep {
             ResolvedStep::SetTimezone(zone) => {
                 serde_json::json!({ "setTimezone": { "zone": zone } })
             }
+            ResolvedStep::Run(command) => serde_json::json!({ "run": { "command": command } }),
         }
     }
 
@@ -72,6 +80,7 @@ impl ResolvedStep {
             ResolvedStep::InjectCa(_) => ca::ask(query),
             ResolvedStep::RewritePackageSources { .. } => packages::ask(query),
             ResolvedStep::SetTimezone(zone) => timezone::ask(query, zone),
+            ResolvedStep::Run(_) => {}
         }
     }
 
@@ -80,6 +89,10 @@ impl ResolvedStep {
             ResolvedStep::InjectCa(certs) => ca::apply(ws, certs),
             ResolvedStep::RewritePackageSources { mirror, .. } => packages::apply(ws, mirror),
             ResolvedStep::SetTimezone(zone) => timezone::apply(ws, zone),
+            ResolvedStep::Run(_) => Err(
+                "the native engine cannot run commands; such images are built from a Dockerfile"
+                    .to_string(),
+            ),
         }
     }
 }
@@ -126,6 +139,16 @@ pub(crate) fn resolve_steps(
             TransformStep::SetTimezone { zone } => {
                 timezone::validate_zone_name(image, zone)?;
                 Ok(ResolvedStep::SetTimezone(zone.clone()))
+            }
+            TransformStep::Run { command } => {
+                if command.trim().is_empty() {
+                    return Err(BuildError::Step {
+                        image: image.to_string(),
+                        step: "run",
+                        detail: "the command is empty".to_string(),
+                    });
+                }
+                Ok(ResolvedStep::Run(command.clone()))
             }
         })
         .collect()

@@ -175,6 +175,15 @@ impl DocumentChecker<'_, '_> {
                         zone: timezone.zone.clone(),
                     });
                 }
+                TransformSpec::Run(run) => {
+                    if run.command.trim().is_empty() {
+                        let loc = self.at.value(&step_at.key("run").key("command"));
+                        self.report(Code::InvalidValue, loc, "`run.command` is empty".into(), "no command", "write the shell command to run in the image, e.g. `command: \"apt-get update && apt-get install -y curl\"`");
+                    }
+                    resolved.push(TransformStep::Run {
+                        command: run.command.clone(),
+                    });
+                }
             }
         }
         resolved
