@@ -6,7 +6,7 @@
 //! the developer's machine (docker credentials, `HOUBA_*` variables) leaks in.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use houba::registry::Registry;
@@ -504,15 +504,4 @@ pub fn rfc3339_ago(secs_ago: u64) -> String {
 /// A creation-time annotation for upstream images.
 pub fn created(timestamp: &str) -> Value {
     json!({ "org.opencontainers.image.created": timestamp })
-}
-
-/// Does this directory exist and hold at least one file, recursively?
-pub fn has_files(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let p = e.path();
-        if p.is_dir() { has_files(&p) } else { true }
-    })
 }
