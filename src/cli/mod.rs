@@ -175,15 +175,7 @@ fn load_context(inputs: &InputArgs, env: BTreeMap<String, String>) -> Result<Con
         );
         return Err(ExitCode::FAILURE);
     }
-    let settings_json = serde_json::to_vec(&settings).expect("settings serialise");
-    let inputs_digest = crate::stamp::sha256_digest(
-        format!(
-            "{}\n{}",
-            outcome.content_digest,
-            crate::stamp::sha256_digest(&settings_json)
-        )
-        .as_bytes(),
-    );
+    let inputs_digest = inputs_digest(&outcome.content_digest, &settings);
     Ok(Context {
         settings,
         env,
@@ -191,6 +183,24 @@ fn load_context(inputs: &InputArgs, env: BTreeMap<String, String>) -> Result<Con
         inputs_digest,
         runtime: OnceLock::new(),
     })
+}
+
+/// The digest a saved plan records of its inputs: the policy files' contents and the
+/// configuration that decides what is planned. Where the files were read from and which image
+/// builders this machine has are left out, so a plan made in CI applies in the CronJob.
+fn inputs_digest(policies_digest: &str, settings: &Settings) -> String {
+    let mut effective = settings.clone();
+    effective.config_file = None;
+    effective.policies.clear();
+    effective.builders = Default::default();
+    let settings_json = serde_json::to_vec(&effective).expect("settings serialise");
+    crate::stamp::sha256_digest(
+        format!(
+            "{policies_digest}\n{}",
+            crate::stamp::sha256_digest(&settings_json)
+        )
+        .as_bytes(),
+    )
 }
 
 pub fn main() -> ExitCode {
@@ -222,5 +232,33 @@ pub fn main() -> ExitCode {
             eprintln!("{e:?}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_digest_ignores_where_inputs_live_but_not_what_they_say() {
+        let base = Settings::default();
+        let mut moved = base.clone();
+        moved.config_file = Some(PathBuf::from("/elsewhere/houba.toml"));
+        moved.policies = vec![PathBuf::from("/policies")];
+        moved.builders.buildah = Some(PathBuf::from("/usr/bin/buildah"));
+        assert_eq!(
+            inputs_digest("sha256:p", &base),
+            inputs_digest("sha256:p", &moved)
+        );
+        let mut prefix = base.clone();
+        prefix.label_prefix = "com.example".into();
+        assert_ne!(
+            inputs_digest("sha256:p", &base),
+            inputs_digest("sha256:p", &prefix)
+        );
+        assert_ne!(
+            inputs_digest("sha256:p", &base),
+            inputs_digest("sha256:q", &base)
+        );
     }
 }
