@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 pub const OCI_SOURCE: &str = "org.opencontainers.image.source";
 pub const OCI_BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -374,10 +373,7 @@ pub fn canonical_json(value: &Value) -> Vec<u8> {
     serde_json::to_vec(&sort(value)).expect("a JSON value always serialises")
 }
 
-/// `sha256:<hex>` of some bytes.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
-}
+pub use crate::registry::digest::sha256_digest;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::error::BuildError;
 use super::transform::{Changes, ResolvedStep};
@@ -46,25 +45,11 @@ const LAYER_MEDIA_TYPES: &[(&str, &str)] = &[
     ),
 ];
 
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(bytes))
-}
+pub use crate::registry::digest::sha256_digest;
 
 /// Serialises through `serde_json::Value` with every object's keys sorted.
 pub(crate) fn canonical_json<T: Serialize>(value: &T) -> Vec<u8> {
-    fn sort(value: Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let sorted: BTreeMap<String, Value> =
-                    map.into_iter().map(|(k, v)| (k, sort(v))).collect();
-                Value::Object(sorted.into_iter().collect::<Map<String, Value>>())
-            }
-            Value::Array(items) => Value::Array(items.into_iter().map(sort).collect()),
-            other => other,
-        }
-    }
-    let value = serde_json::to_value(value).unwrap_or(Value::Null);
-    serde_json::to_vec(&sort(value)).unwrap_or_default()
+    crate::stamp::canonical_json(&serde_json::to_value(value).unwrap_or(Value::Null))
 }
 
 /// A content descriptor in a manifest houba writes.
