@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::model::{Action, ActionKind, Change, Drift, DriftKind, Location, Note, PruneMode};
 use crate::policy::resolved::{DeletionMode, TransformStep};
+use crate::select::is_referrers_fallback_tag;
 use crate::stamp::{self, Stamp};
 
 /// Shown for a value only a rebuild can tell (Terraform's wording).
@@ -624,11 +625,6 @@ pub fn diff(input: &DiffInput<'_>) -> (Vec<Drift>, Vec<Action>, Vec<Note>) {
     notes.sort_by(|a, b| a.address.cmp(&b.address));
     actions.sort_by(|a, b| (a.action.phase(), &a.address).cmp(&(b.action.phase(), &b.address)));
     (drift, actions, notes)
-}
-
-/// `sha256-<64 hex>`: tags of the referrers fallback schema, never selected nor pruned.
-pub fn is_referrers_fallback_tag(tag: &str) -> bool {
-    tag.len() == 71 && tag.starts_with("sha256-") && tag[7..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
