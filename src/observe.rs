@@ -451,40 +451,9 @@ pub async fn observe_destinations(
 /// Age of an RFC 3339 timestamp (`2024-05-01T12:00:00Z`, fractional seconds and offsets
 /// accepted) relative to `now`. `None` when it does not parse or lies in the future.
 pub fn age_of(rfc3339: &str, now: SystemTime) -> Option<Duration> {
-    let secs = parse_rfc3339(rfc3339)?;
-    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
-    (now >= secs).then(|| Duration::from_secs((now - secs) as u64))
-}
-
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let re = regex::Regex::new(
-        r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|z|[+-]\d{2}:\d{2})$",
-    )
-    .ok()?;
-    let c = re.captures(s.trim())?;
-    let n = |i: usize| c[i].parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (n(1)?, n(2)?, n(3)?, n(4)?, n(5)?, n(6)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let offset = match &c[7] {
-        "Z" | "z" => 0,
-        o => {
-            let sign = if o.starts_with('-') { -1 } else { 1 };
-            let hh: i64 = o[1..3].parse().ok()?;
-            let mm: i64 = o[4..6].parse().ok()?;
-            sign * (hh * 3600 + mm * 60)
-        }
-    };
-    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+    let secs = crate::build::rfc3339_seconds(rfc3339)?;
+    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+    (now >= secs).then(|| Duration::from_secs(now - secs))
 }
 
 #[cfg(test)]
@@ -492,19 +461,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc3339_parses_with_offsets_and_fractions() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Some(951_868_800));
-        assert_eq!(
-            parse_rfc3339("2000-03-01T02:00:00.123+02:00"),
-            Some(951_868_800)
-        );
-        assert_eq!(parse_rfc3339("yesterday"), None);
+    fn age_of_timestamps_with_offsets() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(951_868_800 + 90);
         assert_eq!(
             age_of("2000-03-01T00:00:00Z", now),
             Some(Duration::from_secs(90))
         );
+        assert_eq!(
+            age_of("2000-03-01T02:00:00.5+02:00", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(age_of("2000-03-01T00:02:00Z", now), None, "in the future");
+        assert_eq!(age_of("yesterday", now), None);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use error::BuildError;
+pub(crate) use image::rfc3339_seconds;
 pub use image::sha256_digest;
 pub use layer::NewBlob;
 
