@@ -474,17 +474,7 @@ async fn delete_tag_via_placeholder(
 ) -> Result<(), String> {
     const EMPTY: &[u8] = b"{}";
     let empty_digest = stamp::sha256_digest(EMPTY);
-    if !dst
-        .blob_exists(repo, &empty_digest)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        let data: crate::registry::ByteStream =
-            Box::pin(stream::once(async { Ok(Bytes::from_static(EMPTY)) }));
-        dst.put_blob(repo, &empty_digest, EMPTY.len() as u64, data)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    crate::rebuild::upload_bytes(dst, repo, EMPTY).await?;
     let placeholder = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": stamp::OCI_MANIFEST,

@@ -93,11 +93,6 @@ impl Registries {
         &self.settings.builders
     }
 
-    /// Human name of a source host: always the upstream host as written in policies.
-    pub fn source_display(&self, upstream_host: &str) -> String {
-        upstream_host.to_string()
-    }
-
     /// Human name of a destination roster entry.
     pub fn destination_display(&self, name: &str) -> String {
         match self.settings.registries.get(name) {

@@ -103,7 +103,7 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
     )
     .await?;
 
-    let repositories = managed_repositories(&policies, &registries);
+    let repositories = graph.repositories();
     let repo_keys: BTreeSet<(String, String)> = repositories
         .iter()
         .map(|r| (r.registry.clone(), r.repository.clone()))
@@ -120,7 +120,7 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
     let (drift, actions, mut notes) = diff::diff(&DiffInput {
         placements: &placements,
         aliases: &aliases,
-        repositories: &repositories,
+        repositories,
         live: &live,
         label_prefix: &settings.label_prefix,
     });
@@ -168,7 +168,7 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
         actions,
         notes,
         requests,
-        managed_tags: managed_tag_counts(&repositories, &live, &settings.label_prefix),
+        managed_tags: managed_tag_counts(repositories, &live, &settings.label_prefix),
     })
 }
 
@@ -221,31 +221,6 @@ async fn settle_ages(
         }
     }
     Ok(())
-}
-
-/// Every destination repository the policies write to, with its owning policy.
-fn managed_repositories(
-    policies: &[ResolvedPolicy],
-    registries: &observe::Registries,
-) -> Vec<ManagedRepository> {
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for p in policies {
-        for i in &p.imports {
-            for d in &i.destinations {
-                if seen.insert((d.registry.clone(), d.repository.clone())) {
-                    out.push(ManagedRepository {
-                        registry: d.registry.clone(),
-                        display: registries.destination_display(&d.registry),
-                        repository: d.repository.clone(),
-                        policy: p.name.clone(),
-                        deletion_mode: p.deletion_mode,
-                    });
-                }
-            }
-        }
-    }
-    out
 }
 
 fn managed_tag_counts(

@@ -198,7 +198,12 @@ fn file_stream(path: &Path) -> std::io::Result<ByteStream> {
     Ok(Box::pin(stream))
 }
 
-async fn upload_bytes(dst: &dyn Registry, repo: &str, bytes: &[u8]) -> Result<(), String> {
+/// Upload a small blob held in memory, unless the repository already has it.
+pub(crate) async fn upload_bytes(
+    dst: &dyn Registry,
+    repo: &str,
+    bytes: &[u8],
+) -> Result<(), String> {
     let digest = stamp::sha256_digest(bytes);
     if dst
         .blob_exists(repo, &digest)

@@ -57,15 +57,8 @@ pub struct DesiredAlias {
     pub target: String,
 }
 
-/// A repository houba manages, and who owns it.
-#[derive(Debug, Clone)]
-pub struct ManagedRepository {
-    pub registry: String,
-    pub display: String,
-    pub repository: String,
-    pub policy: String,
-    pub deletion_mode: DeletionMode,
-}
+/// A repository houba manages, and who owns it (from the desired graph).
+pub use crate::graph::ManagedRepository;
 
 /// What an upstream tag held when observed.
 #[derive(Debug, Clone)]

@@ -212,20 +212,6 @@ impl TransferSession {
         Ok(())
     }
 
-    /// Same as `place`: the entry point the apply layer uses before writing a stamped top
-    /// manifest.
-    pub async fn copy_blobs_and_children(
-        &self,
-        src: &dyn Registry,
-        src_repo: &str,
-        dst: &dyn Registry,
-        dst_repo: &str,
-        manifest_bytes: &[u8],
-    ) -> Result<()> {
-        self.place(src, src_repo, dst, dst_repo, manifest_bytes)
-            .await
-    }
-
     fn place_manifest<'a>(
         &'a self,
         src: &'a dyn Registry,
