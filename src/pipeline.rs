@@ -155,6 +155,7 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
                     patch: s.patch,
                     delete: s.delete,
                     total: s.total(),
+                    rate_limit: s.rate_limit.map(|r| (r.limit, r.remaining)),
                 },
             )
         })

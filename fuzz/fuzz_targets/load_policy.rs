@@ -1,7 +1,7 @@
 //! Arbitrary bytes as a policy file, through the same code path as `load_policies`: parse,
 //! structural check, rules, defaults merge, cross-policy checks, diagnostic rendering.
 //!
-//! Run: `cargo fuzz run load_policy fuzz/corpus/load_policy testdata/policies/valid`
+//! Run: `cargo fuzz run load_policy fuzz/corpus/load_policy fuzz/seeds/load_policy`
 
 #![no_main]
 
@@ -36,6 +36,8 @@ fn settings() -> Settings {
         label_prefix: "io.houba".into(),
         concurrency: 1,
         max_prune_fraction: 0.5,
+        // Fields added later take their defaults, so the target keeps compiling.
+        ..Settings::default()
     }
 }
 

@@ -210,6 +210,9 @@ pub struct RequestCount {
     pub patch: u64,
     pub delete: u64,
     pub total: u64,
+    /// The registry's announced request budget `(limit, remaining)`, when it sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -35,6 +35,8 @@ pub struct HttpRegistry {
     pub(crate) referrers_api: tokio::sync::OnceCell<bool>,
     /// Serialises fallback-index updates so concurrent attaches do not lose entries.
     pub(crate) fallback_lock: tokio::sync::Mutex<()>,
+    /// Keeps manifest deletes apart from tag writes in the same repository.
+    pub(crate) repository_locks: super::untag::RepositoryLocks,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -180,6 +182,7 @@ impl HttpRegistry {
             },
             referrers_api: tokio::sync::OnceCell::new(),
             fallback_lock: tokio::sync::Mutex::new(()),
+            repository_locks: Default::default(),
         })
     }
 
@@ -408,22 +411,19 @@ impl HttpRegistry {
         }
     }
 
-    /// Docker Hub reports its pull budget in `ratelimit-remaining: <n>;w=<window>`.
+    /// Docker Hub reports its pull budget in `ratelimit-limit` / `ratelimit-remaining:
+    /// <n>;w=<window>`: kept for the plan's request line, and warned about when nearly spent.
     fn note_rate_limit(&self, headers: &HeaderMap) {
-        if let Some(remaining) = headers
-            .get("ratelimit-remaining")
-            .and_then(|v| v.to_str().ok())
-        {
-            let count = remaining
-                .split(';')
-                .next()
-                .and_then(|n| n.trim().parse::<u64>().ok());
-            match count {
-                Some(n) if n < 10 => {
-                    tracing::warn!(registry = %self.name, remaining = n, "registry rate limit nearly exhausted")
-                }
-                _ => tracing::debug!(registry = %self.name, remaining, "registry rate limit"),
-            }
+        let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let Some(budget) = stats::RateLimit::from_headers(
+            value("ratelimit-limit"),
+            value("ratelimit-remaining"),
+        ) else {
+            return;
+        };
+        self.counter.record_rate_limit(budget);
+        if budget.remaining < 10 {
+            tracing::warn!(registry = %self.name, remaining = budget.remaining, limit = budget.limit, "registry rate limit nearly exhausted");
         }
     }
 }
@@ -463,9 +463,25 @@ pub(crate) fn snippet(body: &str) -> String {
     }
 }
 
+/// One page of a tag list (`{"tags": [...]}`) or catalog (`{"repositories": [...]}`); a
+/// `null` list is an empty page.
+pub fn parse_listing(body: &[u8]) -> std::result::Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        tags: Option<Vec<String>>,
+        repositories: Option<Vec<String>>,
+    }
+    let page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    Ok(page.tags.or(page.repositories).unwrap_or_default())
+}
+
 /// The `rel="next"` target of a `Link` header.
 pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::LINK)?.to_str().ok()?;
+    next_link_of(headers.get(header::LINK)?.to_str().ok()?)
+}
+
+/// The `rel="next"` target of a `Link` header's value.
+pub fn next_link_of(value: &str) -> Option<String> {
     value.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         params.contains("rel=\"next\"").then(|| {
