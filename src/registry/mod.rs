@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub mod auth;
 mod connect;
 pub mod digest;
+pub mod holders;
 pub mod http;
 mod http_ops;
 pub mod layout;
