@@ -17,8 +17,8 @@ use crate::observe::{ManifestCache, Registries};
 use crate::plan::model::{Action, ActionKind, Plan, PruneMode};
 use crate::policy::resolved::TransformStep;
 use crate::rebuild::BuilderEndpoint;
-use crate::registry::transfer::TransferSession;
 use crate::registry::Registry;
+use crate::registry::transfer::TransferSession;
 use crate::stamp::{self, Stamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -461,4 +461,3 @@ async fn prune(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result
             .map_err(|e| format!("{}: {e}", a.destination)),
     }
 }
-

@@ -50,7 +50,12 @@ pub struct CaCert {
 
 impl std::fmt::Debug for CaCert {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CaCert {{ path: {:?}, {} bytes }}", self.path, self.pem.len())
+        write!(
+            f,
+            "CaCert {{ path: {:?}, {} bytes }}",
+            self.path,
+            self.pem.len()
+        )
     }
 }
 

@@ -37,7 +37,8 @@ async fn concurrent_prunes_in_one_distribution_repository() {
         ws.policy("busybox", &kept.yaml());
         let pruned = ws.run(&["apply", "--auto", "--allow-mass-prune"]).await;
         assert_eq!(
-            pruned.code, 0,
+            pruned.code,
+            0,
             "round {round}: the prune of {} tags must succeed:\n{}",
             TAGS - 1,
             pruned.stderr

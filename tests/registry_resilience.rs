@@ -41,7 +41,11 @@ async fn copy(src: &dyn Registry, dst: &dyn Registry) -> houba::registry::Result
 }
 
 /// The destination tag holds the source image, complete, and a second run changes nothing.
-async fn assert_converged(source: &TestRegistry, destination: &TestRegistry, built: &images::Built) {
+async fn assert_converged(
+    source: &TestRegistry,
+    destination: &TestRegistry,
+    built: &images::Built,
+) {
     let dst = destination.client();
     let (descriptor, raw) = dst.get_manifest("app", "1").await.unwrap().expect("tag");
     assert_eq!(descriptor.digest, built.digest());
@@ -157,11 +161,23 @@ async fn a_connection_dropped_mid_upload_restarts_that_blob() {
     let dst = via(&proxy, &quick_options());
     let session = TransferSession::default();
     session
-        .copy(source.client().as_ref(), "app", "1", dst.as_ref(), "app", "1", None)
+        .copy(
+            source.client().as_ref(),
+            "app",
+            "1",
+            dst.as_ref(),
+            "app",
+            "1",
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(proxy.injected(), 1);
-    assert_eq!(session.stats().blobs_uploaded, 2, "config and layer, once each");
+    assert_eq!(
+        session.stats().blobs_uploaded,
+        2,
+        "config and layer, once each"
+    );
     assert_converged(&source, &destination, &built).await;
 }
 
@@ -203,7 +219,11 @@ async fn a_stall_times_out_and_the_retry_succeeds() {
         "gave up on the stalled request on its own"
     );
     assert_eq!(proxy.injected(), 1);
-    assert_eq!(src.request_stats().get, 2 + 2, "manifest GET repeated; two blob GETs");
+    assert_eq!(
+        src.request_stats().get,
+        2 + 2,
+        "manifest GET repeated; two blob GETs"
+    );
     assert_converged(&source, &destination, &built).await;
 }
 
@@ -238,5 +258,10 @@ async fn docker_hub_rate_limit_headers_show_in_the_plan() {
         .values()
         .filter_map(|r| r.get("rate_limit"))
         .collect();
-    assert_eq!(budgets, [&serde_json::json!([100, 76])], "{:#}", plan["requests"]);
+    assert_eq!(
+        budgets,
+        [&serde_json::json!([100, 76])],
+        "{:#}",
+        plan["requests"]
+    );
 }

@@ -470,7 +470,11 @@ async fn a_later_run_mounts_blobs_an_earlier_run_placed() {
     assert_eq!((first.blobs_uploaded, first.blobs_mounted), (2, 0));
     let second = run("mirror/two").await;
     assert_eq!(
-        (second.blobs_uploaded, second.blobs_mounted, second.bytes_uploaded),
+        (
+            second.blobs_uploaded,
+            second.blobs_mounted,
+            second.bytes_uploaded
+        ),
         (0, 2, 0),
         "both blobs mounted from mirror/one"
     );
@@ -497,7 +501,11 @@ async fn a_later_run_mounts_blobs_an_earlier_run_placed() {
     let stale = tempfile::tempdir().unwrap();
     let memory = houba::registry::holders::HolderMemory::new(Some(stale.path().to_path_buf()));
     for blob in &image.blobs {
-        memory.learn(destination.host(), &blob.descriptor().digest, "mirror/ghost");
+        memory.learn(
+            destination.host(),
+            &blob.descriptor().digest,
+            "mirror/ghost",
+        );
     }
     memory.save();
     let session = TransferSession::default().remembering(Some(stale.path().to_path_buf()));
@@ -514,7 +522,10 @@ async fn a_later_run_mounts_blobs_an_earlier_run_placed() {
         .await
         .unwrap();
     assert_eq!(
-        (session.stats().blobs_uploaded, session.stats().blobs_mounted),
+        (
+            session.stats().blobs_uploaded,
+            session.stats().blobs_mounted
+        ),
         (2, 0)
     );
     let raw = skopeo_raw(&destination, "mirror/four:1").await;

@@ -226,7 +226,10 @@ pub fn parse_token_response(body: &[u8]) -> std::result::Result<(String, Duratio
         .or(body.access_token)
         .filter(|t| !t.is_empty())
         .ok_or("sent no token")?;
-    let seconds = body.expires_in.unwrap_or(60).clamp(10, MAX_TOKEN_LIFETIME.as_secs());
+    let seconds = body
+        .expires_in
+        .unwrap_or(60)
+        .clamp(10, MAX_TOKEN_LIFETIME.as_secs());
     Ok((token, Duration::from_secs(seconds - 5)))
 }
 

@@ -139,7 +139,10 @@ mod tests {
 
         let again = HolderMemory::new(Some(dir.path().to_path_buf()));
         assert_eq!(again.candidates("r.example", "sha256:a", "two"), ["one"]);
-        assert_eq!(again.candidates("other.example", "sha256:a", "x"), ["three"]);
+        assert_eq!(
+            again.candidates("other.example", "sha256:a", "x"),
+            ["three"]
+        );
         assert!(again.candidates("r.example", "sha256:b", "x").is_empty());
         again.forget("r.example", "sha256:a", "one");
         again.save();

@@ -415,10 +415,9 @@ impl HttpRegistry {
     /// <n>;w=<window>`: kept for the plan's request line, and warned about when nearly spent.
     fn note_rate_limit(&self, headers: &HeaderMap) {
         let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let Some(budget) = stats::RateLimit::from_headers(
-            value("ratelimit-limit"),
-            value("ratelimit-remaining"),
-        ) else {
+        let Some(budget) =
+            stats::RateLimit::from_headers(value("ratelimit-limit"), value("ratelimit-remaining"))
+        else {
             return;
         };
         self.counter.record_rate_limit(budget);

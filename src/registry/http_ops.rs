@@ -73,15 +73,19 @@ impl HttpRegistry {
                 _ => return Err(self.unexpected(repository, key, "listing", response).await),
             }
             let next = next_link(response.headers());
-            let body = response.bytes().await.map_err(|e| RegistryError::Transport {
-                registry: self.name.clone(),
-                message: format!(
-                    "GET {repository} {key} listing: {}",
-                    super::auth::without_url(e)
-                ),
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| RegistryError::Transport {
+                    registry: self.name.clone(),
+                    message: format!(
+                        "GET {repository} {key} listing: {}",
+                        super::auth::without_url(e)
+                    ),
+                })?;
+            let items = super::http::parse_listing(&body).map_err(|m| {
+                self.protocol(repository, key, format!("unreadable {key} listing: {m}"))
             })?;
-            let items = super::http::parse_listing(&body)
-                .map_err(|m| self.protocol(repository, key, format!("unreadable {key} listing: {m}")))?;
             let before = seen.len();
             seen.extend(items);
             if seen.len() == before {

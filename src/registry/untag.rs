@@ -139,7 +139,10 @@ mod tests {
         let value = manifest::parse(&a).unwrap();
         let refs = manifest::references(&value).unwrap();
         assert_eq!(refs.blobs.len(), 2);
-        assert_eq!(refs.blobs[0], refs.blobs[1], "config and layer: the same empty blob");
+        assert_eq!(
+            refs.blobs[0], refs.blobs[1],
+            "config and layer: the same empty blob"
+        );
         assert_eq!(
             manifest::artifact_type(&value).as_deref(),
             Some(PLACEHOLDER_ARTIFACT_TYPE)
