@@ -26,7 +26,10 @@ impl BlobSource for Base {
         if digest == self.layer_digest {
             Ok(Box::new(std::io::Cursor::new(self.layer.clone())))
         } else {
-            Err(std::io::Error::new(std::io::ErrorKind::NotFound, digest.to_string()))
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                digest.to_string(),
+            ))
         }
     }
 }
@@ -72,9 +75,7 @@ fuzz_target!(|data: &[u8]| {
         }],
     });
     let manifest = serde_json::to_vec(&manifest).expect("manifest");
-    let steps = [TransformStep::SetTimezone {
-        zone: "UTC".into(),
-    }];
+    let steps = [TransformStep::SetTimezone { zone: "UTC".into() }];
     let _ = rebuild_image(
         "fuzz",
         &manifest,

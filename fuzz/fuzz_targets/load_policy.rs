@@ -27,10 +27,7 @@ fn settings() -> Settings {
         config_file: None,
         policies: Vec::new(),
         registries: BTreeMap::from([("local".to_string(), local)]),
-        ca_certs: BTreeMap::from([(
-            "corporate-root".to_string(),
-            CaSource::Pem(String::new()),
-        )]),
+        ca_certs: BTreeMap::from([("corporate-root".to_string(), CaSource::Pem(String::new()))]),
         package_mirrors: BTreeMap::from([("internal".to_string(), PackageMirror::default())]),
         log_format: LogFormat::Text,
         label_prefix: "io.houba".into(),
