@@ -57,3 +57,54 @@ async fn concurrent_prunes_in_one_distribution_repository() {
         assert_complete(client.as_ref(), "mirror/busybox", &raw).await;
     }
 }
+
+/// A tag left dangling by an interrupted delete (listed, its manifest revision gone: what the
+/// race leaves behind) is removed by the next removal of that tag, and the other tags of the
+/// repository stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dangling_tag_is_repaired() {
+    let destination = distribution(Auth::None).await;
+    let client = destination.client();
+    let kept = support::images::oci_image("kept", "amd64", vec![]);
+    let dangling = support::images::oci_image("dangling", "amd64", vec![]);
+    support::images::push_image(client.as_ref(), "mirror/app", "kept", &kept)
+        .await
+        .unwrap();
+    support::images::push_image(client.as_ref(), "mirror/app", "dangling", &dangling)
+        .await
+        .unwrap();
+    // Storage layout of distribution's filesystem driver: drop the manifest's revision link,
+    // as the half-done delete does, and the tag lists with no manifest behind it.
+    let digest = dangling.digest();
+    let revision = destination
+        .dir
+        .as_ref()
+        .expect("distribution keeps its storage in the scratch directory")
+        .path()
+        .join("storage/docker/registry/v2/repositories/mirror/app/_manifests/revisions/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    std::fs::remove_dir_all(&revision).expect("remove the revision");
+    assert!(
+        client
+            .head_manifest("mirror/app", "dangling")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        client.list_tags("mirror/app").await.unwrap(),
+        ["dangling", "kept"],
+        "dangling: listed, no manifest"
+    );
+
+    client.remove_tag("mirror/app", "dangling").await.unwrap();
+    assert_eq!(client.list_tags("mirror/app").await.unwrap(), ["kept"]);
+    assert_eq!(
+        client
+            .head_manifest("mirror/app", "kept")
+            .await
+            .unwrap()
+            .map(|d| d.digest),
+        Some(kept.digest())
+    );
+}
