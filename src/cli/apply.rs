@@ -114,12 +114,15 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         rosters: &rosters,
         registries: &registries,
         cache: &cache,
-        session: Arc::new(TransferSession::new(16)),
+        session: Arc::new(
+            TransferSession::new(16).remembering(crate::observe::default_cache_dir(&ctx.env)),
+        ),
         label_prefix: &ctx.settings.label_prefix,
         concurrency: args.jobs.unwrap_or(ctx.settings.concurrency).max(1),
         progress: &progress,
     };
     let report = rt.block_on(apply::apply(&plan, &apply_ctx));
+    apply_ctx.session.save_memory();
     progress.bar.finish_and_clear();
     match args.format {
         ReportFormat::Json => println!(
