@@ -120,6 +120,8 @@ pub struct TagRules {
     /// Only tags that parse as (tolerant) semver are selected. Default true.
     pub semver_only: bool,
     pub semver: Option<String>,
+    /// Pre-releases pass the filters too. Default false (a named pre-release is always taken).
+    pub prerelease: bool,
     pub latest: Option<usize>,
     pub names: Vec<String>,
     pub aliases: Vec<String>,
