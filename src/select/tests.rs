@@ -432,3 +432,108 @@ fn explanation_gives_one_reason_per_upstream_tag() {
         ]
     );
 }
+
+/// The examples of docs/reference/selection.md, row by row.
+#[test]
+fn documented_examples() {
+    let upstream = tags(&[
+        "1.35.0",
+        "1.36.0",
+        "1.36.1",
+        "1.37.0",
+        "1.38.0-rc1",
+        "2.0.0",
+        "latest",
+        "musl",
+    ]);
+    let rows: Vec<(TagRules, &[&str])> = vec![
+        (rules(), &["2.0.0", "1.37.0", "1.36.1", "1.36.0", "1.35.0"]),
+        (
+            TagRules {
+                names: tags(&["1.37.0"]),
+                ..rules()
+            },
+            &["1.37.0"],
+        ),
+        (
+            TagRules {
+                names: tags(&["musl"]),
+                semver_only: false,
+                ..rules()
+            },
+            &["musl"],
+        ),
+        (
+            TagRules {
+                latest: Some(1),
+                ..rules()
+            },
+            &["2.0.0"],
+        ),
+        (
+            TagRules {
+                latest: Some(1),
+                prerelease: true,
+                ..rules()
+            },
+            &["2.0.0"],
+        ),
+        (
+            TagRules {
+                semver: Some(">=1.36, <2".into()),
+                latest: Some(2),
+                ..rules()
+            },
+            &["1.37.0", "1.36.1"],
+        ),
+        (
+            TagRules {
+                include_regex: Some(r"^1\.3[67]\.".into()),
+                names: tags(&["musl"]),
+                ..rules()
+            },
+            &["1.37.0", "1.36.1", "1.36.0", "musl"],
+        ),
+        (
+            TagRules {
+                semver: Some("^1".into()),
+                names: tags(&["1.38.0-rc1"]),
+                ..rules()
+            },
+            &["1.37.0", "1.36.1", "1.36.0", "1.35.0", "1.38.0-rc1"],
+        ),
+        (
+            TagRules {
+                exclude_regex: vec![r"^1\.35".into()],
+                semver_only: false,
+                ..rules()
+            },
+            &["2.0.0", "1.37.0", "1.36.1", "1.36.0", "latest", "musl"],
+        ),
+    ];
+    for (r, expected) in rows {
+        assert_eq!(names(&select_tags(&r, &upstream)), expected, "{r:?}");
+    }
+    let explained = TagRules {
+        include_regex: Some(r"^\d".into()),
+        semver: Some(">=1.36, <2".into()),
+        ..rules()
+    };
+    let report: Vec<String> = explain_tags(&explained, &upstream)
+        .iter()
+        .map(|e| format!("{:10}  {}", e.tag, e.verdict))
+        .collect();
+    assert_eq!(
+        report,
+        [
+            "2.0.0       dropped: outside semver >=1.36, <2",
+            "1.38.0-rc1  dropped: pre-release (prerelease: false)",
+            "1.37.0      selected: includeRegex, semver >=1.36, <2",
+            "1.36.1      selected: includeRegex, semver >=1.36, <2",
+            "1.36.0      selected: includeRegex, semver >=1.36, <2",
+            "1.35.0      dropped: outside semver >=1.36, <2",
+            "latest      dropped: does not match includeRegex ^\\d",
+            "musl        dropped: does not match includeRegex ^\\d",
+        ]
+    );
+}
