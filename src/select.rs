@@ -275,7 +275,14 @@ fn selecting_filters(rules: &TagRules) -> Vec<String> {
         by.push(format!("latest {n}"));
     }
     if by.is_empty() {
-        by.push(if rules.semver_only { "semverOnly" } else { "no filter" }.to_string());
+        by.push(
+            if rules.semver_only {
+                "semverOnly"
+            } else {
+                "no filter"
+            }
+            .to_string(),
+        );
     }
     by
 }
@@ -337,7 +344,9 @@ fn decide<'t>(
         if is_referrers_fallback_tag(tag) {
             continue;
         }
-        let verdict = verdicts.get_mut(tag).expect("every present tag has a verdict");
+        let verdict = verdicts
+            .get_mut(tag)
+            .expect("every present tag has a verdict");
         if !verdict.is_selected() {
             *verdict = Verdict::Named;
             ranked.push(Ranked {

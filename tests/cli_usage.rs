@@ -127,7 +127,14 @@ fn graph_explain_gives_the_reason_for_every_upstream_tag() {
     }
     let json = houba(
         dir.path(),
-        &["graph", "--explain", "--format", "json", "--tags", "tags.json"],
+        &[
+            "graph",
+            "--explain",
+            "--format",
+            "json",
+            "--tags",
+            "tags.json",
+        ],
     );
     let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let pinned = &doc["imports"][1];
@@ -145,10 +152,7 @@ fn graph_explain_gives_the_reason_for_every_upstream_tag() {
 #[test]
 fn an_empty_policy_directory_warns_and_fails_an_unattended_apply() {
     let dir = workspace(false);
-    for args in [
-        &["validate"][..],
-        &["graph", "--tags", "tags.json"],
-    ] {
+    for args in [&["validate"][..], &["graph", "--tags", "tags.json"]] {
         let output = houba(dir.path(), args);
         let stderr = text(&output.stderr);
         assert_eq!(output.status.code(), Some(0), "houba {args:?}\n{stderr}");

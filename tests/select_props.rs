@@ -58,7 +58,16 @@ fn rules() -> impl Strategy<Value = TagRules> {
         any::<bool>(),
     )
         .prop_map(
-            |(semver_only, latest, include_regex, semver, aliases, names, exclude_regex, prerelease)| {
+            |(
+                semver_only,
+                latest,
+                include_regex,
+                semver,
+                aliases,
+                names,
+                exclude_regex,
+                prerelease,
+            )| {
                 TagRules {
                     include_regex,
                     exclude_regex,

@@ -25,7 +25,17 @@ fn tag_spec() -> impl Strategy<Value = TagSpec> {
         proptest::option::of(any::<bool>()),
     )
         .prop_map(
-            |(include_regex, exclude_regex, semver_only, semver, latest, names, aliases, pins, prerelease)| {
+            |(
+                include_regex,
+                exclude_regex,
+                semver_only,
+                semver,
+                latest,
+                names,
+                aliases,
+                pins,
+                prerelease,
+            )| {
                 TagSpec {
                     include_regex,
                     exclude_regex,

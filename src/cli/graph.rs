@@ -139,7 +139,11 @@ fn print_graph(
 
 /// The selection report of `--explain`: per policy and import (by name), every upstream tag
 /// with its verdict, from [`crate::select::explain_tags`].
-pub fn explain(format: GraphFormat, policies: &[ResolvedPolicy], upstream: &UpstreamTags) -> String {
+pub fn explain(
+    format: GraphFormat,
+    policies: &[ResolvedPolicy],
+    upstream: &UpstreamTags,
+) -> String {
     let mut ordered: Vec<&ResolvedPolicy> = policies.iter().collect();
     ordered.sort_by(|a, b| a.name.cmp(&b.name));
     let mut text = String::new();
@@ -181,7 +185,10 @@ pub fn explain(format: GraphFormat, policies: &[ResolvedPolicy], upstream: &Upst
         GraphFormat::Dot => text,
         GraphFormat::Json => {
             let doc = serde_json::json!({"format_version": 1, "imports": imports});
-            format!("{}\n", serde_json::to_string_pretty(&doc).expect("JSON values serialise"))
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).expect("JSON values serialise")
+            )
         }
     }
 }

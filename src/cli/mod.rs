@@ -253,7 +253,9 @@ pub fn main() -> ExitCode {
                 if let Command::Apply(args) = other
                     && args.auto
                 {
-                    eprintln!("error: {message} Nothing was applied (--auto refuses an empty policy set).");
+                    eprintln!(
+                        "error: {message} Nothing was applied (--auto refuses an empty policy set)."
+                    );
                     return ExitCode::FAILURE;
                 }
                 eprintln!("warning: {message}");

@@ -394,7 +394,14 @@ fn explanation_gives_one_reason_per_upstream_tag() {
         ..rules()
     };
     let upstream = [
-        "1.35.0", "1.36.0", "1.37.0", "1.38.0", "1.38.1-rc1", "2.0.0", "1.30.0", "latest",
+        "1.35.0",
+        "1.36.0",
+        "1.37.0",
+        "1.38.0",
+        "1.38.1-rc1",
+        "2.0.0",
+        "1.30.0",
+        "latest",
         FALLBACK,
     ];
     assert_eq!(
