@@ -170,3 +170,37 @@ fn an_empty_policy_directory_warns_and_fails_an_unattended_apply() {
     );
     assert!(stderr.contains("Nothing was applied"), "{stderr}");
 }
+
+#[test]
+fn validate_refuses_unknown_zones_and_conflicting_steps_with_their_place() {
+    let dir = workspace(false);
+    std::fs::write(
+        dir.path().join("houba.toml"),
+        format!("{CONFIG}\n[package_mirrors.internal]\napt = \"http://127.0.0.1:9/debian\"\n"),
+    )
+    .unwrap();
+    for case in ["unknown-timezone", "run-with-rewrite-package-sources"] {
+        std::fs::copy(
+            Path::new("testdata/policies/invalid").join(format!("{case}.yaml")),
+            dir.path().join("policies").join(format!("{case}.yaml")),
+        )
+        .unwrap();
+    }
+    let output = houba(dir.path(), &["validate"]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for expected in [
+        "houba::policy::unknown-timezone",
+        "policies/unknown-timezone.yaml:15:31",
+        "`Mars/Olympus` is not a zone of the IANA time zone database",
+        "did you mean `Europe/Paris`?",
+        "houba::policy::step-conflict",
+        "policies/run-with-rewrite-package-sources.yaml:24:15",
+        "combines `run` with `rewritePackageSources`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+}

@@ -170,6 +170,22 @@ impl DocumentChecker<'_, '_> {
                     if !is_zone_name(&timezone.zone) {
                         let loc = self.at.value(&step_at.key("setTimezone").key("zone"));
                         self.report(Code::InvalidValue, loc, format!("`{}` is not a time zone name", timezone.zone), "not a zone", "write an IANA zone name such as `UTC`, `Europe/Paris` or `America/New_York`");
+                    } else if !super::zones::is_known_zone(&timezone.zone) {
+                        let loc = self.at.value(&step_at.key("setTimezone").key("zone"));
+                        let help = match super::zones::closest_zone(&timezone.zone) {
+                            Some(close) => format!("did you mean `{close}`? Zone names are those of the IANA time zone database (`Area/Location`, or `UTC`)"),
+                            None => "write a zone of the IANA time zone database, such as `UTC`, `Europe/Paris` or `America/New_York` (the list: `ls /usr/share/zoneinfo`, or the TZ identifiers of the tz database)".to_string(),
+                        };
+                        self.report(
+                            Code::UnknownTimezone,
+                            loc,
+                            format!(
+                                "`{}` is not a zone of the IANA time zone database",
+                                timezone.zone
+                            ),
+                            "unknown zone",
+                            &help,
+                        );
                     }
                     resolved.push(TransformStep::SetTimezone {
                         zone: timezone.zone.clone(),
