@@ -229,6 +229,11 @@ pub struct InjectCaSpec {
 pub struct RewritePackageSourcesSpec {
     /// Name of a `package_mirrors` roster entry.
     pub mirror: String,
+    /// The package managers whose sources this step rewrites (`apt`, `apk`, `yum`); the
+    /// mirror must have a URL for each. Absent: every manager the mirror has a URL for.
+    /// Naming them keeps the recipe (and so the rebuilds) to what the image uses: with
+    /// `managers: [apk]`, a change to the mirror's `apt` URL rebuilds nothing here.
+    pub managers: Option<Vec<super::resolved::PackageManager>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -86,8 +86,13 @@ impl std::fmt::Display for Platform {
 pub enum TransformStep {
     /// Names of `ca_certs` roster entries.
     InjectCa { certs: Vec<String> },
-    /// Name of a `package_mirrors` roster entry.
-    RewritePackageSources { mirror: String },
+    /// Name of a `package_mirrors` roster entry, and the package managers whose sources are
+    /// rewritten (empty: every manager the mirror has a URL for).
+    RewritePackageSources {
+        mirror: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        managers: Vec<PackageManager>,
+    },
     /// An IANA zone name such as `Europe/Paris`.
     SetTimezone { zone: String },
     /// A shell command; images with such a step are built from a Dockerfile.
@@ -108,6 +113,46 @@ impl TransformStep {
     /// Whether the step runs a command, so that the image must be built from a Dockerfile.
     pub fn runs_command(&self) -> bool {
         matches!(self, TransformStep::Run { .. })
+    }
+}
+
+/// A package manager whose sources `rewritePackageSources` can point at a mirror: `apt`
+/// (Debian, Ubuntu: `/etc/apt/sources.list`, `/etc/apt/sources.list.d/*.{list,sources}`),
+/// `apk` (Alpine: `/etc/apk/repositories`), `yum` (RHEL, UBI, Fedora: `/etc/yum.repos.d/*.repo`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageManager {
+    // No doc comments on the variants: they would turn the schema's `enum` into a `oneOf`.
+    Apt,
+    Apk,
+    Yum,
+}
+
+impl PackageManager {
+    pub const ALL: [PackageManager; 3] = [
+        PackageManager::Apt,
+        PackageManager::Apk,
+        PackageManager::Yum,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageManager::Apt => "apt",
+            PackageManager::Apk => "apk",
+            PackageManager::Yum => "yum",
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use crate::policy::diagnostic::Code;
 use crate::policy::locate::At;
 use crate::policy::model::{DestinationSpec, MirrorPolicy, TransformSpec};
 use crate::policy::node::Loc;
-use crate::policy::resolved::{ArtifactType, Destination, TransformStep};
+use crate::policy::resolved::{ArtifactType, Destination, PackageManager, TransformStep};
 use crate::policy::rules;
 use crate::policy::suggest;
 
@@ -162,8 +162,34 @@ impl DocumentChecker<'_, '_> {
                             &help,
                         );
                     }
+                    let managers = rewrite.managers.clone().unwrap_or_default();
+                    if let (Some(mirror), Some(_)) =
+                        (mirrors.get(&rewrite.mirror), &rewrite.managers)
+                    {
+                        let managers_at = step_at.key("rewritePackageSources").key("managers");
+                        if managers.is_empty() {
+                            let loc = self.at.value(&managers_at);
+                            self.report(Code::InvalidValue, loc, "`managers` is empty: nothing would be rewritten".into(), "no manager", "list the package managers of the image (`apt`, `apk`, `yum`), or remove `managers` to rewrite every one the mirror has a URL for");
+                        }
+                        for (index, manager) in managers.iter().enumerate() {
+                            let url = match manager {
+                                PackageManager::Apt => &mirror.apt,
+                                PackageManager::Apk => &mirror.apk,
+                                PackageManager::Yum => &mirror.yum,
+                            };
+                            if url.is_none() {
+                                let loc = self.at.value(&managers_at.idx(index));
+                                let name = manager.as_str();
+                                self.report(Code::UnknownMirror, loc, format!("package mirror `{}` has no `{name}` URL", rewrite.mirror), "no URL for this manager", &format!("set `{name} = \"https://…\"` in `[package_mirrors.{}]` of houba.toml, or drop `{name}` from `managers`", rewrite.mirror));
+                            }
+                        }
+                    }
+                    let mut managers = managers;
+                    managers.sort();
+                    managers.dedup();
                     resolved.push(TransformStep::RewritePackageSources {
                         mirror: rewrite.mirror.clone(),
+                        managers,
                     });
                 }
                 TransformSpec::SetTimezone(timezone) => {
