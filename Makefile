@@ -5,7 +5,14 @@ VERSION       := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -
 REVISION      := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE        ?= $(shell git remote get-url origin 2>/dev/null || echo unknown)
 IMAGE         ?= houba
-DOCKER        ?= docker
+# The first docker CLI on PATH that builds with BuildKit: one with the buildx plugin, or a 20.10
+# CLI (Debian 12's docker.io), whose BuildKit is built in. BuildKit skips the stages a target
+# does not need, which the offline build relies on.
+DOCKER        ?= $(shell for d in $$(which -a docker); do \
+                   $$d buildx version >/dev/null 2>&1 && { echo $$d; exit; }; \
+                   $$d version --format '{{.Client.Version}}' 2>/dev/null | grep -q '^20\.' \
+                     && { echo $$d; exit; }; \
+                 done; echo docker)
 KUBECTL       ?= kubectl
 KIND          ?= kind
 CLUSTER       ?= houba
@@ -56,7 +63,9 @@ image-offline: ## Build houba:VERSION without Docker Hub: a debootstrapped base 
 	  rootfs=testdata/work/debootstrap/bookworm-minbase; \
 	  [ -f $$rootfs/etc/debian_version ] || \
 	    debootstrap --variant=minbase --include=tzdata,ca-certificates bookworm $$rootfs; \
-	  tar -C $$rootfs -c . | $(DOCKER) import - $(OFFLINE_BASE); \
+	  tar -C $$rootfs --exclude=./usr/share/doc --exclude=./usr/share/man --exclude=./usr/share/info \
+	    --exclude=./usr/share/locale --exclude=./var/cache/apt --exclude=./var/lib/apt/lists \
+	    -c . | $(DOCKER) import - $(OFFLINE_BASE); \
 	fi
 	$(MAKE) image RUNTIME_IMAGE=$(OFFLINE_BASE) BINARY=prebuilt IMAGE_TARGETS=houba
 

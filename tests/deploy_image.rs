@@ -24,6 +24,15 @@ use support::{Auth, distribution, ferro, free_port};
 
 const IMAGE: &str = "houba:deploy-test";
 const BASE: &str = "houba-offline-base:bookworm";
+/// What the offline base leaves out of the debootstrapped rootfs (as `make image-offline`).
+const SLIM_EXCLUDES: &[&str] = &[
+    "./usr/share/doc",
+    "./usr/share/man",
+    "./usr/share/info",
+    "./usr/share/locale",
+    "./var/cache/apt",
+    "./var/lib/apt/lists",
+];
 
 /// A dockerd of this test's own; stopped (SIGTERM, then SIGKILL) and removed on drop.
 struct Dockerd {
@@ -183,7 +192,8 @@ impl GitDaemon {
             .arg(base)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            // Quiet: the readiness probe below connects and hangs up, which git-daemon logs.
+            .stderr(Stdio::null())
             .spawn()
             .expect("git daemon starts");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -347,9 +357,12 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
     lap("dockerd up", &mut timings);
     let rootfs = build_support::debian::rootfs();
     lap("debootstrapped bookworm (cached)", &mut timings);
+    // Without documentation, locales and apt's caches, as slim Debian images are: every
+    // container start copies the whole image with the vfs driver.
     let tar = Command::new("tar")
         .arg("-C")
         .arg(&rootfs)
+        .args(SLIM_EXCLUDES.iter().map(|e| format!("--exclude={e}")))
         .args(["-c", "."])
         .stdout(Stdio::piped())
         .spawn()
