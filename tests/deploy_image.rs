@@ -359,7 +359,7 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
     lap("debootstrapped bookworm (cached)", &mut timings);
     // Without documentation, locales and apt's caches, as slim Debian images are: every
     // container start copies the whole image with the vfs driver.
-    let tar = Command::new("tar")
+    let mut tar = Command::new("tar")
         .arg("-C")
         .arg(&rootfs)
         .args(SLIM_EXCLUDES.iter().map(|e| format!("--exclude={e}")))
@@ -371,7 +371,12 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
         dockerd
             .docker()
             .args(["import", "-", BASE])
-            .stdin(tar.stdout.unwrap()),
+            .stdin(tar.stdout.take().unwrap()),
+    );
+    assert!(
+        tar.wait().unwrap().success(),
+        "tar of {} failed",
+        rootfs.display()
     );
     lap("docker import of the base", &mut timings);
     let prebuilt = repo().join("target/docker/houba");
