@@ -5,8 +5,8 @@
 //! then does what the houba-apply CronJob of deploy/base does: the policy repository is cloned
 //! from a local `git daemon` into the layout git-sync leaves (`/git/current` → a worktree), and
 //! `houba apply --auto`, with the CronJob's own arguments, environment and houba.toml, places
-//! the images into a loopback docker-registry; a second run has nothing to do. It runs as uid
-//! 65532 with a read-only root filesystem.
+//! the images into a loopback docker-registry; a second run has nothing to do, and the drift
+//! CronJob's container finds no drift. It runs as uid 65532 with a read-only root filesystem.
 
 mod build_support;
 mod deploy_support;
@@ -276,26 +276,11 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
         ("POLICY_PATH", settings["POLICY_PATH"].as_str().unwrap()),
         ("JOB_COMPLETION_INDEX", "0"),
     ];
-    let args: Vec<String> = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| expand(a.as_str().unwrap(), &vars))
-        .collect();
-    let mut env: Vec<(String, String)> = vec![];
-    for e in container["env"].as_array().unwrap() {
-        let name = e["name"].as_str().unwrap();
-        let value = match e["value"].as_str() {
-            Some(v) => expand(v, &vars),
-            None => vars
-                .iter()
-                .find(|(k, _)| *k == name)
-                .unwrap_or_else(|| panic!("no test value for {name}"))
-                .1
-                .to_string(),
-        };
-        env.push((name.to_string(), value));
-    }
+    let (args, mut env) = command_of(container, &vars);
+    let drift_container = &find(&base, "CronJob", "houba-drift")["spec"]["jobTemplate"]["spec"]["template"]
+        ["spec"]["containers"][0];
+    assert_eq!(drift_container["volumeMounts"], container["volumeMounts"]);
+    let (drift_args, mut drift_env) = command_of(drift_container, &vars);
 
     // Registries: upstream (stands in for docker.io) and the destination, a docker-registry.
     let upstream = ferro().await;
@@ -308,6 +293,7 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
         "local": {"host": destination.host(), "tls_verify": false},
     });
     env.push(("HOUBA_REGISTRIES".into(), roster.to_string()));
+    drift_env.push(("HOUBA_REGISTRIES".into(), roster.to_string()));
 
     // The policy repository, served by git daemon, checked out as git-sync v4 leaves it.
     let work = tempfile::tempdir().unwrap();
@@ -420,7 +406,7 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
     let size = inspect[0]["Size"].as_u64().unwrap();
 
     // `docker run` as the CronJob's pod would run it.
-    let docker_run = |entrypoint: Option<&str>, args: &[String]| {
+    let docker_run = |entrypoint: Option<&str>, args: &[String], env: &[(String, String)]| {
         let mut c = dockerd.docker();
         c.args([
             "run",
@@ -441,7 +427,7 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
             mount("config")
         ))
         .arg(format!("--volume={}:{}", cache.display(), mount("cache")));
-        for (k, v) in &env {
+        for (k, v) in env {
             c.arg("--env").arg(format!("{k}={v}"));
         }
         if let Some(e) = entrypoint {
@@ -456,6 +442,7 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
     let probe = docker_run(
         Some("/bin/sh"),
         &["-c".into(), "id -u; id -g; touch /probe".into()],
+        &env,
     );
     let stdout = String::from_utf8_lossy(&probe.stdout);
     let stderr = String::from_utf8_lossy(&probe.stderr);
@@ -470,7 +457,7 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
     );
     assert!(stderr.contains("Read-only file system"), "{stderr}");
 
-    let first = docker_run(None, &args);
+    let first = docker_run(None, &args, &env);
     let report_text = String::from_utf8_lossy(&first.stdout).into_owned();
     let log = String::from_utf8_lossy(&first.stderr).into_owned();
     assert!(
@@ -531,7 +518,7 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
     }
 
     // The next hourly run: nothing to do, nothing uploaded.
-    let second = docker_run(None, &args);
+    let second = docker_run(None, &args, &env);
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(second.status.success(), "second apply failed:\n{stderr}");
     lap("second apply", &mut timings);
@@ -544,12 +531,55 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
         placed
     );
 
+    // The drift CronJob's container on the same checkout: nothing changed outside houba.
+    let drift = docker_run(None, &drift_args, &drift_env);
+    let stderr = String::from_utf8_lossy(&drift.stderr);
+    assert_eq!(
+        drift.status.code(),
+        Some(0),
+        "drift:\n{}\n{stderr}",
+        String::from_utf8_lossy(&drift.stdout)
+    );
+    lap("drift", &mut timings);
+    let drift_report: Value = serde_json::from_slice(&drift.stdout).expect("drift JSON");
+    assert_eq!(
+        drift_report["drift"],
+        serde_json::json!([]),
+        "{drift_report:#}"
+    );
+
     eprintln!(
         "image {IMAGE}: {:.1} MB (offline base + stripped test binary); {}",
         size as f64 / 1e6,
         timings.join(", ")
     );
     drop(daemon);
+}
+
+/// A CronJob container's arguments and environment, `$(VAR)` references expanded, values from
+/// ConfigMaps or the downward API taken from `vars`.
+fn command_of(container: &Value, vars: &[(&str, &str)]) -> (Vec<String>, Vec<(String, String)>) {
+    let args = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| expand(a.as_str().unwrap(), vars))
+        .collect();
+    let mut env = vec![];
+    for e in container["env"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap();
+        let value = match e["value"].as_str() {
+            Some(v) => expand(v, vars),
+            None => vars
+                .iter()
+                .find(|(k, _)| *k == name)
+                .unwrap_or_else(|| panic!("no test value for {name}"))
+                .1
+                .to_string(),
+        };
+        env.push((name.to_string(), value));
+    }
+    (args, env)
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
