@@ -7,8 +7,11 @@ use crate::build::content::{ChangeDetail, ChangeKind, ContentChanges, FileChange
 /// One rebuild to render: its address, step names, and what it changes (or why that could
 /// not be read).
 pub struct RebuildView<'a> {
+    /// The placement's address.
     pub address: &'a str,
+    /// Its transform step names, in order.
     pub steps: &'a [String],
+    /// What it changes inside the image, or why that could not be read.
     pub content: Result<&'a ContentChanges, &'a str>,
 }
 

@@ -11,7 +11,7 @@ use super::{RegistryBlobs, is_index};
 use crate::build::TransformRosters;
 use crate::build::content::{self, ContentChanges};
 use crate::observe::{ManifestCache, Registries};
-use crate::plan::model::{ActionKind, Plan};
+use crate::plan::model::{Build, Content, Operation, Place, Plan};
 use crate::registry::Registry;
 
 /// One planned rebuild and what it changes inside the image (or why that could not be read).
@@ -31,31 +31,23 @@ pub async fn rebuild_contents(
 ) -> Vec<RebuildContent> {
     let mut out = Vec::new();
     for a in &plan.actions {
-        let placement = matches!(a.action, ActionKind::Build | ActionKind::Replace);
-        if !placement || a.transform.is_empty() {
+        let place = match &a.operation {
+            Operation::Place(place) | Operation::Replace { place, .. } => place,
+            _ => continue,
+        };
+        let Content::Build(build) = &place.content else {
+            continue;
+        };
+        if build.steps.is_empty() {
             continue;
         }
-        let content = match (&a.source, &a.source_digest) {
-            (Some(source), Some(digest)) => match registries.source(&source.registry) {
-                Ok(registry) => {
-                    read_content(
-                        source.to_string(),
-                        registry,
-                        &source.repository,
-                        digest,
-                        cache,
-                        a,
-                        rosters,
-                    )
-                    .await
-                }
-                Err(e) => Err(e.to_string()),
-            },
-            _ => Err("the plan records no upstream digest for this placement".to_string()),
+        let content = match registries.source(&place.source.location.registry) {
+            Ok(registry) => read_content(registry, place, build, cache, rosters).await,
+            Err(e) => Err(e.to_string()),
         };
         out.push(RebuildContent {
-            address: a.address.clone(),
-            steps: a.steps.clone(),
+            address: a.address().to_string(),
+            steps: build.step_names(),
             content,
         });
     }
@@ -63,14 +55,15 @@ pub async fn rebuild_contents(
 }
 
 async fn read_content(
-    label: String,
     registry: Arc<dyn Registry>,
-    repository: &str,
-    digest: &str,
+    place: &Place,
+    build: &Build,
     cache: &ManifestCache,
-    a: &crate::plan::model::Action,
     rosters: &TransformRosters,
 ) -> Result<ContentChanges, String> {
+    let label = place.source.location.to_string();
+    let repository = &place.source.location.repository;
+    let digest = &place.source.digest;
     let manifest = match cache.get(digest) {
         Some(bytes) => bytes,
         None => {
@@ -83,7 +76,7 @@ async fn read_content(
             bytes
         }
     };
-    let media_type = stamp_media_type(&manifest, a.source_media_type.as_deref());
+    let media_type = stamp_media_type(&manifest, Some(place.source.media_type.as_str()));
     let manifests: BTreeSet<String> = if is_index(&media_type) {
         serde_json::from_slice::<Value>(&manifest)
             .ok()
@@ -105,8 +98,8 @@ async fn read_content(
         repository: repository.to_string(),
         manifests,
     };
-    let steps = a.transform.clone();
-    let platforms = a.platforms.clone();
+    let steps = build.steps.clone();
+    let platforms = build.platforms.clone();
     let rosters = rosters.clone();
     tokio::task::spawn_blocking(move || {
         content::content_changes(&label, &manifest, &blobs, &steps, &platforms, &rosters)
