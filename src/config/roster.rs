@@ -135,7 +135,12 @@ impl Ctx<'_> {
                 let ca_cert = match get("ca_cert") {
                     Some(e) => problems
                         .take(self.path(&sub("ca_cert"), &e.node))
-                        .map(|path| Some(super::CaCert { path, pem: Vec::new() })),
+                        .map(|path| {
+                            Some(super::CaCert {
+                                path,
+                                pem: Vec::new(),
+                            })
+                        }),
                     None => Some(None),
                 };
                 let credentials = problems.take(self.credentials(key, table, node));
