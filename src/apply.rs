@@ -13,11 +13,12 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::observe::{ManifestCache, Registries};
+use crate::observe::ManifestCache;
 use crate::plan::model::{
     Action, ActionKind, Address, Build, Content, Operation, Place, Plan, PruneMode,
 };
 use crate::rebuild::BuilderEndpoint;
+use crate::registry::Registries;
 use crate::registry::transfer::TransferSession;
 use crate::registry::{Registry, TagDeletion};
 use crate::stamp::{self, Stamp};

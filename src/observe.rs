@@ -7,24 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
-use crate::config::{RegistryEndpoint, RegistryEntry, Settings};
 use crate::live::{LiveTag, SourceObservation};
-use crate::registry::{self, ConnectOptions, Registry, RegistryError, RequestStats};
+pub use crate::registry::pool::Registries;
+use crate::registry::{Registry, RegistryError};
 use crate::stamp;
-
-/// The registries one run talks to, connected lazily from the roster, keyed by the name plans
-/// use: the roster entry name for destinations, the upstream host for sources.
-pub struct Registries {
-    settings: Settings,
-    options: ConnectOptions,
-    connected: std::sync::Mutex<BTreeMap<String, Arc<dyn Registry>>>,
-}
 
 /// An observation failed: names the registry and what was being read.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -40,121 +31,12 @@ pub struct ObserveError {
 }
 
 impl ObserveError {
-    fn new(what: impl Into<String>, source: RegistryError) -> Self {
+    /// A failed read of `what`.
+    pub fn new(what: impl Into<String>, source: RegistryError) -> Self {
         ObserveError {
             what: what.into(),
             source: Box::new(source),
         }
-    }
-}
-
-impl Registries {
-    pub fn new(settings: &Settings, options: ConnectOptions) -> Self {
-        Registries {
-            settings: settings.clone(),
-            options,
-            connected: Default::default(),
-        }
-    }
-
-    /// The roster entry an upstream host is read through: a mirror standing in for it, an entry
-    /// with that host (for its TLS and credentials), or else an anonymous HTTPS entry.
-    pub fn source_entry(&self, upstream_host: &str) -> RegistryEntry {
-        if let Some(e) = self.settings.source_entry(upstream_host) {
-            return e.clone();
-        }
-        // Docker Hub's registry API is not served on the name users write.
-        let host = if upstream_host == "docker.io" {
-            "registry-1.docker.io".to_string()
-        } else {
-            upstream_host.to_string()
-        };
-        RegistryEntry {
-            name: upstream_host.to_string(),
-            endpoint: RegistryEndpoint::Http {
-                host,
-                prefix: None,
-                tls_verify: true,
-                ca_cert: None,
-                credentials: Default::default(),
-            },
-            mirror_of: None,
-            concurrency: self.settings.concurrency,
-        }
-    }
-
-    /// The destination roster entry of that name.
-    pub fn destination_entry(&self, name: &str) -> Option<&RegistryEntry> {
-        self.settings.registries.get(name)
-    }
-
-    /// The image builders found in the environment.
-    pub fn builders(&self) -> &crate::config::Builders {
-        &self.settings.builders
-    }
-
-    /// Human name of a destination roster entry.
-    pub fn destination_display(&self, name: &str) -> String {
-        match self.settings.registries.get(name) {
-            Some(e) => self.settings.display_host(e),
-            None => name.to_string(),
-        }
-    }
-
-    fn connect_key(
-        &self,
-        key: &str,
-        entry: &RegistryEntry,
-    ) -> Result<Arc<dyn Registry>, ObserveError> {
-        let mut map = self.connected.lock().expect("registry map lock");
-        if let Some(r) = map.get(key) {
-            return Ok(r.clone());
-        }
-        let r = registry::connect(entry, &self.options)
-            .map_err(|source| ObserveError::new(format!("registry {key}"), source))?;
-        map.insert(key.to_string(), r.clone());
-        Ok(r)
-    }
-
-    /// The backend for an upstream host (key: `source:<host>`).
-    pub fn source(&self, upstream_host: &str) -> Result<Arc<dyn Registry>, ObserveError> {
-        let entry = self.source_entry(upstream_host);
-        self.connect_key(&format!("source:{upstream_host}"), &entry)
-    }
-
-    /// The backend for a destination roster entry.
-    pub fn destination(&self, name: &str) -> Result<Arc<dyn Registry>, ObserveError> {
-        let entry = self.settings.registries.get(name).cloned().ok_or_else(|| {
-            ObserveError::new(
-                format!("registry {name}"),
-                RegistryError::Transport {
-                    registry: name.to_string(),
-                    message: "not in the registry roster".into(),
-                },
-            )
-        })?;
-        self.connect_key(name, &entry)
-    }
-
-    /// Requests made so far, per registry display name.
-    pub fn request_stats(&self) -> BTreeMap<String, RequestStats> {
-        let map = self.connected.lock().expect("registry map lock");
-        let mut out: BTreeMap<String, RequestStats> = BTreeMap::new();
-        for (key, r) in map.iter() {
-            let name = key.strip_prefix("source:").unwrap_or(key).to_string();
-            let s = r.request_stats();
-            let e = out.entry(name).or_default();
-            // A host read as a source and written as a destination counts once, in total.
-            *e = RequestStats {
-                head: e.head + s.head,
-                get: e.get + s.get,
-                put: e.put + s.put,
-                post: e.post + s.post,
-                patch: e.patch + s.patch,
-                delete: e.delete + s.delete,
-            };
-        }
-        out
     }
 }
 
@@ -223,7 +105,9 @@ pub async fn list_source_tags(
 ) -> Result<UpstreamTags, ObserveError> {
     let results: Vec<_> = stream::iter(repositories.iter().cloned())
         .map(|(host, repo)| async move {
-            let r = registries.source(&host)?;
+            let r = registries
+                .source(&host)
+                .map_err(|e| ObserveError::new(format!("registry {host}"), e))?;
             let tags = r.list_tags(&repo).await.map_err(|source| {
                 ObserveError::new(format!("the tags of {host}/{repo}"), source)
             })?;
@@ -271,7 +155,9 @@ pub async fn config_age(
     manifest: &[u8],
     now: SystemTime,
 ) -> Result<Option<Duration>, ObserveError> {
-    let r = registries.source(host)?;
+    let r = registries
+        .source(host)
+        .map_err(|e| ObserveError::new(format!("registry {host}"), e))?;
     let what = format!("the image config of {host}/{repository}");
     let mut value: serde_json::Value = match serde_json::from_slice(manifest) {
         Ok(v) => v,
@@ -333,7 +219,9 @@ pub async fn observe_sources(
 ) -> Result<BTreeMap<(String, String, String), SourceObservation>, ObserveError> {
     let results: Vec<_> = stream::iter(sources.iter().cloned())
         .map(|(host, repo, tag)| async move {
-            let r = registries.source(&host)?;
+            let r = registries
+                .source(&host)
+                .map_err(|e| ObserveError::new(format!("registry {host}"), e))?;
             let what = format!("{host}/{repo}:{tag}");
             let Some(head) = r
                 .head_manifest(&repo, &tag)
@@ -384,7 +272,9 @@ pub async fn observe_destinations(
     let mut tag_refs = Vec::new();
     let listed: Vec<_> = stream::iter(repositories.iter().cloned())
         .map(|(name, repo)| async move {
-            let r = registries.destination(&name)?;
+            let r = registries
+                .destination(&name)
+                .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
             let tags = r.list_tags(&repo).await.map_err(|source| {
                 ObserveError::new(
                     format!(
@@ -408,7 +298,9 @@ pub async fn observe_destinations(
     }
     let tags: Vec<_> = stream::iter(tag_refs)
         .map(|(name, repo, tag)| async move {
-            let r = registries.destination(&name)?;
+            let r = registries
+                .destination(&name)
+                .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
             let what = format!("{}/{repo}:{tag}", registries.destination_display(&name));
             let Some(head) = r
                 .head_manifest(&repo, &tag)

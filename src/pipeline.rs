@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
+use crate::address::{self, Address};
 use crate::build::TransformRosters;
 use crate::config::Settings;
 use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
 use crate::live::LiveState;
-use crate::observe::{self, ManifestCache, Registries};
-use crate::plan::address::{self, Address};
+use crate::observe::{self, ManifestCache};
 use crate::plan::diff::{
     self, DesiredAlias, DesiredPlacement, DiffInput, ManagedRepository, PlacementKind,
 };
@@ -18,6 +18,7 @@ use crate::plan::model::{Location, Note, Plan, RequestCount};
 use crate::plan::scope;
 use crate::policy::resolved::{ResolvedPolicy, TransformStep};
 use crate::rebuild;
+use crate::registry::Registries;
 use crate::stamp::{self, Stamp};
 
 /// What part of the policies to plan.

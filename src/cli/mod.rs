@@ -14,9 +14,10 @@ use std::sync::OnceLock;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, LogFormat, Settings};
-use crate::observe::{self, ManifestCache, Registries};
+use crate::observe::{self, ManifestCache};
 use crate::policy::{self, resolved::ResolvedPolicy};
 use crate::registry::ConnectOptions;
+use crate::registry::Registries;
 
 /// houba — the single front door for the external container images an organisation runs.
 ///

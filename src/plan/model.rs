@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::address::Address;
+pub use crate::address::Address;
 use crate::policy::resolved::TransformStep;
 
 /// A registry location: roster entry + repository + tag.

@@ -17,11 +17,13 @@ pub mod http;
 mod http_ops;
 pub mod layout;
 pub mod manifest;
+pub mod pool;
 pub mod referrers;
 pub mod stats;
 pub mod transfer;
 
 pub use connect::{ConnectOptions, connect};
+pub use pool::Registries;
 pub use stats::RequestStats;
 
 /// Every manifest media type houba accepts, in the order sent in `Accept`.
