@@ -19,7 +19,7 @@ use crate::stamp;
 
 /// An observation failed: names the registry and what was being read.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("cannot read {what}: {source}")]
+#[error("cannot read {what}")]
 #[diagnostic(
     code(houba::observe),
     help("check that the registry is reachable and the credentials in the roster are right")

@@ -44,6 +44,34 @@ pub struct PlanInputs<'a> {
     pub cache: &'a ManifestCache,
 }
 
+/// The digest a saved plan records of its inputs: the resolved policies (what the files say,
+/// not their bytes: comments, key order, file layout and where each policy was read from do
+/// not count) and the configuration that decides what is planned. Where the configuration was
+/// read from and which image builders this machine has are left out, so a plan made in CI
+/// applies in the CronJob.
+pub fn inputs_digest(policies: &[ResolvedPolicy], settings: &Settings) -> String {
+    let mut resolved: Vec<serde_json::Value> = policies
+        .iter()
+        .map(|p| {
+            let mut v = serde_json::to_value(p).expect("policies serialise");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("origin");
+            }
+            v
+        })
+        .collect();
+    resolved.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let mut effective = settings.clone();
+    effective.config_file = None;
+    effective.policies.clear();
+    effective.builders = Default::default();
+    let document = serde_json::json!({
+        "policies": resolved,
+        "settings": serde_json::to_value(&effective).expect("settings serialise"),
+    });
+    crate::oci::sha256_digest(&crate::oci::canonical_json(&document))
+}
+
 /// The transform rosters of the settings, as the rebuild engine takes them.
 pub fn rosters(settings: &Settings) -> TransformRosters {
     TransformRosters {
@@ -391,4 +419,58 @@ fn desired(
         })
         .collect();
     Ok((placements, aliases))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn policy(name: &str, line: usize) -> ResolvedPolicy {
+        let yaml = format!(
+            "apiVersion: houba.io/v1alpha1\nkind: MirrorPolicy\nmetadata: {{name: {name}}}\nspec:\n  source: {{registry: docker.io, repository: library/{name}}}\n  imports:\n    - name: stable\n      tags: {{includeRegex: '^1'}}\n      destinations: [{{registry: local, repository: {name}}}]\n"
+        );
+        let mut settings = Settings::default();
+        settings.registries.insert("local".into(), settings_entry());
+        let outcome = crate::policy::load_policy_source("p.yaml", &yaml, &settings);
+        assert!(outcome.diagnostics.is_empty(), "{:?}", outcome.diagnostics);
+        let mut p = outcome.policies.into_iter().next().expect("valid policy");
+        p.origin.line = line;
+        p
+    }
+
+    fn settings_entry() -> crate::config::RegistryEntry {
+        crate::config::RegistryEntry {
+            name: "local".into(),
+            endpoint: crate::config::RegistryEndpoint::Layout {
+                path: PathBuf::from("/tmp/x"),
+            },
+            mirror_of: None,
+            concurrency: 1,
+        }
+    }
+
+    #[test]
+    fn inputs_digest_covers_what_the_inputs_say_not_where_or_how_they_are_written() {
+        let base = Settings::default();
+        let (a, b) = (policy("busybox", 1), policy("alpine", 1));
+        let digest = inputs_digest(&[a.clone(), b.clone()], &base);
+        assert_eq!(
+            digest,
+            inputs_digest(&[b.clone(), policy("busybox", 7)], &base),
+            "order and position in the files do not count"
+        );
+        let mut moved = base.clone();
+        moved.config_file = Some(PathBuf::from("/elsewhere/houba.toml"));
+        moved.policies = vec![PathBuf::from("/policies")];
+        moved.builders.buildah = Some(PathBuf::from("/usr/bin/buildah"));
+        assert_eq!(digest, inputs_digest(&[a.clone(), b.clone()], &moved));
+        let mut prefix = base.clone();
+        prefix.label_prefix = "com.example".into();
+        assert_ne!(digest, inputs_digest(&[a.clone(), b.clone()], &prefix));
+        let mut edited = a.clone();
+        edited.imports[0].owners = vec!["group:default/sre".into()];
+        assert_ne!(digest, inputs_digest(&[edited, b], &base));
+    }
 }

@@ -116,7 +116,7 @@ fn print_graph(
         GraphFormat::Dot => graph.to_dot(),
         GraphFormat::Json => graph.to_json(),
     };
-    print!("{out}");
+    crate::out!("{out}");
 }
 
 /// Parses the `--tags` file format.
