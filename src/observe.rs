@@ -335,6 +335,100 @@ pub async fn observe_destinations(
     Ok(out)
 }
 
+/// Repositories that hold houba stamps but that no current policy claims, with their tags.
+#[derive(Debug, Default)]
+pub struct Unclaimed {
+    /// `(registry, repository)` → tag → live content, for every repository found stamped.
+    pub repositories: BTreeMap<(String, String), BTreeMap<String, LiveTag>>,
+    /// Registries whose catalog could not be read (orphans there are not looked for), with why.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// Look for orphans: repositories of the destination registries that no policy claims now but
+/// that hold tags houba stamped (a policy was deleted, or its destination moved).
+///
+/// Cost per destination registry: one catalog listing (paged), then per unclaimed repository
+/// one tag list and one HEAD of a probe tag (its manifest is read once, then cached). Only a
+/// repository whose probe tag carries a houba stamp is observed in full (one HEAD per tag), so
+/// registries shared with content houba never placed cost two requests per repository. A
+/// registry that refuses the catalog is reported, never an error.
+pub async fn find_unclaimed(
+    registries: &Registries,
+    cache: &ManifestCache,
+    destinations: &[String],
+    claimed: &BTreeSet<(String, String)>,
+    label_prefix: &str,
+    concurrency: usize,
+) -> Result<Unclaimed, ObserveError> {
+    let mut out = Unclaimed::default();
+    let mut candidates = Vec::new();
+    for name in destinations {
+        let r = registries
+            .destination(name)
+            .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
+        match r.catalog().await {
+            Ok(repos) => candidates.extend(
+                repos
+                    .into_iter()
+                    .filter(|repo| !claimed.contains(&(name.clone(), repo.clone())))
+                    .map(|repo| (name.clone(), repo)),
+            ),
+            Err(e) => out
+                .unreadable
+                .push((registries.destination_display(name), e.to_string())),
+        }
+    }
+    let probed: Vec<_> = stream::iter(candidates)
+        .map(|(name, repo)| async move {
+            let r = registries
+                .destination(&name)
+                .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
+            let display = registries.destination_display(&name);
+            let mut tags = r
+                .list_tags(&repo)
+                .await
+                .map_err(|e| ObserveError::new(format!("the tags of {display}/{repo}"), e))?;
+            tags.sort();
+            let Some(probe) = tags
+                .iter()
+                .find(|t| !crate::oci::is_referrers_fallback_tag(t))
+            else {
+                return Ok(None);
+            };
+            let what = format!("{display}/{repo}:{probe}");
+            let Some(head) = r
+                .head_manifest(&repo, probe)
+                .await
+                .map_err(|e| ObserveError::new(what.clone(), e))?
+            else {
+                return Ok(None);
+            };
+            let Some((_, manifest)) =
+                manifest_bytes(r.as_ref(), cache, &repo, &head.digest, &what).await?
+            else {
+                return Ok(None);
+            };
+            let stamped = stamp::manifest_annotations(&manifest)
+                .ok()
+                .and_then(|a| stamp::Stamp::detect(&a, label_prefix))
+                .is_some();
+            Ok::<_, ObserveError>(stamped.then_some((name, repo)))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut stamped = BTreeSet::new();
+    for p in probed {
+        if let Some(key) = p? {
+            stamped.insert(key);
+        }
+    }
+    if !stamped.is_empty() {
+        out.repositories = observe_destinations(registries, cache, &stamped, concurrency).await?;
+    }
+    Ok(out)
+}
+
 pub use crate::oci::age_of;
 
 #[cfg(test)]

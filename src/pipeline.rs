@@ -13,8 +13,9 @@ use crate::live::LiveState;
 use crate::observe::{self, ManifestCache};
 use crate::plan::diff::{
     self, DesiredAlias, DesiredPlacement, DiffInput, ManagedRepository, PlacementKind,
+    UnclaimedRepository,
 };
-use crate::plan::model::{Location, Note, Plan, RequestCount};
+use crate::plan::model::{Location, Note, Operation, Plan, PruneReason, RequestCount};
 use crate::plan::scope;
 use crate::policy::resolved::{ResolvedPolicy, TransformStep};
 use crate::rebuild;
@@ -157,6 +158,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         sources: source_obs,
         destinations,
     };
+    let unclaimed = find_orphans(inputs, &mut live).await?;
     let (placements, aliases) = desired(&graph, &live, settings)?;
     settle_ages(registries, cache, &placements, &mut live, settings).await?;
     let deletion_modes = inputs
@@ -168,7 +170,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         placements: &placements,
         aliases: &aliases,
         repositories,
-        unclaimed: &[],
+        unclaimed: &unclaimed,
         deletion_modes: &deletion_modes,
         live: &live,
         label_prefix: &settings.label_prefix,
@@ -177,6 +179,19 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         address: w.address.clone(),
         message: w.message.clone(),
     }));
+    if let Some((index, count)) = request.shard {
+        // An orphan belongs to the shard of the policy that stamped it, so that exactly one
+        // job prunes it.
+        out.actions.retain(|a| {
+            !matches!(
+                a.operation,
+                Operation::Prune {
+                    reason: PruneReason::Orphaned,
+                    ..
+                }
+            ) || scope::in_shard(a.header.address.policy_name(), index, count)
+        });
+    }
     check_targets(&request.targets, &graph, &out)?;
     let (actions, drift, notes) =
         scope::select_targets(out.actions, out.drift, out.notes, &request.targets);
@@ -206,7 +221,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         actions,
         notes,
         requests,
-        managed_tags: managed_tag_counts(repositories, &live, &settings.label_prefix),
+        managed_tags: managed_tag_counts(repositories, &unclaimed, &live, &settings.label_prefix),
     })
 }
 
@@ -294,9 +309,29 @@ async fn settle_ages(
 
 fn managed_tag_counts(
     repositories: &[ManagedRepository],
+    unclaimed: &[UnclaimedRepository],
     live: &LiveState,
     prefix: &str,
 ) -> BTreeMap<String, usize> {
+    // In an unclaimed repository, every stamped tag counts: pruning all of them is a mass
+    // prune, refused under --auto unless allowed.
+    let orphans = unclaimed.iter().map(|r| {
+        let n = live
+            .destinations
+            .get(&(r.registry.clone(), r.repository.clone()))
+            .map(|tags| {
+                tags.values()
+                    .filter(|t| {
+                        stamp::manifest_annotations(&t.manifest)
+                            .ok()
+                            .and_then(|a| Stamp::detect(&a, prefix))
+                            .is_some()
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        (format!("{}/{}", r.display, r.repository), n)
+    });
     repositories
         .iter()
         .map(|r| {
@@ -316,7 +351,57 @@ fn managed_tag_counts(
                 .unwrap_or(0);
             (format!("{}/{}", r.display, r.repository), n)
         })
+        .chain(orphans)
         .collect()
+}
+
+/// Observe the repositories of the destination registries that no policy claims but that
+/// hold houba stamps (see `observe::find_unclaimed` for the cost), adding their tags to the
+/// live state. Claims are those of every policy, not only this shard's.
+async fn find_orphans(
+    inputs: &PlanInputs<'_>,
+    live: &mut LiveState,
+) -> miette::Result<Vec<UnclaimedRepository>> {
+    let settings = inputs.settings;
+    let claimed: BTreeSet<(String, String)> = inputs
+        .policies
+        .iter()
+        .flat_map(|p| p.imports.iter())
+        .flat_map(|i| i.destinations.iter())
+        .map(|d| (d.registry.clone(), d.repository.clone()))
+        .collect();
+    let destinations: Vec<String> = settings
+        .registries
+        .values()
+        .filter(|e| e.mirror_of.is_none())
+        .map(|e| e.name.clone())
+        .collect();
+    let found = observe::find_unclaimed(
+        inputs.registries,
+        inputs.cache,
+        &destinations,
+        &claimed,
+        &settings.label_prefix,
+        settings.concurrency.max(1),
+    )
+    .await?;
+    for (registry, why) in &found.unreadable {
+        tracing::warn!(
+            registry = %registry,
+            "cannot list the repositories of {registry} ({why}); orphaned tags there are not looked for"
+        );
+    }
+    let unclaimed = found
+        .repositories
+        .keys()
+        .map(|(registry, repository)| UnclaimedRepository {
+            registry: registry.clone(),
+            display: inputs.registries.destination_display(registry),
+            repository: repository.clone(),
+        })
+        .collect();
+    live.destinations.extend(found.repositories);
+    Ok(unclaimed)
 }
 
 /// A `run` step needs an image builder; none was found in the environment.
