@@ -166,12 +166,25 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         .iter()
         .map(|p| (p.name.clone(), p.deletion_mode))
         .collect();
+    let archives = inputs
+        .policies
+        .iter()
+        .flat_map(|p| {
+            p.imports
+                .iter()
+                .filter_map(|i| Some(((p.name.clone(), i.name.clone()), i.archive.clone()?)))
+        })
+        .collect();
     let mut out = diff::diff(&DiffInput {
         placements: &placements,
         aliases: &aliases,
         repositories,
         unclaimed: &unclaimed,
         deletion_modes: &deletion_modes,
+        archives: &archives,
+        now: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         live: &live,
         label_prefix: &settings.label_prefix,
     });
