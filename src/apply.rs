@@ -307,7 +307,7 @@ async fn place_build(
     if build.steps.iter().any(|s| s.runs_command()) {
         return place_dockerfile_build(a, place, ctx, dst, request).await;
     }
-    let digest = crate::rebuild::rebuild_and_place(
+    let (digest, bytes) = crate::rebuild::rebuild_and_place(
         request,
         &ctx.session,
         dst,
@@ -316,6 +316,8 @@ async fn place_build(
     )
     .await
     .map_err(|e| format!("{destination}: {e}"))?;
+    // What apply wrote, the next plan need not read back.
+    ctx.cache.put(&digest, &bytes);
     Ok(digest)
 }
 
@@ -340,7 +342,7 @@ async fn place_dockerfile_build(
         .destination_entry(&at.registry)
         .ok_or_else(|| format!("{at}: registry not in the roster"))?;
     let destination = BuilderEndpoint::of(dst_entry).map_err(|e| format!("{at}: {e}"))?;
-    crate::rebuild::build_dockerfile_and_place(
+    let (digest, bytes) = crate::rebuild::build_dockerfile_and_place(
         request,
         &builder,
         &source,
@@ -350,7 +352,9 @@ async fn place_dockerfile_build(
         &at.tag,
     )
     .await
-    .map_err(|e| format!("{at}: {e}"))
+    .map_err(|e| format!("{at}: {e}"))?;
+    ctx.cache.put(&digest, &bytes);
+    Ok(digest)
 }
 
 /// The live manifest bytes a tag held when planning (cache first, else GET by digest).

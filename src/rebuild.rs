@@ -234,14 +234,18 @@ async fn upload_layer(dst: &dyn Registry, repo: &str, layer: &NewBlob) -> Result
     Ok(())
 }
 
-/// Rebuild and place under `dst_repo:dst_tag`. Returns the digest the tag now holds.
+/// The manifest a rebuild put under its tag: its digest and bytes (for the manifest cache, so
+/// the next plan does not read it back).
+pub type Placed = (String, Bytes);
+
+/// Rebuild and place under `dst_repo:dst_tag`. Returns what the tag now holds.
 pub async fn rebuild_and_place(
     req: RebuildRequest<'_>,
     session: &TransferSession,
     dst: &dyn Registry,
     dst_repo: &str,
     dst_tag: &str,
-) -> Result<String, String> {
+) -> Result<Placed, String> {
     let label = req.label.clone();
     let mut base = req.manifest.to_vec();
     let mut media_type = stamp::manifest_media_type(&base, &req.media_type);
@@ -271,10 +275,11 @@ pub async fn rebuild_and_place(
         // Platform filter only: a new (stamped) index over the same platform manifests.
         let out = stamp::stamp_manifest(&base, &media_type, req.annotations, req.label_prefix)
             .map_err(|e| format!("{label}: {e}"))?;
-        dst.put_manifest(dst_repo, dst_tag, &out.media_type, Bytes::from(out.bytes))
+        let bytes = Bytes::from(out.bytes);
+        dst.put_manifest(dst_repo, dst_tag, &out.media_type, bytes.clone())
             .await
             .map_err(|e| e.to_string())?;
-        return Ok(out.digest);
+        return Ok((out.digest, bytes));
     }
 
     let manifests: BTreeSet<String> = if is_index(&media_type) {
@@ -353,15 +358,11 @@ pub async fn rebuild_and_place(
             upload_layer(dst, dst_repo, &image.new_layer).await?;
             upload_bytes(dst, dst_repo, &image.config).await?;
             let digest = image.manifest_digest();
-            dst.put_manifest(
-                dst_repo,
-                dst_tag,
-                &image.manifest_media_type,
-                Bytes::from(image.manifest),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            Ok(digest)
+            let bytes = Bytes::from(image.manifest);
+            dst.put_manifest(dst_repo, dst_tag, &image.manifest_media_type, bytes.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((digest, bytes))
         }
         Built::Index(index) => {
             for p in &index.platforms {
@@ -380,15 +381,11 @@ pub async fn rebuild_and_place(
                 tracing::info!(image = %req.label, digest = %d.digest, reason = %d.reason, "index entry not carried over");
             }
             let digest = index.index_digest();
-            dst.put_manifest(
-                dst_repo,
-                dst_tag,
-                &index.index_media_type,
-                Bytes::from(index.index),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            Ok(digest)
+            let bytes = Bytes::from(index.index);
+            dst.put_manifest(dst_repo, dst_tag, &index.index_media_type, bytes.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((digest, bytes))
         }
     }
 }
@@ -441,7 +438,7 @@ pub async fn build_dockerfile_and_place(
     dst: &dyn Registry,
     dst_repo: &str,
     dst_tag: &str,
-) -> Result<String, String> {
+) -> Result<Placed, String> {
     let label = req.label.clone();
     let platform = match req.platforms {
         [] => None,
@@ -486,7 +483,14 @@ pub async fn build_dockerfile_and_place(
 
     let placed = stamp_pushed(&req, dst, dst_repo, dst_tag, &pushed).await;
     // The temporary tag goes whether or not the stamp went through.
-    remove_temporary_tag(dst, dst_repo, &temporary_tag, &pushed, placed.as_ref().ok()).await;
+    remove_temporary_tag(
+        dst,
+        dst_repo,
+        &temporary_tag,
+        &pushed,
+        placed.as_ref().ok().map(|(d, _)| d),
+    )
+    .await;
     placed
 }
 
@@ -496,7 +500,7 @@ async fn stamp_pushed(
     dst_repo: &str,
     dst_tag: &str,
     pushed: &str,
-) -> Result<String, String> {
+) -> Result<Placed, String> {
     let (descriptor, bytes) = dst
         .get_manifest(dst_repo, pushed)
         .await
@@ -510,10 +514,11 @@ async fn stamp_pushed(
     let media_type = stamp::manifest_media_type(&bytes, &descriptor.media_type);
     let out = stamp::stamp_manifest(&bytes, &media_type, req.annotations, req.label_prefix)
         .map_err(|e| format!("{}: {e}", req.label))?;
-    dst.put_manifest(dst_repo, dst_tag, &out.media_type, Bytes::from(out.bytes))
+    let bytes = Bytes::from(out.bytes);
+    dst.put_manifest(dst_repo, dst_tag, &out.media_type, bytes.clone())
         .await
         .map_err(|e| e.to_string())?;
-    Ok(out.digest)
+    Ok((out.digest, bytes))
 }
 
 /// Deletes the builder's temporary tag. Registries that cannot delete a tag alone get the

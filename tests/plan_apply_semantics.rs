@@ -211,3 +211,45 @@ async fn alias_wording_says_what_happens() {
         "tag compared with tag: {text}"
     );
 }
+
+/// The manifests apply wrote go into the content-addressed cache: the first plan after
+/// applying a rebuild reads nothing more than a fully warm one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_caches_what_it_placed() {
+    let (upstream, destination) = (ferro().await, ferro().await);
+    let image = support::images::multi_arch("busybox 1.37.0");
+    support::images::push_image(
+        upstream.client().as_ref(),
+        "library/busybox",
+        "1.37.0",
+        &image,
+    )
+    .await
+    .unwrap();
+    let ws = Workspace::new(upstream.host(), &[("dest", destination.host())]);
+    // No alias: pointing one at the rebuilt image would read it back and hide the point.
+    let yaml = Policy::new("busybox", "busybox", r"^1\.37\.\d+$", "dest")
+        .yaml()
+        .replace(
+            "      owners:",
+            "      platforms: [linux/amd64]\n      owners:",
+        );
+    ws.policy("busybox", &yaml);
+    let plan = ws.plan_json(&[]).await;
+    assert_eq!(plan["summary"]["build"], 1, "{plan:#}");
+    ws.apply(&[]).await;
+    let requests = |plan: &serde_json::Value| plan["requests"]["dest"].clone();
+    let first = ws.plan_json(&[]).await;
+    assert!(first["actions"].as_array().unwrap().is_empty(), "{first:#}");
+    let warm = ws.plan_json(&[]).await;
+    assert_eq!(
+        requests(&first),
+        requests(&warm),
+        "the first plan after apply re-read a manifest apply wrote"
+    );
+    assert_eq!(
+        requests(&warm)["head"],
+        1,
+        "one HEAD per destination tag: {warm:#}"
+    );
+}
