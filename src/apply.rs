@@ -510,6 +510,7 @@ async fn delete_tag_via_placeholder(
     const EMPTY: &[u8] = b"{}";
     let empty_digest = stamp::sha256_digest(EMPTY);
     crate::rebuild::upload_bytes(dst, repo, EMPTY).await?;
+
     let placeholder = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": stamp::OCI_MANIFEST,

@@ -198,40 +198,50 @@ fn file_stream(path: &Path) -> std::io::Result<ByteStream> {
     Ok(Box::pin(stream))
 }
 
-/// Upload a small blob held in memory, unless the repository already has it.
+/// Upload a small blob held in memory, unless the repository already has it. Returns the
+/// bytes uploaded (`None`: it was present).
 pub(crate) async fn upload_bytes(
     dst: &dyn Registry,
     repo: &str,
     bytes: &[u8],
-) -> Result<(), String> {
+) -> Result<Option<u64>, String> {
     let digest = stamp::sha256_digest(bytes);
     if dst
         .blob_exists(repo, &digest)
         .await
         .map_err(|e| e.to_string())?
     {
-        return Ok(());
+        return Ok(None);
     }
     let data = Bytes::copy_from_slice(bytes);
     let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
     dst.put_blob(repo, &digest, bytes.len() as u64, stream)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(Some(bytes.len() as u64))
 }
 
-async fn upload_layer(dst: &dyn Registry, repo: &str, layer: &NewBlob) -> Result<(), String> {
-    if !dst
+/// Upload a rebuilt layer unless present; returns the bytes uploaded (`None`: present).
+async fn upload_layer(
+    dst: &dyn Registry,
+    repo: &str,
+    layer: &NewBlob,
+) -> Result<Option<u64>, String> {
+    let uploaded = if dst
         .blob_exists(repo, &layer.digest)
         .await
         .map_err(|e| e.to_string())?
     {
+        None
+    } else {
         let stream = file_stream(&layer.path).map_err(|e| e.to_string())?;
         dst.put_blob(repo, &layer.digest, layer.size, stream)
             .await
             .map_err(|e| e.to_string())?;
-    }
+        Some(layer.size)
+    };
     let _ = std::fs::remove_file(&layer.path);
-    Ok(())
+    Ok(uploaded)
 }
 
 /// The manifest a rebuild put under its tag: its digest and bytes (for the manifest cache, so
@@ -355,8 +365,8 @@ pub async fn rebuild_and_place(
 
     match built {
         Built::Image(image) => {
-            upload_layer(dst, dst_repo, &image.new_layer).await?;
-            upload_bytes(dst, dst_repo, &image.config).await?;
+            session.record_blob(upload_layer(dst, dst_repo, &image.new_layer).await?);
+            session.record_blob(upload_bytes(dst, dst_repo, &image.config).await?);
             let digest = image.manifest_digest();
             let bytes = Bytes::from(image.manifest);
             dst.put_manifest(dst_repo, dst_tag, &image.manifest_media_type, bytes.clone())
@@ -366,8 +376,8 @@ pub async fn rebuild_and_place(
         }
         Built::Index(index) => {
             for p in &index.platforms {
-                upload_layer(dst, dst_repo, &p.image.new_layer).await?;
-                upload_bytes(dst, dst_repo, &p.image.config).await?;
+                session.record_blob(upload_layer(dst, dst_repo, &p.image.new_layer).await?);
+                session.record_blob(upload_bytes(dst, dst_repo, &p.image.config).await?);
                 dst.put_manifest(
                     dst_repo,
                     &p.image.manifest_digest(),

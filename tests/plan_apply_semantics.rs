@@ -253,3 +253,40 @@ async fn apply_caches_what_it_placed() {
         "one HEAD per destination tag: {warm:#}"
     );
 }
+
+/// Every blob an apply needed is counted once: uploaded, mounted or already present. Two
+/// images sharing a base layer: five blobs go up, the shared one is then present.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apply_summary_blob_counters_add_up() {
+    let (upstream, destination) = (ferro().await, ferro().await);
+    for tag in ["1.36.0", "1.37.0"] {
+        push_upstream(upstream.client().as_ref(), "busybox", tag, 1).await;
+    }
+    let ws = Workspace::new(upstream.host(), &[("dest", destination.host())]);
+    ws.policy(
+        "busybox",
+        &Policy::new("busybox", "busybox", r"^1\.3[67]\.\d+$", "dest").yaml(),
+    );
+    let report = ws.apply(&[]).await;
+    let n = |k: &str| report[k].as_u64().unwrap();
+    assert_eq!(
+        n("blobs_uploaded") + n("blobs_mounted") + n("blobs_skipped"),
+        6,
+        "2 configs + 2 own layers + the shared base layer twice: {report:#}"
+    );
+    assert_eq!(n("blobs_uploaded"), 5, "{report:#}");
+    // Applying the same content again elsewhere finds every blob present.
+    let mut again = Policy::new("busybox", "busybox", r"^1\.3[67]\.\d+$", "dest");
+    again.vendor = Some("Another Team".into());
+    ws.policy("busybox", &again.yaml());
+    let text = ws
+        .run(&["apply", "--auto"])
+        .await
+        .expect_code(0)
+        .stdout
+        .clone();
+    assert!(
+        text.contains("0 blobs uploaded, 0 mounted, 0 already present"),
+        "a restamp moves no blob: {text}"
+    );
+}
