@@ -42,6 +42,9 @@ pub struct ActionResult {
     pub digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether the failure may go away by running again (connection errors, time-outs).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
     pub seconds: f64,
 }
 
@@ -105,6 +108,53 @@ impl RunReport {
     }
 }
 
+/// Why an action failed, keeping its kind: a registry error (which registry, which reference,
+/// transient or not), a rebuild error, or a refusal (the tag moved since planning, the content
+/// would differ from the plan, a builder is missing).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A registry request failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// The rebuild of the image for one tag failed.
+    #[error("{at}: {error}")]
+    Rebuild {
+        /// The destination tag.
+        at: String,
+        /// What failed.
+        error: crate::rebuild::RebuildError,
+    },
+    /// A manifest could not be read or stamped.
+    #[error(transparent)]
+    Stamp(#[from] crate::stamp::StampError),
+    /// houba refused to go on (the message names the tag and says what to do).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<String> for ApplyError {
+    fn from(message: String) -> Self {
+        ApplyError::Refused(message)
+    }
+}
+
+impl From<&str> for ApplyError {
+    fn from(message: &str) -> Self {
+        ApplyError::Refused(message.to_string())
+    }
+}
+
+impl ApplyError {
+    /// Whether running the action again may succeed (connection errors, time-outs).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Registry(e) => e.is_transient(),
+            ApplyError::Rebuild { error, .. } => error.is_transient(),
+            ApplyError::Stamp(_) | ApplyError::Refused(_) => false,
+        }
+    }
+}
+
 /// Reports progress of each action as it finishes (progress bars, events).
 pub trait Progress: Send + Sync {
     fn started(&self, action: &Action);
@@ -142,6 +192,7 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                         outcome: Outcome::Skipped,
                         digest: None,
                         error: Some(format!("not attempted: {dep} failed")),
+                        transient: false,
                         seconds: 0.0,
                     };
                     ctx.progress.finished(&r);
@@ -159,7 +210,8 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                         Outcome::Failed
                     },
                     digest: res.as_ref().ok().cloned().flatten(),
-                    error: res.err(),
+                    transient: res.as_ref().err().is_some_and(ApplyError::is_transient),
+                    error: res.err().map(|e| e.to_string()),
                     seconds: t.elapsed().as_secs_f64(),
                 };
                 ctx.progress.finished(&r);
@@ -194,11 +246,11 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
 }
 
 /// Run one action. `Ok(Some(digest))`: what the tag holds now.
-async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, String> {
+async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, ApplyError> {
     let dst = ctx
         .registries
         .destination(&a.header.destination.registry)
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
     match &a.operation {
         Operation::Place(place) | Operation::Replace { place, .. } => match &place.content {
             Content::Copy => place_copy(a, place, ctx, dst.as_ref()).await.map(Some),
@@ -223,20 +275,20 @@ async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, S
 async fn source_manifest(
     place: &Place,
     ctx: &ApplyContext<'_>,
-) -> Result<(Arc<dyn Registry>, Bytes, String), String> {
+) -> Result<(Arc<dyn Registry>, Bytes, String), ApplyError> {
     let src_loc = &place.source.location;
     let digest = &place.source.digest;
     let src = ctx
         .registries
         .source(&src_loc.registry)
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
     let bytes = match ctx.cache.get(digest) {
         Some(b) => b,
         None => {
             let (_, b) = src
                 .get_manifest(&src_loc.repository, digest)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(ApplyError::from)?
                 .ok_or_else(|| format!("{src_loc}: upstream manifest {digest} is gone"))?;
             ctx.cache.put(digest, &b);
             b
@@ -251,7 +303,7 @@ async fn place_copy(
     place: &Place,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let destination = &a.header.destination;
     let (src, bytes, media_type) = source_manifest(place, ctx).await?;
     let stamped = stamp::stamp_manifest(&bytes, &media_type, &place.annotations, ctx.label_prefix)
@@ -262,7 +314,8 @@ async fn place_copy(
         return Err(format!(
             "{destination}: the stamped manifest would be {} but the plan expected {expected}; plan again",
             stamped.digest
-        ));
+        )
+        .into());
     }
     ctx.session
         .copy(
@@ -278,7 +331,7 @@ async fn place_copy(
             )),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
     ctx.cache.put(&stamped.digest, &stamped.bytes);
     Ok(stamped.digest)
 }
@@ -289,7 +342,7 @@ async fn place_build(
     build: &Build,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let destination = &a.header.destination;
     let (src, bytes, media_type) = source_manifest(place, ctx).await?;
     let request = crate::rebuild::RebuildRequest {
@@ -315,7 +368,10 @@ async fn place_build(
         &destination.tag,
     )
     .await
-    .map_err(|e| format!("{destination}: {e}"))?;
+    .map_err(|error| ApplyError::Rebuild {
+        at: destination.to_string(),
+        error,
+    })?;
     // What apply wrote, the next plan need not read back.
     ctx.cache.put(&digest, &bytes);
     Ok(digest)
@@ -328,7 +384,7 @@ async fn place_dockerfile_build(
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
     request: crate::rebuild::RebuildRequest<'_>,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let at = &a.header.destination;
     let builder = ctx.registries.builders().choose().ok_or_else(|| {
         format!(
@@ -352,7 +408,10 @@ async fn place_dockerfile_build(
         &at.tag,
     )
     .await
-    .map_err(|e| format!("{at}: {e}"))?;
+    .map_err(|error| ApplyError::Rebuild {
+        at: at.to_string(),
+        error,
+    })?;
     ctx.cache.put(&digest, &bytes);
     Ok(digest)
 }
@@ -363,14 +422,14 @@ async fn live_manifest(
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
     digest: &str,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, ApplyError> {
     if let Some(b) = ctx.cache.get(digest) {
         return Ok(b);
     }
     let (_, b) = dst
         .get_manifest(&a.header.destination.repository, digest)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(ApplyError::from)?
         .ok_or_else(|| {
             format!(
                 "{}: manifest {digest} is gone; plan again",
@@ -387,7 +446,7 @@ async fn restamp(
     annotations_wanted: &BTreeMap<String, String>,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let destination = &a.header.destination;
     let before = a
         .header
@@ -395,7 +454,7 @@ async fn restamp(
         .as_deref()
         .ok_or("restamp without a live digest")?;
     let live = live_manifest(a, ctx, dst, before).await?;
-    let annotations = stamp::manifest_annotations(&live).map_err(|e| e.to_string())?;
+    let annotations = stamp::manifest_annotations(&live).map_err(ApplyError::from)?;
     let live_prefix = Stamp::detect(&annotations, ctx.label_prefix)
         .map(|(_, p)| p)
         .unwrap_or_else(|| ctx.label_prefix.to_string());
@@ -413,7 +472,7 @@ async fn restamp(
         Bytes::from(out.bytes.clone()),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(ApplyError::from)?;
     ctx.cache.put(&out.digest, &out.bytes);
     Ok(out.digest)
 }
@@ -425,7 +484,7 @@ async fn alias(
     target_digest: Option<&str>,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let destination = &a.header.destination;
     // The target's digest: planned when known, else read now (a build placed earlier in this
     // run, which this action depends on).
@@ -434,7 +493,7 @@ async fn alias(
         None => {
             dst.head_manifest(&destination.repository, target_tag)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(ApplyError::from)?
                 .ok_or_else(|| format!("{destination}: target tag {target_tag} is absent"))?
                 .digest
         }
@@ -448,7 +507,7 @@ async fn alias(
         bytes,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(ApplyError::from)?;
     Ok(digest)
 }
 
@@ -457,7 +516,7 @@ async fn prune(
     mode: PruneMode,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<(), String> {
+) -> Result<(), ApplyError> {
     let destination = &a.header.destination;
     let repo = &destination.repository;
     let tag = &destination.tag;
@@ -466,35 +525,34 @@ async fn prune(
     let now = dst
         .head_manifest(repo, tag)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
     if now.as_ref().map(|d| &d.digest) != planned {
         return Err(format!(
             "{destination}: the tag moved since planning ({} -> {}); not pruned, plan again",
             planned.map_or("absent", String::as_str),
             now.map(|d| d.digest).unwrap_or_else(|| "absent".into())
-        ));
+        )
+        .into());
     }
     match mode {
         PruneMode::Mark => {
             let before = planned.ok_or("prune without a live digest")?;
             let live = live_manifest(a, ctx, dst, before).await?;
-            let annotations = stamp::manifest_annotations(&live).map_err(|e| e.to_string())?;
+            let annotations = stamp::manifest_annotations(&live).map_err(ApplyError::from)?;
             let (mut s, p) = Stamp::detect(&annotations, ctx.label_prefix)
                 .ok_or_else(|| format!("{destination}: not stamped; houba never prunes it"))?;
             s.pruned = true;
             let out = stamp::restamp_manifest(&live, "", &s.to_annotations(&p), &[p.as_str()])
-                .map_err(|e| e.to_string())?;
+                .map_err(ApplyError::from)?;
             dst.put_manifest(repo, tag, &out.media_type, Bytes::from(out.bytes.clone()))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(ApplyError::from)?;
             ctx.cache.put(&out.digest, &out.bytes);
             Ok(())
         }
-        PruneMode::Delete => match dst.delete_tag(repo, tag).await.map_err(|e| e.to_string())? {
+        PruneMode::Delete => match dst.delete_tag(repo, tag).await.map_err(ApplyError::from)? {
             TagDeletion::Deleted => Ok(()),
-            TagDeletion::Unsupported => delete_tag_via_placeholder(dst, repo, tag)
-                .await
-                .map_err(|e| format!("{destination}: {e}")),
+            TagDeletion::Unsupported => delete_tag_via_placeholder(dst, repo, tag).await,
         },
     }
 }
@@ -506,10 +564,15 @@ async fn delete_tag_via_placeholder(
     dst: &dyn Registry,
     repo: &str,
     tag: &str,
-) -> Result<(), String> {
+) -> Result<(), ApplyError> {
     const EMPTY: &[u8] = b"{}";
     let empty_digest = stamp::sha256_digest(EMPTY);
-    crate::rebuild::upload_bytes(dst, repo, EMPTY).await?;
+    crate::rebuild::upload_bytes(dst, repo, EMPTY)
+        .await
+        .map_err(|error| ApplyError::Rebuild {
+            at: format!("{repo}:{tag}"),
+            error,
+        })?;
 
     let placeholder = serde_json::json!({
         "schemaVersion": 2,
@@ -523,8 +586,42 @@ async fn delete_tag_via_placeholder(
     let digest = stamp::sha256_digest(&bytes);
     dst.put_manifest(repo, tag, stamp::OCI_MANIFEST, Bytes::from(bytes))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
     dst.delete_manifest(repo, &digest)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(ApplyError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::RegistryError;
+
+    #[test]
+    fn errors_keep_their_kind() {
+        let transport = ApplyError::from(RegistryError::Transport {
+            registry: "registry.local:5000".into(),
+            message: "connection reset".into(),
+        });
+        assert!(transport.is_transient());
+        assert!(transport.to_string().contains("registry.local:5000"));
+        let not_found = ApplyError::from(RegistryError::NotFound {
+            registry: "r".into(),
+            repository: "demo/busybox".into(),
+            reference: "1.37.0".into(),
+        });
+        assert!(!not_found.is_transient());
+        assert!(
+            matches!(&not_found, ApplyError::Registry(RegistryError::NotFound { reference, .. }) if reference == "1.37.0")
+        );
+        let rebuild = ApplyError::Rebuild {
+            at: "r/demo/busybox:1.37.0".into(),
+            error: crate::rebuild::RebuildError::Registry(RegistryError::Transport {
+                registry: "r".into(),
+                message: "timed out".into(),
+            }),
+        };
+        assert!(rebuild.is_transient());
+        assert!(!ApplyError::from("the tag moved since planning").is_transient());
+    }
 }

@@ -204,12 +204,12 @@ pub(crate) async fn upload_bytes(
     dst: &dyn Registry,
     repo: &str,
     bytes: &[u8],
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, RebuildError> {
     let digest = stamp::sha256_digest(bytes);
     if dst
         .blob_exists(repo, &digest)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(RebuildError::from)?
     {
         return Ok(None);
     }
@@ -217,7 +217,7 @@ pub(crate) async fn upload_bytes(
     let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
     dst.put_blob(repo, &digest, bytes.len() as u64, stream)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(RebuildError::from)?;
     Ok(Some(bytes.len() as u64))
 }
 
@@ -226,22 +226,55 @@ async fn upload_layer(
     dst: &dyn Registry,
     repo: &str,
     layer: &NewBlob,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, RebuildError> {
     let uploaded = if dst
         .blob_exists(repo, &layer.digest)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(RebuildError::from)?
     {
         None
     } else {
-        let stream = file_stream(&layer.path).map_err(|e| e.to_string())?;
+        let stream = file_stream(&layer.path).map_err(|e| {
+            format!(
+                "cannot read the rebuilt layer {}: {e}",
+                layer.path.display()
+            )
+        })?;
         dst.put_blob(repo, &layer.digest, layer.size, stream)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(RebuildError::from)?;
         Some(layer.size)
     };
     let _ = std::fs::remove_file(&layer.path);
     Ok(uploaded)
+}
+
+/// Why a rebuild failed, keeping its kind: a registry error (with its registry, reference and
+/// whether it is transient), a build error, or a problem with the image itself.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// Reading or writing a registry failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// The rebuild engine refused or failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The image cannot be rebuilt as asked (named in the message).
+    #[error("{0}")]
+    Image(String),
+}
+
+impl From<String> for RebuildError {
+    fn from(message: String) -> Self {
+        RebuildError::Image(message)
+    }
+}
+
+impl RebuildError {
+    /// Whether repeating the rebuild may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RebuildError::Registry(e) if e.is_transient())
+    }
 }
 
 /// The manifest a rebuild put under its tag: its digest and bytes (for the manifest cache, so
@@ -255,7 +288,7 @@ pub async fn rebuild_and_place(
     dst: &dyn Registry,
     dst_repo: &str,
     dst_tag: &str,
-) -> Result<Placed, String> {
+) -> Result<Placed, RebuildError> {
     let label = req.label.clone();
     let mut base = req.manifest.to_vec();
     let mut media_type = stamp::manifest_media_type(&base, &req.media_type);
@@ -263,7 +296,8 @@ pub async fn rebuild_and_place(
         if !is_index(&media_type) {
             return Err(format!(
                 "{label}: a platform filter needs a multi-platform upstream, but it is a single image"
-            ));
+            )
+            .into());
         }
         base = filter_platforms(&base, req.platforms, &label)?;
         media_type = stamp::OCI_INDEX.to_string();
@@ -279,7 +313,7 @@ pub async fn rebuild_and_place(
             &base,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(RebuildError::from)?;
 
     if req.steps.is_empty() {
         // Platform filter only: a new (stamped) index over the same platform manifests.
@@ -288,7 +322,7 @@ pub async fn rebuild_and_place(
         let bytes = Bytes::from(out.bytes);
         dst.put_manifest(dst_repo, dst_tag, &out.media_type, bytes.clone())
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(RebuildError::from)?;
         return Ok((out.digest, bytes));
     }
 
@@ -361,7 +395,7 @@ pub async fn rebuild_and_place(
     })
     .await
     .map_err(|e| format!("{}: the rebuild stopped: {e}", req.label))?
-    .map_err(|e| e.to_string())?;
+    .map_err(RebuildError::from)?;
 
     match built {
         Built::Image(image) => {
@@ -371,7 +405,7 @@ pub async fn rebuild_and_place(
             let bytes = Bytes::from(image.manifest);
             dst.put_manifest(dst_repo, dst_tag, &image.manifest_media_type, bytes.clone())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(RebuildError::from)?;
             Ok((digest, bytes))
         }
         Built::Index(index) => {
@@ -385,7 +419,7 @@ pub async fn rebuild_and_place(
                     Bytes::from(p.image.manifest.clone()),
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(RebuildError::from)?;
             }
             for d in &index.dropped {
                 tracing::info!(image = %req.label, digest = %d.digest, reason = %d.reason, "index entry not carried over");
@@ -394,7 +428,7 @@ pub async fn rebuild_and_place(
             let bytes = Bytes::from(index.index);
             dst.put_manifest(dst_repo, dst_tag, &index.index_media_type, bytes.clone())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(RebuildError::from)?;
             Ok((digest, bytes))
         }
     }
@@ -448,7 +482,7 @@ pub async fn build_dockerfile_and_place(
     dst: &dyn Registry,
     dst_repo: &str,
     dst_tag: &str,
-) -> Result<Placed, String> {
+) -> Result<Placed, RebuildError> {
     let label = req.label.clone();
     let platform = match req.platforms {
         [] => None,
@@ -457,7 +491,8 @@ pub async fn build_dockerfile_and_place(
             return Err(format!(
                 "{label}: images with `run` steps are built for one platform; list at most one \
                  in `platforms`"
-            ));
+            )
+            .into());
         }
     };
     let base_digest = stamp::sha256_digest(&req.manifest);
@@ -466,7 +501,7 @@ pub async fn build_dockerfile_and_place(
         source.host_path, req.source_repository
     );
     let context = build::dockerfile::render(&label, &base, req.steps, req.rosters)
-        .map_err(|e| e.to_string())?;
+        .map_err(RebuildError::from)?;
     let temporary_tag = format!("houba-build-{:016x}", rand::random::<u64>());
     let push_to = format!("{}/{dst_repo}:{temporary_tag}", destination.host_path);
     let workdir =
@@ -489,7 +524,7 @@ pub async fn build_dockerfile_and_place(
     })
     .await
     .map_err(|e| format!("{label}: the build stopped: {e}"))?
-    .map_err(|e| e.to_string())?;
+    .map_err(RebuildError::from)?;
 
     let placed = stamp_pushed(&req, dst, dst_repo, dst_tag, &pushed).await;
     // The temporary tag goes whether or not the stamp went through.
@@ -510,11 +545,11 @@ async fn stamp_pushed(
     dst_repo: &str,
     dst_tag: &str,
     pushed: &str,
-) -> Result<Placed, String> {
+) -> Result<Placed, RebuildError> {
     let (descriptor, bytes) = dst
         .get_manifest(dst_repo, pushed)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(RebuildError::from)?
         .ok_or_else(|| {
             format!(
                 "{}: the builder reported pushing {pushed} to {dst_repo}, but it is not there",
@@ -527,7 +562,7 @@ async fn stamp_pushed(
     let bytes = Bytes::from(out.bytes);
     dst.put_manifest(dst_repo, dst_tag, &out.media_type, bytes.clone())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(RebuildError::from)?;
     Ok((out.digest, bytes))
 }
 
