@@ -1,5 +1,7 @@
 //! The registry pool: the registries one run talks to, connected lazily from the roster.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
