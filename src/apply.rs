@@ -13,12 +13,12 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::observe::{ManifestCache, Registries};
+use crate::observe::ManifestCache;
 use crate::plan::model::{
     Action, ActionKind, Address, Build, Content, Operation, Place, Plan, PruneMode,
 };
 use crate::rebuild::BuilderEndpoint;
-use crate::registry::Registry;
+use crate::registry::{Registries, Registry};
 use crate::registry::transfer::TransferSession;
 use crate::stamp::{self, Stamp};
 
@@ -41,6 +41,9 @@ pub struct ActionResult {
     pub digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether the failure may go away by running again (connection errors, time-outs).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
     pub seconds: f64,
 }
 
@@ -104,6 +107,53 @@ impl RunReport {
     }
 }
 
+/// Why an action failed, keeping its kind: a registry error (which registry, which reference,
+/// transient or not), a rebuild error, or a refusal (the tag moved since planning, the content
+/// would differ from the plan, a builder is missing).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A registry request failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// The rebuild of the image for one tag failed.
+    #[error("{at}: {error}")]
+    Rebuild {
+        /// The destination tag.
+        at: String,
+        /// What failed.
+        error: crate::rebuild::RebuildError,
+    },
+    /// A manifest could not be read or stamped.
+    #[error(transparent)]
+    Stamp(#[from] crate::stamp::StampError),
+    /// houba refused to go on (the message names the tag and says what to do).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<String> for ApplyError {
+    fn from(message: String) -> Self {
+        ApplyError::Refused(message)
+    }
+}
+
+impl From<&str> for ApplyError {
+    fn from(message: &str) -> Self {
+        ApplyError::Refused(message.to_string())
+    }
+}
+
+impl ApplyError {
+    /// Whether running the action again may succeed (connection errors, time-outs).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Registry(e) => e.is_transient(),
+            ApplyError::Rebuild { error, .. } => error.is_transient(),
+            ApplyError::Stamp(_) | ApplyError::Refused(_) => false,
+        }
+    }
+}
+
 /// Reports progress of each action as it finishes (progress bars, events).
 pub trait Progress: Send + Sync {
     fn started(&self, action: &Action);
@@ -141,6 +191,7 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                         outcome: Outcome::Skipped,
                         digest: None,
                         error: Some(format!("not attempted: {dep} failed")),
+                        transient: false,
                         seconds: 0.0,
                     };
                     ctx.progress.finished(&r);
@@ -158,7 +209,8 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                         Outcome::Failed
                     },
                     digest: res.as_ref().ok().cloned().flatten(),
-                    error: res.err(),
+                    transient: res.as_ref().err().is_some_and(ApplyError::is_transient),
+                    error: res.err().map(|e| e.to_string()),
                     seconds: t.elapsed().as_secs_f64(),
                 };
                 ctx.progress.finished(&r);
@@ -193,11 +245,11 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
 }
 
 /// Run one action. `Ok(Some(digest))`: what the tag holds now.
-async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, String> {
+async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, ApplyError> {
     let dst = ctx
         .registries
         .destination(&a.header.destination.registry)
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
     match &a.operation {
         Operation::Place(place) | Operation::Replace { place, .. } => match &place.content {
             Content::Copy => place_copy(a, place, ctx, dst.as_ref()).await.map(Some),
@@ -222,20 +274,20 @@ async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, S
 async fn source_manifest(
     place: &Place,
     ctx: &ApplyContext<'_>,
-) -> Result<(Arc<dyn Registry>, Bytes, String), String> {
+) -> Result<(Arc<dyn Registry>, Bytes, String), ApplyError> {
     let src_loc = &place.source.location;
     let digest = &place.source.digest;
     let src = ctx
         .registries
         .source(&src_loc.registry)
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
     let bytes = match ctx.cache.get(digest) {
         Some(b) => b,
         None => {
             let (_, b) = src
                 .get_manifest(&src_loc.repository, digest)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(ApplyError::from)?
                 .ok_or_else(|| format!("{src_loc}: upstream manifest {digest} is gone"))?;
             ctx.cache.put(digest, &b);
             b
@@ -250,7 +302,7 @@ async fn place_copy(
     place: &Place,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let destination = &a.header.destination;
     let (src, bytes, media_type) = source_manifest(place, ctx).await?;
     let stamped = stamp::stamp_manifest(&bytes, &media_type, &place.annotations, ctx.label_prefix)
@@ -261,7 +313,8 @@ async fn place_copy(
         return Err(format!(
             "{destination}: the stamped manifest would be {} but the plan expected {expected}; plan again",
             stamped.digest
-        ));
+        )
+        .into());
     }
     ctx.session
         .copy(
@@ -277,7 +330,7 @@ async fn place_copy(
             )),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
     ctx.cache.put(&stamped.digest, &stamped.bytes);
     Ok(stamped.digest)
 }
@@ -288,7 +341,7 @@ async fn place_build(
     build: &Build,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let destination = &a.header.destination;
     let (src, bytes, media_type) = source_manifest(place, ctx).await?;
     let request = crate::rebuild::RebuildRequest {
@@ -306,7 +359,7 @@ async fn place_build(
     if build.steps.iter().any(|s| s.runs_command()) {
         return place_dockerfile_build(a, place, ctx, dst, request).await;
     }
-    let digest = crate::rebuild::rebuild_and_place(
+    let (digest, bytes) = crate::rebuild::rebuild_and_place(
         request,
         &ctx.session,
         dst,
@@ -314,7 +367,12 @@ async fn place_build(
         &destination.tag,
     )
     .await
-    .map_err(|e| format!("{destination}: {e}"))?;
+    .map_err(|error| ApplyError::Rebuild {
+        at: destination.to_string(),
+        error,
+    })?;
+    // What apply wrote, the next plan need not read back.
+    ctx.cache.put(&digest, &bytes);
     Ok(digest)
 }
 
@@ -325,7 +383,7 @@ async fn place_dockerfile_build(
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
     request: crate::rebuild::RebuildRequest<'_>,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let at = &a.header.destination;
     let builder = ctx.registries.builders().choose().ok_or_else(|| {
         format!(
@@ -339,7 +397,7 @@ async fn place_dockerfile_build(
         .destination_entry(&at.registry)
         .ok_or_else(|| format!("{at}: registry not in the roster"))?;
     let destination = BuilderEndpoint::of(dst_entry).map_err(|e| format!("{at}: {e}"))?;
-    crate::rebuild::build_dockerfile_and_place(
+    let (digest, bytes) = crate::rebuild::build_dockerfile_and_place(
         request,
         &builder,
         &source,
@@ -349,7 +407,12 @@ async fn place_dockerfile_build(
         &at.tag,
     )
     .await
-    .map_err(|e| format!("{at}: {e}"))
+    .map_err(|error| ApplyError::Rebuild {
+        at: at.to_string(),
+        error,
+    })?;
+    ctx.cache.put(&digest, &bytes);
+    Ok(digest)
 }
 
 /// The live manifest bytes a tag held when planning (cache first, else GET by digest).
@@ -358,14 +421,14 @@ async fn live_manifest(
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
     digest: &str,
-) -> Result<Bytes, String> {
+) -> Result<Bytes, ApplyError> {
     if let Some(b) = ctx.cache.get(digest) {
         return Ok(b);
     }
     let (_, b) = dst
         .get_manifest(&a.header.destination.repository, digest)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(ApplyError::from)?
         .ok_or_else(|| {
             format!(
                 "{}: manifest {digest} is gone; plan again",
@@ -382,7 +445,7 @@ async fn restamp(
     annotations_wanted: &BTreeMap<String, String>,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let destination = &a.header.destination;
     let before = a
         .header
@@ -390,7 +453,7 @@ async fn restamp(
         .as_deref()
         .ok_or("restamp without a live digest")?;
     let live = live_manifest(a, ctx, dst, before).await?;
-    let annotations = stamp::manifest_annotations(&live).map_err(|e| e.to_string())?;
+    let annotations = stamp::manifest_annotations(&live).map_err(ApplyError::from)?;
     let live_prefix = Stamp::detect(&annotations, ctx.label_prefix)
         .map(|(_, p)| p)
         .unwrap_or_else(|| ctx.label_prefix.to_string());
@@ -408,7 +471,7 @@ async fn restamp(
         Bytes::from(out.bytes.clone()),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(ApplyError::from)?;
     ctx.cache.put(&out.digest, &out.bytes);
     Ok(out.digest)
 }
@@ -420,7 +483,7 @@ async fn alias(
     target_digest: Option<&str>,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<String, String> {
+) -> Result<String, ApplyError> {
     let destination = &a.header.destination;
     // The target's digest: planned when known, else read now (a build placed earlier in this
     // run, which this action depends on).
@@ -429,7 +492,7 @@ async fn alias(
         None => {
             dst.head_manifest(&destination.repository, target_tag)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(ApplyError::from)?
                 .ok_or_else(|| format!("{destination}: target tag {target_tag} is absent"))?
                 .digest
         }
@@ -443,7 +506,7 @@ async fn alias(
         bytes,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(ApplyError::from)?;
     Ok(digest)
 }
 
@@ -452,7 +515,7 @@ async fn prune(
     mode: PruneMode,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
-) -> Result<(), String> {
+) -> Result<(), ApplyError> {
     let destination = &a.header.destination;
     let repo = &destination.repository;
     let tag = &destination.tag;
@@ -461,33 +524,37 @@ async fn prune(
     let now = dst
         .head_manifest(repo, tag)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ApplyError::from)?;
     if now.as_ref().map(|d| &d.digest) != planned {
         return Err(format!(
             "{destination}: the tag moved since planning ({} -> {}); not pruned, plan again",
             planned.map_or("absent", String::as_str),
             now.map(|d| d.digest).unwrap_or_else(|| "absent".into())
-        ));
+        )
+        .into());
     }
     match mode {
         PruneMode::Mark => {
             let before = planned.ok_or("prune without a live digest")?;
             let live = live_manifest(a, ctx, dst, before).await?;
-            let annotations = stamp::manifest_annotations(&live).map_err(|e| e.to_string())?;
+            let annotations = stamp::manifest_annotations(&live).map_err(ApplyError::from)?;
             let (mut s, p) = Stamp::detect(&annotations, ctx.label_prefix)
                 .ok_or_else(|| format!("{destination}: not stamped; houba never prunes it"))?;
             s.pruned = true;
             let out = stamp::restamp_manifest(&live, "", &s.to_annotations(&p), &[p.as_str()])
-                .map_err(|e| e.to_string())?;
+                .map_err(ApplyError::from)?;
             dst.put_manifest(repo, tag, &out.media_type, Bytes::from(out.bytes.clone()))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(ApplyError::from)?;
             ctx.cache.put(&out.digest, &out.bytes);
             Ok(())
         }
         PruneMode::Delete => dst
             .remove_tag(repo, tag)
             .await
-            .map_err(|e| format!("{destination}: {e}")),
+            .map_err(ApplyError::from),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,8 +15,8 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 
+pub use crate::address::Address;
 use crate::config::Settings;
-pub use crate::plan::address::Address;
 use crate::policy::resolved::{
     ArtifactType, DeletionMode, Destination, Platform, ResolvedImport, ResolvedPolicy,
     TransformStep,

@@ -4,6 +4,7 @@
 //! desired graph → plan → apply. Only `config` reads the environment; only `registry`,
 //! `build` and `rebuild` talk to the outside world.
 
+pub mod address;
 pub mod apply;
 pub mod build;
 pub mod cli;

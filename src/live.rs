@@ -2,6 +2,8 @@
 //! plan's diff. Kept apart from both so that the pure core (`plan`) never depends on the code
 //! that does I/O (`observe`).
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -7,28 +7,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
-use crate::config::{RegistryEndpoint, RegistryEntry, Settings};
 use crate::live::{LiveTag, SourceObservation};
-use crate::registry::{self, ConnectOptions, Registry, RegistryError, RequestStats};
+pub use crate::registry::pool::Registries;
+use crate::registry::{Registry, RegistryError};
 use crate::stamp;
-
-/// The registries one run talks to, connected lazily from the roster, keyed by the name plans
-/// use: the roster entry name for destinations, the upstream host for sources.
-pub struct Registries {
-    settings: Settings,
-    options: ConnectOptions,
-    connected: std::sync::Mutex<BTreeMap<String, Arc<dyn Registry>>>,
-}
 
 /// An observation failed: names the registry and what was being read.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("cannot read {what}: {source}")]
+#[error("cannot read {what}")]
 #[diagnostic(
     code(houba::observe),
     help("check that the registry is reachable and the credentials in the roster are right")
@@ -40,114 +31,12 @@ pub struct ObserveError {
 }
 
 impl ObserveError {
-    fn new(what: impl Into<String>, source: RegistryError) -> Self {
+    /// A failed read of `what`.
+    pub fn new(what: impl Into<String>, source: RegistryError) -> Self {
         ObserveError {
             what: what.into(),
             source: Box::new(source),
         }
-    }
-}
-
-impl Registries {
-    pub fn new(settings: &Settings, options: ConnectOptions) -> Self {
-        Registries {
-            settings: settings.clone(),
-            options,
-            connected: Default::default(),
-        }
-    }
-
-    /// The roster entry an upstream host is read through: a mirror standing in for it, an entry
-    /// with that host (for its TLS and credentials), or else an anonymous HTTPS entry.
-    pub fn source_entry(&self, upstream_host: &str) -> RegistryEntry {
-        if let Some(e) = self.settings.source_entry(upstream_host) {
-            return e.clone();
-        }
-        // Docker Hub's registry API is not served on the name users write.
-        let host = if upstream_host == "docker.io" {
-            "registry-1.docker.io".to_string()
-        } else {
-            upstream_host.to_string()
-        };
-        RegistryEntry {
-            name: upstream_host.to_string(),
-            endpoint: RegistryEndpoint::Http {
-                host,
-                prefix: None,
-                tls_verify: true,
-                ca_cert: None,
-                credentials: Default::default(),
-            },
-            mirror_of: None,
-            concurrency: self.settings.concurrency,
-        }
-    }
-
-    /// The destination roster entry of that name.
-    pub fn destination_entry(&self, name: &str) -> Option<&RegistryEntry> {
-        self.settings.registries.get(name)
-    }
-
-    /// The image builders found in the environment.
-    pub fn builders(&self) -> &crate::config::Builders {
-        &self.settings.builders
-    }
-
-    /// Human name of a destination roster entry.
-    pub fn destination_display(&self, name: &str) -> String {
-        match self.settings.registries.get(name) {
-            Some(e) => self.settings.display_host(e),
-            None => name.to_string(),
-        }
-    }
-
-    fn connect_key(
-        &self,
-        key: &str,
-        entry: &RegistryEntry,
-    ) -> Result<Arc<dyn Registry>, ObserveError> {
-        let mut map = self.connected.lock().expect("registry map lock");
-        if let Some(r) = map.get(key) {
-            return Ok(r.clone());
-        }
-        let r = registry::connect(entry, &self.options)
-            .map_err(|source| ObserveError::new(format!("registry {key}"), source))?;
-        map.insert(key.to_string(), r.clone());
-        Ok(r)
-    }
-
-    /// The backend for an upstream host (key: `source:<host>`).
-    pub fn source(&self, upstream_host: &str) -> Result<Arc<dyn Registry>, ObserveError> {
-        let entry = self.source_entry(upstream_host);
-        self.connect_key(&format!("source:{upstream_host}"), &entry)
-    }
-
-    /// The backend for a destination roster entry.
-    pub fn destination(&self, name: &str) -> Result<Arc<dyn Registry>, ObserveError> {
-        let entry = self.settings.registries.get(name).cloned().ok_or_else(|| {
-            ObserveError::new(
-                format!("registry {name}"),
-                RegistryError::Transport {
-                    registry: name.to_string(),
-                    message: "not in the registry roster".into(),
-                },
-            )
-        })?;
-        self.connect_key(name, &entry)
-    }
-
-    /// Requests made so far, per registry display name.
-    pub fn request_stats(&self) -> BTreeMap<String, RequestStats> {
-        let map = self.connected.lock().expect("registry map lock");
-        let mut out: BTreeMap<String, RequestStats> = BTreeMap::new();
-        for (key, r) in map.iter() {
-            let name = key.strip_prefix("source:").unwrap_or(key).to_string();
-            let s = r.request_stats();
-            let e = out.entry(name).or_default();
-            // A host read as a source and written as a destination counts once, in total.
-            *e = e.plus(&s);
-        }
-        out
     }
 }
 
@@ -216,7 +105,9 @@ pub async fn list_source_tags(
 ) -> Result<UpstreamTags, ObserveError> {
     let results: Vec<_> = stream::iter(repositories.iter().cloned())
         .map(|(host, repo)| async move {
-            let r = registries.source(&host)?;
+            let r = registries
+                .source(&host)
+                .map_err(|e| ObserveError::new(format!("registry {host}"), e))?;
             let tags = r.list_tags(&repo).await.map_err(|source| {
                 ObserveError::new(format!("the tags of {host}/{repo}"), source)
             })?;
@@ -264,7 +155,9 @@ pub async fn config_age(
     manifest: &[u8],
     now: SystemTime,
 ) -> Result<Option<Duration>, ObserveError> {
-    let r = registries.source(host)?;
+    let r = registries
+        .source(host)
+        .map_err(|e| ObserveError::new(format!("registry {host}"), e))?;
     let what = format!("the image config of {host}/{repository}");
     let mut value: serde_json::Value = match serde_json::from_slice(manifest) {
         Ok(v) => v,
@@ -326,7 +219,9 @@ pub async fn observe_sources(
 ) -> Result<BTreeMap<(String, String, String), SourceObservation>, ObserveError> {
     let results: Vec<_> = stream::iter(sources.iter().cloned())
         .map(|(host, repo, tag)| async move {
-            let r = registries.source(&host)?;
+            let r = registries
+                .source(&host)
+                .map_err(|e| ObserveError::new(format!("registry {host}"), e))?;
             let what = format!("{host}/{repo}:{tag}");
             let Some(head) = r
                 .head_manifest(&repo, &tag)
@@ -377,7 +272,9 @@ pub async fn observe_destinations(
     let mut tag_refs = Vec::new();
     let listed: Vec<_> = stream::iter(repositories.iter().cloned())
         .map(|(name, repo)| async move {
-            let r = registries.destination(&name)?;
+            let r = registries
+                .destination(&name)
+                .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
             let tags = r.list_tags(&repo).await.map_err(|source| {
                 ObserveError::new(
                     format!(
@@ -401,7 +298,9 @@ pub async fn observe_destinations(
     }
     let tags: Vec<_> = stream::iter(tag_refs)
         .map(|(name, repo, tag)| async move {
-            let r = registries.destination(&name)?;
+            let r = registries
+                .destination(&name)
+                .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
             let what = format!("{}/{repo}:{tag}", registries.destination_display(&name));
             let Some(head) = r
                 .head_manifest(&repo, &tag)
@@ -432,6 +331,100 @@ pub async fn observe_destinations(
         if let Some((key, tag, live)) = t? {
             out.entry(key).or_default().insert(tag, live);
         }
+    }
+    Ok(out)
+}
+
+/// Repositories that hold houba stamps but that no current policy claims, with their tags.
+#[derive(Debug, Default)]
+pub struct Unclaimed {
+    /// `(registry, repository)` → tag → live content, for every repository found stamped.
+    pub repositories: BTreeMap<(String, String), BTreeMap<String, LiveTag>>,
+    /// Registries whose catalog could not be read (orphans there are not looked for), with why.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// Look for orphans: repositories of the destination registries that no policy claims now but
+/// that hold tags houba stamped (a policy was deleted, or its destination moved).
+///
+/// Cost per destination registry: one catalog listing (paged), then per unclaimed repository
+/// one tag list and one HEAD of a probe tag (its manifest is read once, then cached). Only a
+/// repository whose probe tag carries a houba stamp is observed in full (one HEAD per tag), so
+/// registries shared with content houba never placed cost two requests per repository. A
+/// registry that refuses the catalog is reported, never an error.
+pub async fn find_unclaimed(
+    registries: &Registries,
+    cache: &ManifestCache,
+    destinations: &[String],
+    claimed: &BTreeSet<(String, String)>,
+    label_prefix: &str,
+    concurrency: usize,
+) -> Result<Unclaimed, ObserveError> {
+    let mut out = Unclaimed::default();
+    let mut candidates = Vec::new();
+    for name in destinations {
+        let r = registries
+            .destination(name)
+            .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
+        match r.catalog().await {
+            Ok(repos) => candidates.extend(
+                repos
+                    .into_iter()
+                    .filter(|repo| !claimed.contains(&(name.clone(), repo.clone())))
+                    .map(|repo| (name.clone(), repo)),
+            ),
+            Err(e) => out
+                .unreadable
+                .push((registries.destination_display(name), e.to_string())),
+        }
+    }
+    let probed: Vec<_> = stream::iter(candidates)
+        .map(|(name, repo)| async move {
+            let r = registries
+                .destination(&name)
+                .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
+            let display = registries.destination_display(&name);
+            let mut tags = r
+                .list_tags(&repo)
+                .await
+                .map_err(|e| ObserveError::new(format!("the tags of {display}/{repo}"), e))?;
+            tags.sort();
+            let Some(probe) = tags
+                .iter()
+                .find(|t| !crate::oci::is_referrers_fallback_tag(t))
+            else {
+                return Ok(None);
+            };
+            let what = format!("{display}/{repo}:{probe}");
+            let Some(head) = r
+                .head_manifest(&repo, probe)
+                .await
+                .map_err(|e| ObserveError::new(what.clone(), e))?
+            else {
+                return Ok(None);
+            };
+            let Some((_, manifest)) =
+                manifest_bytes(r.as_ref(), cache, &repo, &head.digest, &what).await?
+            else {
+                return Ok(None);
+            };
+            let stamped = stamp::manifest_annotations(&manifest)
+                .ok()
+                .and_then(|a| stamp::Stamp::detect(&a, label_prefix))
+                .is_some();
+            Ok::<_, ObserveError>(stamped.then_some((name, repo)))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut stamped = BTreeSet::new();
+    for p in probed {
+        if let Some(key) = p? {
+            stamped.insert(key);
+        }
+    }
+    if !stamped.is_empty() {
+        out.repositories = observe_destinations(registries, cache, &stamped, concurrency).await?;
     }
     Ok(out)
 }

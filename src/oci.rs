@@ -1,6 +1,8 @@
 //! The OCI vocabulary every layer shares, pure: sha256 digests, canonical JSON, media types,
 //! the referrers fallback tag and RFC 3339 timestamps.
 
+#![warn(missing_docs)]
+
 use sha2::{Digest as _, Sha256};
 
 /// OCI image index media type.

@@ -5,19 +5,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
+use crate::address::{self, Address};
 use crate::build::TransformRosters;
 use crate::config::Settings;
 use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
 use crate::live::LiveState;
-use crate::observe::{self, ManifestCache, Registries};
-use crate::plan::address::{self, Address};
+use crate::observe::{self, ManifestCache};
 use crate::plan::diff::{
     self, DesiredAlias, DesiredPlacement, DiffInput, ManagedRepository, PlacementKind,
+    UnclaimedRepository,
 };
-use crate::plan::model::{Location, Note, Plan, RequestCount};
+use crate::plan::model::{Location, Note, Operation, Plan, PruneReason, RequestCount};
 use crate::plan::scope;
 use crate::policy::resolved::{ResolvedPolicy, TransformStep};
 use crate::rebuild;
+use crate::registry::Registries;
 use crate::stamp::{self, Stamp};
 
 /// What part of the policies to plan.
@@ -41,6 +43,34 @@ pub struct PlanInputs<'a> {
     pub registries: &'a Registries,
     /// The content-addressed manifest cache.
     pub cache: &'a ManifestCache,
+}
+
+/// The digest a saved plan records of its inputs: the resolved policies (what the files say,
+/// not their bytes: comments, key order, file layout and where each policy was read from do
+/// not count) and the configuration that decides what is planned. Where the configuration was
+/// read from and which image builders this machine has are left out, so a plan made in CI
+/// applies in the CronJob.
+pub fn inputs_digest(policies: &[ResolvedPolicy], settings: &Settings) -> String {
+    let mut resolved: Vec<serde_json::Value> = policies
+        .iter()
+        .map(|p| {
+            let mut v = serde_json::to_value(p).expect("policies serialise");
+            if let Some(o) = v.as_object_mut() {
+                o.remove("origin");
+            }
+            v
+        })
+        .collect();
+    resolved.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let mut effective = settings.clone();
+    effective.config_file = None;
+    effective.policies.clear();
+    effective.builders = Default::default();
+    let document = serde_json::json!({
+        "policies": resolved,
+        "settings": serde_json::to_value(&effective).expect("settings serialise"),
+    });
+    crate::oci::sha256_digest(&crate::oci::canonical_json(&document))
 }
 
 /// The transform rosters of the settings, as the rebuild engine takes them.
@@ -128,6 +158,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         sources: source_obs,
         destinations,
     };
+    let unclaimed = find_orphans(inputs, &mut live).await?;
     let (placements, aliases) = desired(&graph, &live, settings)?;
     settle_ages(registries, cache, &placements, &mut live, settings).await?;
     let deletion_modes = inputs
@@ -135,12 +166,25 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         .iter()
         .map(|p| (p.name.clone(), p.deletion_mode))
         .collect();
+    let archives = inputs
+        .policies
+        .iter()
+        .flat_map(|p| {
+            p.imports
+                .iter()
+                .filter_map(|i| Some(((p.name.clone(), i.name.clone()), i.archive.clone()?)))
+        })
+        .collect();
     let mut out = diff::diff(&DiffInput {
         placements: &placements,
         aliases: &aliases,
         repositories,
-        unclaimed: &[],
+        unclaimed: &unclaimed,
         deletion_modes: &deletion_modes,
+        archives: &archives,
+        now: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         live: &live,
         label_prefix: &settings.label_prefix,
     });
@@ -148,6 +192,19 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         address: w.address.clone(),
         message: w.message.clone(),
     }));
+    if let Some((index, count)) = request.shard {
+        // An orphan belongs to the shard of the policy that stamped it, so that exactly one
+        // job prunes it.
+        out.actions.retain(|a| {
+            !matches!(
+                a.operation,
+                Operation::Prune {
+                    reason: PruneReason::Orphaned,
+                    ..
+                }
+            ) || scope::in_shard(a.header.address.policy_name(), index, count)
+        });
+    }
     check_targets(&request.targets, &graph, &out)?;
     let (actions, drift, notes) =
         scope::select_targets(out.actions, out.drift, out.notes, &request.targets);
@@ -178,7 +235,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         actions,
         notes,
         requests,
-        managed_tags: managed_tag_counts(repositories, &live, &settings.label_prefix),
+        managed_tags: managed_tag_counts(repositories, &unclaimed, &live, &settings.label_prefix),
     })
 }
 
@@ -266,9 +323,29 @@ async fn settle_ages(
 
 fn managed_tag_counts(
     repositories: &[ManagedRepository],
+    unclaimed: &[UnclaimedRepository],
     live: &LiveState,
     prefix: &str,
 ) -> BTreeMap<String, usize> {
+    // In an unclaimed repository, every stamped tag counts: pruning all of them is a mass
+    // prune, refused under --auto unless allowed.
+    let orphans = unclaimed.iter().map(|r| {
+        let n = live
+            .destinations
+            .get(&(r.registry.clone(), r.repository.clone()))
+            .map(|tags| {
+                tags.values()
+                    .filter(|t| {
+                        stamp::manifest_annotations(&t.manifest)
+                            .ok()
+                            .and_then(|a| Stamp::detect(&a, prefix))
+                            .is_some()
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        (format!("{}/{}", r.display, r.repository), n)
+    });
     repositories
         .iter()
         .map(|r| {
@@ -288,7 +365,57 @@ fn managed_tag_counts(
                 .unwrap_or(0);
             (format!("{}/{}", r.display, r.repository), n)
         })
+        .chain(orphans)
         .collect()
+}
+
+/// Observe the repositories of the destination registries that no policy claims but that
+/// hold houba stamps (see `observe::find_unclaimed` for the cost), adding their tags to the
+/// live state. Claims are those of every policy, not only this shard's.
+async fn find_orphans(
+    inputs: &PlanInputs<'_>,
+    live: &mut LiveState,
+) -> miette::Result<Vec<UnclaimedRepository>> {
+    let settings = inputs.settings;
+    let claimed: BTreeSet<(String, String)> = inputs
+        .policies
+        .iter()
+        .flat_map(|p| p.imports.iter())
+        .flat_map(|i| i.destinations.iter())
+        .map(|d| (d.registry.clone(), d.repository.clone()))
+        .collect();
+    let destinations: Vec<String> = settings
+        .registries
+        .values()
+        .filter(|e| e.mirror_of.is_none())
+        .map(|e| e.name.clone())
+        .collect();
+    let found = observe::find_unclaimed(
+        inputs.registries,
+        inputs.cache,
+        &destinations,
+        &claimed,
+        &settings.label_prefix,
+        settings.concurrency.max(1),
+    )
+    .await?;
+    for (registry, why) in &found.unreadable {
+        tracing::warn!(
+            registry = %registry,
+            "cannot list the repositories of {registry} ({why}); orphaned tags there are not looked for"
+        );
+    }
+    let unclaimed = found
+        .repositories
+        .keys()
+        .map(|(registry, repository)| UnclaimedRepository {
+            registry: registry.clone(),
+            display: inputs.registries.destination_display(registry),
+            repository: repository.clone(),
+        })
+        .collect();
+    live.destinations.extend(found.repositories);
+    Ok(unclaimed)
 }
 
 /// A `run` step needs an image builder; none was found in the environment.
@@ -391,4 +518,58 @@ fn desired(
         })
         .collect();
     Ok((placements, aliases))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn policy(name: &str, line: usize) -> ResolvedPolicy {
+        let yaml = format!(
+            "apiVersion: houba.io/v1alpha1\nkind: MirrorPolicy\nmetadata: {{name: {name}}}\nspec:\n  source: {{registry: docker.io, repository: library/{name}}}\n  imports:\n    - name: stable\n      tags: {{includeRegex: '^1'}}\n      destinations: [{{registry: local, repository: {name}}}]\n"
+        );
+        let mut settings = Settings::default();
+        settings.registries.insert("local".into(), settings_entry());
+        let outcome = crate::policy::load_policy_source("p.yaml", &yaml, &settings);
+        assert!(outcome.diagnostics.is_empty(), "{:?}", outcome.diagnostics);
+        let mut p = outcome.policies.into_iter().next().expect("valid policy");
+        p.origin.line = line;
+        p
+    }
+
+    fn settings_entry() -> crate::config::RegistryEntry {
+        crate::config::RegistryEntry {
+            name: "local".into(),
+            endpoint: crate::config::RegistryEndpoint::Layout {
+                path: PathBuf::from("/tmp/x"),
+            },
+            mirror_of: None,
+            concurrency: 1,
+        }
+    }
+
+    #[test]
+    fn inputs_digest_covers_what_the_inputs_say_not_where_or_how_they_are_written() {
+        let base = Settings::default();
+        let (a, b) = (policy("busybox", 1), policy("alpine", 1));
+        let digest = inputs_digest(&[a.clone(), b.clone()], &base);
+        assert_eq!(
+            digest,
+            inputs_digest(&[b.clone(), policy("busybox", 7)], &base),
+            "order and position in the files do not count"
+        );
+        let mut moved = base.clone();
+        moved.config_file = Some(PathBuf::from("/elsewhere/houba.toml"));
+        moved.policies = vec![PathBuf::from("/policies")];
+        moved.builders.buildah = Some(PathBuf::from("/usr/bin/buildah"));
+        assert_eq!(digest, inputs_digest(&[a.clone(), b.clone()], &moved));
+        let mut prefix = base.clone();
+        prefix.label_prefix = "com.example".into();
+        assert_ne!(digest, inputs_digest(&[a.clone(), b.clone()], &prefix));
+        let mut edited = a.clone();
+        edited.imports[0].owners = vec!["group:default/sre".into()];
+        assert_ne!(digest, inputs_digest(&[edited, b], &base));
+    }
 }

@@ -179,50 +179,97 @@ fn file_stream(path: &Path) -> std::io::Result<ByteStream> {
     Ok(Box::pin(stream))
 }
 
-/// Upload a small blob held in memory, unless the repository already has it.
+/// Upload a small blob held in memory, unless the repository already has it. Returns the
+/// bytes uploaded (`None`: it was present).
 pub(crate) async fn upload_bytes(
     dst: &dyn Registry,
     repo: &str,
     bytes: &[u8],
-) -> Result<(), String> {
+) -> Result<Option<u64>, RebuildError> {
     let digest = stamp::sha256_digest(bytes);
     if dst
         .blob_exists(repo, &digest)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(RebuildError::from)?
     {
-        return Ok(());
+        return Ok(None);
     }
     let data = Bytes::copy_from_slice(bytes);
     let stream: ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
     dst.put_blob(repo, &digest, bytes.len() as u64, stream)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(RebuildError::from)?;
+    Ok(Some(bytes.len() as u64))
 }
 
-async fn upload_layer(dst: &dyn Registry, repo: &str, layer: &NewBlob) -> Result<(), String> {
-    if !dst
+/// Upload a rebuilt layer unless present; returns the bytes uploaded (`None`: present).
+async fn upload_layer(
+    dst: &dyn Registry,
+    repo: &str,
+    layer: &NewBlob,
+) -> Result<Option<u64>, RebuildError> {
+    let uploaded = if dst
         .blob_exists(repo, &layer.digest)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(RebuildError::from)?
     {
-        let stream = file_stream(&layer.path).map_err(|e| e.to_string())?;
+        None
+    } else {
+        let stream = file_stream(&layer.path).map_err(|e| {
+            format!(
+                "cannot read the rebuilt layer {}: {e}",
+                layer.path.display()
+            )
+        })?;
         dst.put_blob(repo, &layer.digest, layer.size, stream)
             .await
-            .map_err(|e| e.to_string())?;
-    }
+            .map_err(RebuildError::from)?;
+        Some(layer.size)
+    };
     let _ = std::fs::remove_file(&layer.path);
-    Ok(())
+    Ok(uploaded)
 }
 
-/// Rebuild and place under `dst_repo:dst_tag`. Returns the digest the tag now holds.
+/// Why a rebuild failed, keeping its kind: a registry error (with its registry, reference and
+/// whether it is transient), a build error, or a problem with the image itself.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    /// Reading or writing a registry failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// The rebuild engine refused or failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The image cannot be rebuilt as asked (named in the message).
+    #[error("{0}")]
+    Image(String),
+}
+
+impl From<String> for RebuildError {
+    fn from(message: String) -> Self {
+        RebuildError::Image(message)
+    }
+}
+
+impl RebuildError {
+    /// Whether repeating the rebuild may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RebuildError::Registry(e) if e.is_transient())
+    }
+}
+
+/// The manifest a rebuild put under its tag: its digest and bytes (for the manifest cache, so
+/// the next plan does not read it back).
+pub type Placed = (String, Bytes);
+
+/// Rebuild and place under `dst_repo:dst_tag`. Returns what the tag now holds.
 pub async fn rebuild_and_place(
     req: RebuildRequest<'_>,
     session: &TransferSession,
     dst: &dyn Registry,
     dst_repo: &str,
     dst_tag: &str,
-) -> Result<String, String> {
+) -> Result<Placed, RebuildError> {
     let label = req.label.clone();
     let mut base = req.manifest.to_vec();
     let mut media_type = stamp::manifest_media_type(&base, &req.media_type);
@@ -230,7 +277,8 @@ pub async fn rebuild_and_place(
         if !is_index(&media_type) {
             return Err(format!(
                 "{label}: a platform filter needs a multi-platform upstream, but it is a single image"
-            ));
+            )
+            .into());
         }
         base = filter_platforms(&base, req.platforms, &label)?;
         media_type = stamp::OCI_INDEX.to_string();
@@ -246,16 +294,17 @@ pub async fn rebuild_and_place(
             &base,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(RebuildError::from)?;
 
     if req.steps.is_empty() {
         // Platform filter only: a new (stamped) index over the same platform manifests.
         let out = stamp::stamp_manifest(&base, &media_type, req.annotations, req.label_prefix)
             .map_err(|e| format!("{label}: {e}"))?;
-        dst.put_manifest(dst_repo, dst_tag, &out.media_type, Bytes::from(out.bytes))
+        let bytes = Bytes::from(out.bytes);
+        dst.put_manifest(dst_repo, dst_tag, &out.media_type, bytes.clone())
             .await
-            .map_err(|e| e.to_string())?;
-        return Ok(out.digest);
+            .map_err(RebuildError::from)?;
+        return Ok((out.digest, bytes));
     }
 
     let manifests: BTreeSet<String> = if is_index(&media_type) {
@@ -327,27 +376,23 @@ pub async fn rebuild_and_place(
     })
     .await
     .map_err(|e| format!("{}: the rebuild stopped: {e}", req.label))?
-    .map_err(|e| e.to_string())?;
+    .map_err(RebuildError::from)?;
 
     match built {
         Built::Image(image) => {
-            upload_layer(dst, dst_repo, &image.new_layer).await?;
-            upload_bytes(dst, dst_repo, &image.config).await?;
+            session.record_blob(upload_layer(dst, dst_repo, &image.new_layer).await?);
+            session.record_blob(upload_bytes(dst, dst_repo, &image.config).await?);
             let digest = image.manifest_digest();
-            dst.put_manifest(
-                dst_repo,
-                dst_tag,
-                &image.manifest_media_type,
-                Bytes::from(image.manifest),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            Ok(digest)
+            let bytes = Bytes::from(image.manifest);
+            dst.put_manifest(dst_repo, dst_tag, &image.manifest_media_type, bytes.clone())
+                .await
+                .map_err(RebuildError::from)?;
+            Ok((digest, bytes))
         }
         Built::Index(index) => {
             for p in &index.platforms {
-                upload_layer(dst, dst_repo, &p.image.new_layer).await?;
-                upload_bytes(dst, dst_repo, &p.image.config).await?;
+                session.record_blob(upload_layer(dst, dst_repo, &p.image.new_layer).await?);
+                session.record_blob(upload_bytes(dst, dst_repo, &p.image.config).await?);
                 dst.put_manifest(
                     dst_repo,
                     &p.image.manifest_digest(),
@@ -355,21 +400,17 @@ pub async fn rebuild_and_place(
                     Bytes::from(p.image.manifest.clone()),
                 )
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(RebuildError::from)?;
             }
             for d in &index.dropped {
                 tracing::info!(image = %req.label, digest = %d.digest, reason = %d.reason, "index entry not carried over");
             }
             let digest = index.index_digest();
-            dst.put_manifest(
-                dst_repo,
-                dst_tag,
-                &index.index_media_type,
-                Bytes::from(index.index),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            Ok(digest)
+            let bytes = Bytes::from(index.index);
+            dst.put_manifest(dst_repo, dst_tag, &index.index_media_type, bytes.clone())
+                .await
+                .map_err(RebuildError::from)?;
+            Ok((digest, bytes))
         }
     }
 }
@@ -422,7 +463,7 @@ pub async fn build_dockerfile_and_place(
     dst: &dyn Registry,
     dst_repo: &str,
     dst_tag: &str,
-) -> Result<String, String> {
+) -> Result<Placed, RebuildError> {
     let label = req.label.clone();
     let platform = match req.platforms {
         [] => None,
@@ -431,7 +472,8 @@ pub async fn build_dockerfile_and_place(
             return Err(format!(
                 "{label}: images with `run` steps are built for one platform; list at most one \
                  in `platforms`"
-            ));
+            )
+            .into());
         }
     };
     let base_digest = stamp::sha256_digest(&req.manifest);
@@ -440,7 +482,7 @@ pub async fn build_dockerfile_and_place(
         source.host_path, req.source_repository
     );
     let context = build::dockerfile::render(&label, &base, req.steps, req.rosters)
-        .map_err(|e| e.to_string())?;
+        .map_err(RebuildError::from)?;
     let temporary_tag = format!("houba-build-{:016x}", rand::random::<u64>());
     let push_to = format!("{}/{dst_repo}:{temporary_tag}", destination.host_path);
     let workdir =
@@ -463,11 +505,18 @@ pub async fn build_dockerfile_and_place(
     })
     .await
     .map_err(|e| format!("{label}: the build stopped: {e}"))?
-    .map_err(|e| e.to_string())?;
+    .map_err(RebuildError::from)?;
 
     let placed = stamp_pushed(&req, dst, dst_repo, dst_tag, &pushed).await;
     // The temporary tag goes whether or not the stamp went through.
-    remove_temporary_tag(dst, dst_repo, &temporary_tag, &pushed, placed.as_ref().ok()).await;
+    remove_temporary_tag(
+        dst,
+        dst_repo,
+        &temporary_tag,
+        &pushed,
+        placed.as_ref().ok().map(|(d, _)| d),
+    )
+    .await;
     placed
 }
 
@@ -477,11 +526,11 @@ async fn stamp_pushed(
     dst_repo: &str,
     dst_tag: &str,
     pushed: &str,
-) -> Result<String, String> {
+) -> Result<Placed, RebuildError> {
     let (descriptor, bytes) = dst
         .get_manifest(dst_repo, pushed)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(RebuildError::from)?
         .ok_or_else(|| {
             format!(
                 "{}: the builder reported pushing {pushed} to {dst_repo}, but it is not there",
@@ -491,10 +540,11 @@ async fn stamp_pushed(
     let media_type = stamp::manifest_media_type(&bytes, &descriptor.media_type);
     let out = stamp::stamp_manifest(&bytes, &media_type, req.annotations, req.label_prefix)
         .map_err(|e| format!("{}: {e}", req.label))?;
-    dst.put_manifest(dst_repo, dst_tag, &out.media_type, Bytes::from(out.bytes))
+    let bytes = Bytes::from(out.bytes);
+    dst.put_manifest(dst_repo, dst_tag, &out.media_type, bytes.clone())
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(out.digest)
+        .map_err(RebuildError::from)?;
+    Ok((out.digest, bytes))
 }
 
 /// Deletes the builder's temporary tag. Registries that cannot delete a tag alone get the

@@ -45,7 +45,7 @@ const LAYER_MEDIA_TYPES: &[(&str, &str)] = &[
     ),
 ];
 
-pub use crate::registry::digest::sha256_digest;
+pub use crate::oci::sha256_digest;
 
 /// Serialises through `serde_json::Value` with every object's keys sorted.
 pub(crate) fn canonical_json<T: Serialize>(value: &T) -> Vec<u8> {

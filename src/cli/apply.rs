@@ -63,6 +63,17 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let rt = ctx.runtime();
     let plan = match &args.plan {
         Some(path) => {
+            if !args.scope.targets.is_empty() || args.scope.shard_count.is_some() {
+                return Err(miette::miette!(
+                    code = "houba::apply::saved_plan_scope",
+                    help = format!(
+                        "a saved plan is applied whole; to narrow it, make a new one: `houba plan -o {} --target …`",
+                        path.display()
+                    ),
+                    "--target and --shard-count cannot be combined with a saved plan ({}); nothing was applied",
+                    path.display()
+                ));
+            }
             let saved = load_plan(path)?;
             let request = pipeline::PlanRequest {
                 targets: vec![],
@@ -82,7 +93,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
                 no_color: args.no_color,
             };
             if args.format == ReportFormat::Text {
-                print!("{}", render::render_text(&plan, output.style()));
+                crate::out!("{}", render::render_text(&plan, output.style()));
             } else {
                 eprint!(
                     "{}",
@@ -106,7 +117,10 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         print_nothing_to_do(args.format, true);
         return Ok(ExitCode::SUCCESS);
     }
-    let progress = BarProgress::new(plan.actions.len() as u64);
+    let progress = BarProgress::new(
+        plan.actions.len() as u64,
+        ctx.settings.log_format == crate::config::LogFormat::Json,
+    );
     let registries = ctx.registries();
     let cache = ctx.cache();
     let rosters = pipeline::rosters(&ctx.settings);
@@ -125,11 +139,11 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     apply_ctx.session.save_memory();
     progress.bar.finish_and_clear();
     match args.format {
-        ReportFormat::Json => println!(
+        ReportFormat::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&report).expect("a report always serialises")
         ),
-        ReportFormat::Text => print!("{}", report.render_text()),
+        ReportFormat::Text => crate::out!("{}", report.render_text()),
     }
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
@@ -151,12 +165,12 @@ fn print_nothing_to_do(format: ReportFormat, say_it: bool) {
                 bytes_uploaded: 0,
                 seconds: 0.0,
             };
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("a report always serialises")
             );
         }
-        _ if say_it => println!("No changes. The registries match the policies."),
+        _ if say_it => crate::outln!("No changes. The registries match the policies."),
         _ => {}
     }
 }
@@ -192,7 +206,7 @@ fn confirm() -> miette::Result<()> {
             "refusing to apply without confirmation: standard input is not a terminal"
         ));
     }
-    print!("\nDo you want to apply? (yes/no) ");
+    crate::out!("\nDo you want to apply? (yes/no) ");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     std::io::stdin()
@@ -244,10 +258,13 @@ pub fn check_mass_prune(plan: &Plan, fraction: f64) -> miette::Result<()> {
 
 struct BarProgress {
     bar: ProgressBar,
+    /// Log failures as events: only when logs are JSON for machines. In text mode the run
+    /// report already prints each failure, once.
+    log_failures: bool,
 }
 
 impl BarProgress {
-    fn new(len: u64) -> Self {
+    fn new(len: u64, log_failures: bool) -> Self {
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
         if !std::io::stderr().is_terminal() {
             bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -257,7 +274,7 @@ impl BarProgress {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        BarProgress { bar }
+        BarProgress { bar, log_failures }
     }
 }
 
@@ -281,12 +298,13 @@ impl Progress for BarProgress {
                 seconds = r.seconds,
                 "done"
             ),
-            _ => tracing::error!(
+            _ if self.log_failures => tracing::error!(
                 address = %r.address,
                 action = r.action.as_str(),
                 error = r.error.as_deref().unwrap_or(""),
                 "failed"
             ),
+            _ => {}
         }
     }
 }

@@ -134,7 +134,7 @@ fn print_graph(
         GraphFormat::Dot => graph.to_dot(),
         GraphFormat::Json => graph.to_json(),
     };
-    print!("{out}");
+    crate::out!("{out}");
 }
 
 /// The selection report of `--explain`: per policy and import (by name), every upstream tag

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod graph;
+pub mod output;
 pub mod plan;
 pub mod validate;
 
@@ -14,9 +15,10 @@ use std::sync::OnceLock;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, LogFormat, Settings};
-use crate::observe::{self, ManifestCache, Registries};
+use crate::observe::{self, ManifestCache};
 use crate::policy::{self, resolved::ResolvedPolicy};
 use crate::registry::ConnectOptions;
+use crate::registry::Registries;
 
 /// houba — the single front door for the external container images an organisation runs.
 ///
@@ -193,7 +195,7 @@ fn load_context(inputs: &InputArgs, env: BTreeMap<String, String>) -> Result<Con
         );
         return Err(ExitCode::FAILURE);
     }
-    let inputs_digest = inputs_digest(&outcome.content_digest, &settings);
+    let inputs_digest = crate::pipeline::inputs_digest(&outcome.policies, &settings);
     Ok(Context {
         settings,
         env,
@@ -201,24 +203,6 @@ fn load_context(inputs: &InputArgs, env: BTreeMap<String, String>) -> Result<Con
         inputs_digest,
         runtime: OnceLock::new(),
     })
-}
-
-/// The digest a saved plan records of its inputs: the policy files' contents and the
-/// configuration that decides what is planned. Where the files were read from and which image
-/// builders this machine has are left out, so a plan made in CI applies in the CronJob.
-fn inputs_digest(policies_digest: &str, settings: &Settings) -> String {
-    let mut effective = settings.clone();
-    effective.config_file = None;
-    effective.policies.clear();
-    effective.builders = Default::default();
-    let settings_json = serde_json::to_vec(&effective).expect("settings serialise");
-    crate::stamp::sha256_digest(
-        format!(
-            "{policies_digest}\n{}",
-            crate::stamp::sha256_digest(&settings_json)
-        )
-        .as_bytes(),
-    )
 }
 
 /// Parses the command line. A usage error exits 1 with clap's message (clap's own default, 2,
@@ -293,33 +277,5 @@ pub fn main() -> ExitCode {
             eprintln!("{e:?}");
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inputs_digest_ignores_where_inputs_live_but_not_what_they_say() {
-        let base = Settings::default();
-        let mut moved = base.clone();
-        moved.config_file = Some(PathBuf::from("/elsewhere/houba.toml"));
-        moved.policies = vec![PathBuf::from("/policies")];
-        moved.builders.buildah = Some(PathBuf::from("/usr/bin/buildah"));
-        assert_eq!(
-            inputs_digest("sha256:p", &base),
-            inputs_digest("sha256:p", &moved)
-        );
-        let mut prefix = base.clone();
-        prefix.label_prefix = "com.example".into();
-        assert_ne!(
-            inputs_digest("sha256:p", &base),
-            inputs_digest("sha256:p", &prefix)
-        );
-        assert_ne!(
-            inputs_digest("sha256:p", &base),
-            inputs_digest("sha256:q", &base)
-        );
     }
 }

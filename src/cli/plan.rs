@@ -122,7 +122,7 @@ pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
     }
     let request = args.scope.request()?;
     let plan = ctx.make_plan(&request)?;
-    print!(
+    crate::out!(
         "{}",
         render::render(&plan, args.output.format, args.output.style())
     );
@@ -161,19 +161,26 @@ pub struct DriftArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub scope: ScopeArgs,
-    /// Accepted for symmetry with `plan`: drift always exits 2 when drift is found.
-    #[arg(long)]
+    /// Refused: `houba drift` always exits 2 when drift is found (and 0 when none is).
+    #[arg(long, hide = true)]
     pub detailed_exitcode: bool,
 }
 
 pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
+    if args.detailed_exitcode {
+        return Err(miette::miette!(
+            code = "houba::drift::detailed_exitcode",
+            help = "drop the flag: `houba drift` always exits 2 when drift is found, 0 when none is, 1 on error",
+            "--detailed-exitcode is a `houba plan` option; `houba drift` already reports drift in its exit code"
+        ));
+    }
     let request = args.scope.request()?;
     let mut plan = ctx.make_plan(&request)?;
     plan.actions.clear();
     plan.notes.clear();
     match args.output.format {
         Format::Text if plan.drift.is_empty() => {
-            println!("No drift. The registries hold what houba placed.")
+            crate::outln!("No drift. The registries hold what houba placed.")
         }
         Format::Text => {
             let text = render::render_text(&plan, args.output.style());
@@ -183,10 +190,10 @@ pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
                 .take_while(|l| !l.contains("No changes."))
                 .map(|l| format!("{l}\n"))
                 .collect();
-            print!("{drift_only}");
-            println!("Drift: {} finding(s).", plan.drift.len());
+            crate::out!("{drift_only}");
+            crate::outln!("Drift: {} finding(s).", plan.drift.len());
         }
-        f => print!("{}", render::render(&plan, f, args.output.style())),
+        f => crate::out!("{}", render::render(&plan, f, args.output.style())),
     }
     Ok(if plan.drift.is_empty() {
         ExitCode::SUCCESS
@@ -209,7 +216,7 @@ pub struct ShowArgs {
 
 pub fn run_show(args: &ShowArgs) -> miette::Result<ExitCode> {
     let plan = load_plan(&args.plan)?;
-    print!(
+    crate::out!(
         "{}",
         render::render(&plan, args.output.format, args.output.style())
     );

@@ -1,8 +1,22 @@
 //! Saved plan files: `houba plan -o FILE` writes one, `houba apply FILE` and `houba show FILE`
-//! read it back. This module turns a plan into bytes and bytes into a plan; the CLI does the
+//! read it back.
+//!
+//! The file is its own documented, versioned format (`docs/reference/plan-file.md`, schema
+//! `docs/reference/plan-file.schema.json` generated from the types below), not a serialisation
+//! of the internal model: it holds every typed field apply needs, and converting it back checks
+//! each address. This module turns a plan into bytes and bytes into a plan; the CLI does the
 //! file I/O.
 
-use super::model::Plan;
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::model::{
+    self, Action, Address, AliasReason, Build, Content, Drift, Finding, Header, Location, Note,
+    Operation, Place, Plan, PriorStamp, PruneMode, PruneReason, ReplaceReason, Source, StampChange,
+};
+use crate::policy::resolved::TransformStep;
 
 /// Version of the saved-plan format. Bumped on any incompatible change.
 pub const FILE_FORMAT_VERSION: &str = "1.0";
@@ -38,19 +52,525 @@ pub enum PlanFileError {
     },
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Document {
-    format_version: String,
-    plan: Plan,
+/// A saved plan.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "houba saved plan")]
+pub struct PlanFile {
+    /// Version of this format (`1.0`).
+    pub format_version: String,
+    /// houba version that made the plan.
+    pub houba_version: String,
+    /// `sha256:` over the resolved policies and the effective configuration; apply refuses the
+    /// plan when the inputs now give another digest.
+    pub inputs_digest: String,
+    /// `[index, count]` when the plan covers one shard.
+    #[serde(default)]
+    pub shard: Option<[u64; 2]>,
+    /// Drift found when planning (shown by `houba show`).
+    #[serde(default)]
+    pub drift: Vec<FileDrift>,
+    /// Actions in execution order.
+    pub actions: Vec<FileAction>,
+    /// Notes.
+    #[serde(default)]
+    pub notes: Vec<FileNote>,
+    /// Requests made while observing, per registry.
+    #[serde(default)]
+    pub requests: BTreeMap<String, model::RequestCount>,
+    /// Tags stamped by the owning policy per `<registry>/<repository>` (mass-prune guard).
+    #[serde(default)]
+    pub managed_tags: BTreeMap<String, usize>,
+}
+
+/// A registry location.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileLocation {
+    /// Roster entry name (destinations) or upstream host (sources).
+    pub registry: String,
+    /// The registry as users know it.
+    pub display: String,
+    /// Repository.
+    pub repository: String,
+    /// Tag.
+    pub tag: String,
+}
+
+/// Upstream content observed when planning.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// The upstream tag.
+    pub location: FileLocation,
+    /// Its manifest digest.
+    pub digest: String,
+    /// Its manifest media type.
+    pub media_type: String,
+}
+
+/// One resolved transform step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum FileStep {
+    /// Add CA certificates (names of `ca_certs` roster entries).
+    #[serde(rename = "injectCA")]
+    InjectCa {
+        /// Roster entry names.
+        certs: Vec<String>,
+    },
+    /// Point package managers at a mirror (name of a `package_mirrors` entry).
+    RewritePackageSources {
+        /// Roster entry name.
+        mirror: String,
+        /// The package managers rewritten; empty means every manager the mirror has URLs for.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        managers: Vec<crate::policy::resolved::PackageManager>,
+    },
+    /// Set the time zone.
+    SetTimezone {
+        /// IANA zone name.
+        zone: String,
+    },
+    /// Run a shell command (Dockerfile backend).
+    Run {
+        /// The command.
+        command: String,
+    },
+}
+
+/// How placed content is produced.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FileContent {
+    /// The upstream bytes, stamped.
+    Copy,
+    /// A rebuild.
+    Build {
+        /// Recipe digest.
+        recipe: String,
+        /// Resolved steps, in order.
+        steps: Vec<FileStep>,
+        /// Platforms kept; empty keeps all.
+        platforms: Vec<String>,
+    },
+}
+
+/// What to place.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FilePlace {
+    /// Upstream content.
+    pub source: FileSource,
+    /// Copy or build.
+    pub content: FileContent,
+    /// Stamp annotations of the placed manifest.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The change an action makes.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "operation", rename_all = "snake_case")]
+pub enum FileOperation {
+    /// Place an absent tag.
+    Place {
+        /// What to place.
+        place: FilePlace,
+    },
+    /// Put new content under a tag holding other content.
+    Replace {
+        /// What to place.
+        place: FilePlace,
+        /// `upstream_moved`, `recipe_changed`, `unstamped`, `foreign` or `tampered`.
+        reason: ReplaceReason,
+        /// Upstream digest of the live content's stamp.
+        prior_base_digest: Option<String>,
+        /// Recipe of the live content's stamp.
+        prior_recipe: Option<String>,
+    },
+    /// Rewrite only the stamp.
+    Restamp {
+        /// Upstream content (unchanged).
+        source: FileSource,
+        /// Keys that change: `[key, before, after]`.
+        changed: Vec<[String; 3]>,
+        /// The full desired stamp.
+        annotations: BTreeMap<String, String>,
+    },
+    /// Point a moving tag at a placement.
+    Alias {
+        /// Address of the target placement.
+        target: String,
+        /// Its tag.
+        target_tag: String,
+        /// Its digest when known before applying.
+        target_digest: Option<String>,
+        /// The placed tag the alias points at now.
+        current_tag: Option<String>,
+        /// `absent`, `new_highest`, `target_changed` or `moved_outside`.
+        reason: AliasReason,
+    },
+    /// Retire a tag.
+    Prune {
+        /// `delete` or `mark`.
+        mode: PruneMode,
+        /// `no_longer_selected` or `orphaned`.
+        reason: PruneReason,
+    },
+}
+
+/// One action.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FileAction {
+    /// `<policy>/<import>/<variant>[<registry>/<repository>:<tag>]`.
+    pub address: String,
+    /// The tag written.
+    pub destination: FileLocation,
+    /// Digest the tag held when planning; `null`: absent. Apply re-checks it.
+    pub before: Option<String>,
+    /// Digest the tag will hold, when known before applying.
+    pub after: Option<String>,
+    /// Addresses of actions that must succeed first.
+    pub depends_on: Vec<String>,
+    /// The change.
+    #[serde(flatten)]
+    pub operation: FileOperation,
+}
+
+/// A drift finding.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileDrift {
+    /// The desired artifact's address; `null` for a tag no policy asks for.
+    pub address: Option<String>,
+    /// The tag.
+    pub location: FileLocation,
+    /// What it holds.
+    pub digest: String,
+    /// What is wrong.
+    pub finding: Finding,
+}
+
+/// A note.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileNote {
+    /// The policy, import or artifact concerned.
+    pub address: String,
+    /// One sentence.
+    pub message: String,
+}
+
+fn loc_out(l: &Location) -> FileLocation {
+    FileLocation {
+        registry: l.registry.clone(),
+        display: l.display.clone(),
+        repository: l.repository.clone(),
+        tag: l.tag.clone(),
+    }
+}
+
+fn loc_in(l: FileLocation) -> Location {
+    Location {
+        registry: l.registry,
+        display: l.display,
+        repository: l.repository,
+        tag: l.tag,
+    }
+}
+
+fn source_out(s: &Source) -> FileSource {
+    FileSource {
+        location: loc_out(&s.location),
+        digest: s.digest.clone(),
+        media_type: s.media_type.clone(),
+    }
+}
+
+fn source_in(s: FileSource) -> Source {
+    Source {
+        location: loc_in(s.location),
+        digest: s.digest,
+        media_type: s.media_type,
+    }
+}
+
+fn step_out(s: &TransformStep) -> FileStep {
+    match s {
+        TransformStep::InjectCa { certs } => FileStep::InjectCa {
+            certs: certs.clone(),
+        },
+        TransformStep::RewritePackageSources { mirror, managers } => {
+            FileStep::RewritePackageSources {
+                mirror: mirror.clone(),
+                managers: managers.clone(),
+            }
+        }
+        TransformStep::SetTimezone { zone } => FileStep::SetTimezone { zone: zone.clone() },
+        TransformStep::Run { command } => FileStep::Run {
+            command: command.clone(),
+        },
+    }
+}
+
+fn step_in(s: FileStep) -> TransformStep {
+    match s {
+        FileStep::InjectCa { certs } => TransformStep::InjectCa { certs },
+        FileStep::RewritePackageSources { mirror, managers } => {
+            TransformStep::RewritePackageSources { mirror, managers }
+        }
+        FileStep::SetTimezone { zone } => TransformStep::SetTimezone { zone },
+        FileStep::Run { command } => TransformStep::Run { command },
+    }
+}
+
+fn place_out(p: &Place) -> FilePlace {
+    FilePlace {
+        source: source_out(&p.source),
+        content: match &p.content {
+            Content::Copy => FileContent::Copy,
+            Content::Build(b) => FileContent::Build {
+                recipe: b.recipe.clone(),
+                steps: b.steps.iter().map(step_out).collect(),
+                platforms: b.platforms.clone(),
+            },
+        },
+        annotations: p.annotations.clone(),
+    }
+}
+
+fn place_in(p: FilePlace) -> Place {
+    Place {
+        source: source_in(p.source),
+        content: match p.content {
+            FileContent::Copy => Content::Copy,
+            FileContent::Build {
+                recipe,
+                steps,
+                platforms,
+            } => Content::Build(Build {
+                recipe,
+                steps: steps.into_iter().map(step_in).collect(),
+                platforms,
+            }),
+        },
+        annotations: p.annotations,
+    }
+}
+
+fn operation_out(o: &Operation) -> FileOperation {
+    match o {
+        Operation::Place(p) => FileOperation::Place {
+            place: place_out(p),
+        },
+        Operation::Replace {
+            place,
+            reason,
+            prior,
+        } => FileOperation::Replace {
+            place: place_out(place),
+            reason: reason.clone(),
+            prior_base_digest: prior.as_ref().map(|p| p.base_digest.clone()),
+            prior_recipe: prior.as_ref().and_then(|p| p.recipe.clone()),
+        },
+        Operation::Restamp {
+            source,
+            changed,
+            annotations,
+        } => FileOperation::Restamp {
+            source: source_out(source),
+            changed: changed
+                .iter()
+                .map(|c| [c.key.clone(), c.before.clone(), c.after.clone()])
+                .collect(),
+            annotations: annotations.clone(),
+        },
+        Operation::Alias {
+            target,
+            target_tag,
+            target_digest,
+            current_tag,
+            reason,
+        } => FileOperation::Alias {
+            target: target.to_string(),
+            target_tag: target_tag.clone(),
+            target_digest: target_digest.clone(),
+            current_tag: current_tag.clone(),
+            reason: reason.clone(),
+        },
+        Operation::Prune { mode, reason } => FileOperation::Prune {
+            mode: *mode,
+            reason: reason.clone(),
+        },
+    }
+}
+
+fn address(text: &str) -> Result<Address, String> {
+    text.parse()
+        .map_err(|e: crate::address::AddressError| e.to_string())
+}
+
+fn operation_in(o: FileOperation) -> Result<Operation, String> {
+    Ok(match o {
+        FileOperation::Place { place } => Operation::Place(place_in(place)),
+        FileOperation::Replace {
+            place,
+            reason,
+            prior_base_digest,
+            prior_recipe,
+        } => Operation::Replace {
+            place: place_in(place),
+            reason,
+            prior: prior_base_digest.map(|base_digest| PriorStamp {
+                base_digest,
+                recipe: prior_recipe,
+            }),
+        },
+        FileOperation::Restamp {
+            source,
+            changed,
+            annotations,
+        } => Operation::Restamp {
+            source: source_in(source),
+            changed: changed
+                .into_iter()
+                .map(|[key, before, after]| StampChange { key, before, after })
+                .collect(),
+            annotations,
+        },
+        FileOperation::Alias {
+            target,
+            target_tag,
+            target_digest,
+            current_tag,
+            reason,
+        } => Operation::Alias {
+            target: address(&target)?,
+            target_tag,
+            target_digest,
+            current_tag,
+            reason,
+        },
+        FileOperation::Prune { mode, reason } => Operation::Prune { mode, reason },
+    })
+}
+
+impl From<&Plan> for PlanFile {
+    fn from(plan: &Plan) -> Self {
+        PlanFile {
+            format_version: FILE_FORMAT_VERSION.to_string(),
+            houba_version: plan.houba_version.clone(),
+            inputs_digest: plan.inputs_digest.clone(),
+            shard: plan.shard.map(|(i, n)| [i, n]),
+            drift: plan
+                .drift
+                .iter()
+                .map(|d| FileDrift {
+                    address: d.address.as_ref().map(ToString::to_string),
+                    location: loc_out(&d.location),
+                    digest: d.digest.clone(),
+                    finding: d.finding.clone(),
+                })
+                .collect(),
+            actions: plan
+                .actions
+                .iter()
+                .map(|a| FileAction {
+                    address: a.header.address.to_string(),
+                    destination: loc_out(&a.header.destination),
+                    before: a.header.before.clone(),
+                    after: a.header.after.clone(),
+                    depends_on: a
+                        .header
+                        .depends_on
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    operation: operation_out(&a.operation),
+                })
+                .collect(),
+            notes: plan
+                .notes
+                .iter()
+                .map(|n| FileNote {
+                    address: n.address.to_string(),
+                    message: n.message.clone(),
+                })
+                .collect(),
+            requests: plan.requests.clone(),
+            managed_tags: plan.managed_tags.clone(),
+        }
+    }
+}
+
+impl TryFrom<PlanFile> for Plan {
+    type Error = String;
+
+    fn try_from(f: PlanFile) -> Result<Plan, String> {
+        let actions = f
+            .actions
+            .into_iter()
+            .map(|a| {
+                Ok(Action {
+                    header: Header {
+                        address: address(&a.address)?,
+                        destination: loc_in(a.destination),
+                        before: a.before,
+                        after: a.after,
+                        depends_on: a
+                            .depends_on
+                            .iter()
+                            .map(|d| address(d))
+                            .collect::<Result<_, _>>()?,
+                    },
+                    operation: operation_in(a.operation)?,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        let drift = f
+            .drift
+            .into_iter()
+            .map(|d| {
+                Ok(Drift {
+                    address: d.address.as_deref().map(address).transpose()?,
+                    location: loc_in(d.location),
+                    digest: d.digest,
+                    finding: d.finding,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        let notes = f
+            .notes
+            .into_iter()
+            .map(|n| {
+                Ok(Note {
+                    address: address(&n.address)?,
+                    message: n.message,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Plan {
+            houba_version: f.houba_version,
+            inputs_digest: f.inputs_digest,
+            shard: f.shard.map(|[i, n]| (i, n)),
+            drift,
+            actions,
+            notes,
+            requests: f.requests,
+            managed_tags: f.managed_tags,
+        })
+    }
+}
+
+/// The JSON Schema of a plan file, as committed under `docs/reference/`.
+pub fn json_schema() -> serde_json::Value {
+    schemars::schema_for!(PlanFile).to_value()
 }
 
 /// The bytes of a plan file.
 pub fn to_bytes(plan: &Plan) -> Vec<u8> {
-    let doc = Document {
-        format_version: FILE_FORMAT_VERSION.to_string(),
-        plan: plan.clone(),
-    };
-    let mut text = serde_json::to_vec_pretty(&doc).expect("a plan always serialises");
+    let mut text =
+        serde_json::to_vec_pretty(&PlanFile::from(plan)).expect("a plan always serialises");
     text.push(b'\n');
     text
 }
@@ -74,6 +594,9 @@ pub fn from_bytes(path: &str, bytes: &[u8]) -> Result<Plan, PlanFileError> {
             expected: FILE_FORMAT_VERSION.to_string(),
         });
     }
-    let doc: Document = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
-    Ok(doc.plan)
+    let file: PlanFile = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    Plan::try_from(file).map_err(invalid)
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,6 @@
 
 #![warn(missing_docs)]
 
-pub mod address;
 pub mod content;
 pub mod diff;
 pub mod file;

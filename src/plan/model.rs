@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::address::Address;
+pub use crate::address::Address;
 use crate::policy::resolved::TransformStep;
 
 /// A registry location: roster entry + repository + tag.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Location {
     /// Roster entry name (or the upstream host for sources without a roster entry).
     pub registry: String,
@@ -34,7 +34,19 @@ impl std::fmt::Display for Location {
 }
 
 /// The kind of an action, as counted in the summary line and reported by apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionKind {
     /// Place an absent tag by copying the upstream bytes.
@@ -95,7 +107,7 @@ impl ActionKind {
 }
 
 /// What every action shares.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// The desired artifact this action is for.
     pub address: Address,
@@ -111,7 +123,7 @@ pub struct Header {
 }
 
 /// Upstream content as observed when planning.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     /// The upstream tag.
     pub location: Location,
@@ -122,7 +134,7 @@ pub struct Source {
 }
 
 /// A rebuild: what the native engine or the Dockerfile backend needs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Build {
     /// Recipe digest recorded in the stamp.
     pub recipe: String,
@@ -140,7 +152,7 @@ impl Build {
 }
 
 /// How placed content is produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     /// The upstream bytes, stamped: digests of blobs and child manifests preserved.
     Copy,
@@ -149,7 +161,7 @@ pub enum Content {
 }
 
 /// Content to put under a tag: from where, how, and with which stamp.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Place {
     /// The upstream it comes from.
     pub source: Source,
@@ -160,7 +172,7 @@ pub struct Place {
 }
 
 /// Why a tag gets new content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplaceReason {
     /// The upstream tag now holds another digest.
@@ -176,7 +188,7 @@ pub enum ReplaceReason {
 }
 
 /// What the stamp of replaced content said, for the `before` side of the attribute lines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PriorStamp {
     /// Upstream digest the live content was placed from.
     pub base_digest: String,
@@ -185,7 +197,7 @@ pub struct PriorStamp {
 }
 
 /// One stamp annotation that changes in a restamp.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StampChange {
     /// Stamp key without prefix (`owners`, `vendor`, …) or `label.prefix`.
     pub key: String,
@@ -196,7 +208,7 @@ pub struct StampChange {
 }
 
 /// Why a moving tag is re-pointed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AliasReason {
     /// The alias tag does not exist yet.
@@ -210,7 +222,7 @@ pub enum AliasReason {
 }
 
 /// Why a tag is pruned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PruneReason {
     /// The owning policy's import no longer selects the tag.
@@ -230,7 +242,7 @@ pub enum PruneMode {
 }
 
 /// The change one action makes, with exactly the fields apply needs for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
     /// Place an absent tag (copy or build).
     Place(Place),
@@ -276,7 +288,7 @@ pub enum Operation {
 }
 
 /// One planned change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {
     /// Address, destination, digests and dependencies.
     pub header: Header,
@@ -315,7 +327,7 @@ impl Action {
 }
 
 /// What was found changed outside houba.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Finding {
     /// A managed tag holds content without a stamp.
@@ -362,7 +374,7 @@ impl Finding {
 }
 
 /// One drift finding: live state changed outside houba.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {
     /// The desired artifact at that tag; `None` for a tag no policy asks for (a bypass).
     pub address: Option<Address>,
@@ -385,7 +397,7 @@ impl Drift {
 
 /// Something the plan deliberately did not do, or a warning, with the address it concerns
 /// (pins, settle windows, missing names).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     /// The policy, import or artifact concerned.
     pub address: Address,
@@ -416,7 +428,7 @@ pub struct RequestCount {
 }
 
 /// A whole plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// houba version that made the plan.
     pub houba_version: String,

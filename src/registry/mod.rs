@@ -18,12 +18,14 @@ pub mod http;
 mod http_ops;
 pub mod layout;
 pub mod manifest;
+pub mod pool;
 pub mod referrers;
 pub mod stats;
 pub mod transfer;
 pub mod untag;
 
 pub use connect::{ConnectOptions, connect};
+pub use pool::Registries;
 pub use stats::RequestStats;
 
 /// Every manifest media type houba accepts, in the order sent in `Accept`.

@@ -116,6 +116,18 @@ impl TransferSession {
         self.memory.save();
     }
 
+    /// Count a blob placed outside the session's own copies (a rebuilt layer or config):
+    /// `Some(bytes)` uploaded, `None` already present.
+    pub fn record_blob(&self, uploaded: Option<u64>) {
+        match uploaded {
+            Some(bytes) => {
+                bump(&self.counters.blobs_uploaded, 1);
+                bump(&self.counters.bytes_uploaded, bytes);
+            }
+            None => bump(&self.counters.blobs_skipped, 1),
+        }
+    }
+
     pub fn stats(&self) -> TransferStats {
         let c = &self.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -310,6 +322,8 @@ impl TransferSession {
         let holders = self.holders(dst, digest);
         let mut holders = holders.lock().await;
         if holders.iter().any(|r| r == dst_repo) {
+            // Placed earlier in this run: present, and counted so the summary adds up.
+            bump(&self.counters.blobs_skipped, 1);
             return Ok(());
         }
         let registry = dst.display_name();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::model::{Action, Address, Drift, Location, Note};
 use crate::live::{LiveState, LiveTag, SourceObservation};
-use crate::policy::resolved::{DeletionMode, TransformStep};
+use crate::policy::resolved::{Archive, DeletionMode, TransformStep};
 use crate::stamp::{self, Stamp};
 
 pub use crate::graph::ManagedRepository;
@@ -111,6 +111,11 @@ pub struct DiffInput<'a> {
     /// Deletion mode of policies known by name (for orphans of a policy that still exists
     /// elsewhere); orphans of unknown policies are marked, never deleted.
     pub deletion_modes: &'a BTreeMap<String, DeletionMode>,
+    /// `archive` settings per `(policy, import)`: tags an import no longer selects that are
+    /// kept instead of pruned.
+    pub archives: &'a BTreeMap<(String, String), Archive>,
+    /// Now, in seconds since the epoch (for `archive.olderThanDays`).
+    pub now: u64,
     /// What the registries hold.
     pub live: &'a LiveState,
     /// Stamp key prefix.

@@ -5,8 +5,11 @@ use super::*;
 use crate::plan::model::{
     ActionKind, AliasReason, Finding, Operation, PruneMode, PruneReason, ReplaceReason,
 };
+use crate::policy::resolved::Archive;
 
 const PREFIX: &str = "io.houba";
+
+static NO_ARCHIVES: BTreeMap<(String, String), Archive> = BTreeMap::new();
 
 fn upstream_manifest(layer: &str) -> Bytes {
     Bytes::from(format!(
@@ -114,6 +117,8 @@ fn input<'a>(
         repositories,
         unclaimed: &[],
         deletion_modes: modes,
+        archives: &NO_ARCHIVES,
+        now: 0,
         live,
         label_prefix: PREFIX,
     }
@@ -436,5 +441,62 @@ fn orphans_of_unclaimed_repositories_are_pruned_and_unstamped_tags_never() {
             reason: PruneReason::Orphaned
         },
         "a policy that moved its destination prunes in its own deletion mode"
+    );
+}
+
+/// Place `tag` as houba would, from an upstream manifest created at `created`.
+fn place_created(live: &mut LiveState, tag: &str, created: &str) {
+    let manifest = Bytes::from(format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{c}","size":2}},"layers":[],"annotations":{{"org.opencontainers.image.created":"{created}"}}}}"#,
+        c = "c".repeat(64)
+    ));
+    let src = SourceObservation {
+        digest: stamp::sha256_digest(&manifest),
+        media_type: stamp::OCI_MANIFEST.into(),
+        manifest,
+        age: None,
+    };
+    place(live, &placement(tag), &src);
+}
+
+#[test]
+fn archive_keeps_the_most_recent_and_the_young_dropped_tags() {
+    let mut live = LiveState::default();
+    place_created(&mut live, "1.34.0", "2024-01-01T00:00:00Z");
+    place_created(&mut live, "1.35.0", "2024-02-01T00:00:00Z");
+    place_created(&mut live, "1.36.0", "2024-03-01T00:00:00Z");
+    place_created(&mut live, "1.37.0", "2024-04-01T00:00:00Z");
+    let now = crate::oci::rfc3339_seconds("2024-04-11T00:00:00Z").unwrap();
+    let modes = BTreeMap::new();
+    let repos = [repo()];
+    // Nothing is desired any more: without archive, everything is pruned.
+    let out = diff(&input(&[], &[], &live, &repos, &modes));
+    assert_eq!(out.actions.len(), 4);
+    let archives = BTreeMap::from([(
+        ("busybox".to_string(), "stable".to_string()),
+        Archive {
+            keep: Some(1),
+            older_than_days: Some(45),
+        },
+    )]);
+    let mut i = input(&[], &[], &live, &repos, &modes);
+    i.archives = &archives;
+    i.now = now;
+    let out = diff(&i);
+    // 1.37.0 is the most recent (keep 1); 1.36.0 is 41 days old (< 45); the rest go.
+    assert_eq!(
+        kinds(&out.actions),
+        vec![
+            (ActionKind::Prune, "1.34.0".into()),
+            (ActionKind::Prune, "1.35.0".into())
+        ]
+    );
+    let kept: Vec<String> = out.notes.iter().map(|n| n.message.clone()).collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.iter().any(|m| m.contains("archive.keep")), "{kept:?}");
+    assert!(
+        kept.iter()
+            .any(|m| m.contains("archive.olderThanDays (45)")),
+        "{kept:?}"
     );
 }

@@ -245,6 +245,11 @@ impl From<&Plan> for JsonPlan {
     }
 }
 
+/// The JSON Schema of the JSON plan, as committed under `docs/reference/`.
+pub fn json_schema() -> serde_json::Value {
+    schemars::schema_for!(JsonPlan).to_value()
+}
+
 /// The JSON plan document, pretty-printed, with a final newline.
 pub fn render_json(plan: &Plan) -> String {
     let mut s =

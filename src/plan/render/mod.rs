@@ -8,7 +8,7 @@ mod json;
 mod markdown;
 mod text;
 
-pub use json::{JSON_FORMAT_VERSION, JsonPlan, render_json};
+pub use json::{JSON_FORMAT_VERSION, JsonPlan, json_schema, render_json};
 pub use markdown::render_markdown;
 pub use text::render_text;
 

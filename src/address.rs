@@ -6,6 +6,8 @@
 //! (`busybox/stable/eu`). The same type serves the graph, the plan, `--target`, notes and the
 //! JSON output, so an address is parsed and matched in exactly one place.
 
+#![warn(missing_docs)]
+
 use std::fmt;
 use std::str::FromStr;
 
