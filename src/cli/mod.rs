@@ -193,6 +193,8 @@ fn inputs_digest(policies_digest: &str, settings: &Settings) -> String {
     effective.config_file = None;
     effective.policies.clear();
     effective.builders = Default::default();
+    // Where a run reports to changes nothing in what it plans.
+    effective.operations = Default::default();
     let settings_json = serde_json::to_vec(&effective).expect("settings serialise");
     crate::stamp::sha256_digest(
         format!(

@@ -157,6 +157,8 @@ impl<'a> Ctx<'a> {
                 "concurrency",
                 "max_prune_fraction",
                 "policies",
+                "metrics",
+                "notify",
             ],
         )?;
         let mut layer = Layer::default();
@@ -174,6 +176,8 @@ impl<'a> Ctx<'a> {
                     layer.max_prune_fraction = Some(self.prune_fraction(&key, node)?)
                 }
                 "policies" => layer.policies = Some(self.policies(&key, node)?),
+                // Read by `operations`, which also needs the environment for secrets.
+                "metrics" | "notify" => {}
                 _ => unreachable!("known_keys checked the key set"),
             }
         }
