@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use crate::observe::{ManifestCache, Registries};
 use crate::plan::model::{Action, ActionKind, Plan, PruneMode};
 use crate::policy::resolved::TransformStep;
 use crate::rebuild::BuilderEndpoint;
+use crate::registry::stats::ActionTally;
 use crate::registry::transfer::TransferSession;
 use crate::registry::{Registry, TagDeletion};
 use crate::stamp::{self, Stamp};
@@ -41,6 +43,10 @@ pub struct ActionResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub seconds: f64,
+    /// Registry requests this action made (in its own task).
+    pub requests: u64,
+    /// Bytes this action sent to registries (request bodies).
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,13 +147,16 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                         digest: None,
                         error: Some(format!("not attempted: {dep} failed")),
                         seconds: 0.0,
+                        requests: 0,
+                        bytes: 0,
                     };
                     ctx.progress.finished(&r);
                     return r;
                 }
                 ctx.progress.started(a);
                 let t = Instant::now();
-                let res = execute(a, ctx).await;
+                let tally = Arc::new(ActionTally::default());
+                let res = ActionTally::scope(tally.clone(), execute(a, ctx)).await;
                 let r = ActionResult {
                     address: a.address.clone(),
                     action: a.action,
@@ -159,6 +168,8 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                     digest: res.as_ref().ok().cloned().flatten(),
                     error: res.err(),
                     seconds: t.elapsed().as_secs_f64(),
+                    requests: tally.requests.load(Ordering::Relaxed),
+                    bytes: tally.written_bytes.load(Ordering::Relaxed),
                 };
                 ctx.progress.finished(&r);
                 r

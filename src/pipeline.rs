@@ -65,13 +65,21 @@ pub async fn upstream_tags(
 }
 
 pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<Plan> {
+    make_plan_with(ctx, &ctx.registries(), request).await
+}
+
+/// [`make_plan`] over given registry clients, so the caller can read what they cost.
+pub async fn make_plan_with(
+    ctx: &Context,
+    registries: &observe::Registries,
+    request: &PlanRequest,
+) -> miette::Result<Plan> {
     let settings = &ctx.settings;
     let concurrency = settings.concurrency.max(1);
     let policies = shard_policies(&ctx.policies, request.shard);
-    let registries = ctx.registries();
     let cache = ctx.cache();
 
-    let upstream = upstream_tags(&registries, &policies, concurrency).await?;
+    let upstream = upstream_tags(registries, &policies, concurrency).await?;
     let graph = graph::compile(&policies, &upstream, settings);
     if let Some(c) = graph.collisions().first() {
         return Err(miette::miette!(
@@ -94,14 +102,9 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
             )
         })
         .collect();
-    let source_obs = observe::observe_sources(
-        &registries,
-        &cache,
-        &sources,
-        concurrency,
-        SystemTime::now(),
-    )
-    .await?;
+    let source_obs =
+        observe::observe_sources(registries, &cache, &sources, concurrency, SystemTime::now())
+            .await?;
 
     let repositories = graph.repositories();
     let repo_keys: BTreeSet<(String, String)> = repositories
@@ -109,14 +112,14 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
         .map(|r| (r.registry.clone(), r.repository.clone()))
         .collect();
     let destinations =
-        observe::observe_destinations(&registries, &cache, &repo_keys, concurrency).await?;
+        observe::observe_destinations(registries, &cache, &repo_keys, concurrency).await?;
 
     let mut live = LiveState {
         sources: source_obs,
         destinations,
     };
     let (placements, aliases) = desired(&graph, &live, settings)?;
-    settle_ages(&registries, &cache, &placements, &mut live, settings).await?;
+    settle_ages(registries, &cache, &placements, &mut live, settings).await?;
     let (drift, actions, mut notes) = diff::diff(&DiffInput {
         placements: &placements,
         aliases: &aliases,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Context;
+use super::operations::{self, ReportArgs, RunCommand, error_text};
 use super::plan::{OutputArgs, ScopeArgs};
 use crate::apply::{self, ActionResult, ApplyContext, Outcome, Progress};
 use crate::pipeline;
@@ -17,6 +18,7 @@ use crate::plan::model::{Action, ActionKind, Plan};
 use crate::plan::render::{self, Format};
 use crate::plan::stale::{self, Staleness};
 use crate::registry::transfer::TransferSession;
+use crate::report::{RunSummary, lock};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -43,8 +45,8 @@ pub struct ApplyArgs {
     /// Actions run at once (default: `concurrency` from the configuration).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
-    /// Run report format on stdout: `text`, or `json` for machines (the plan then goes to
-    /// stderr).
+    /// Run report format on stdout: `text`, or `json` for machines (stdout then carries only
+    /// the JSON run report, stderr only logs).
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,
     /// Never colour the plan (colour is on only when stdout is a terminal).
@@ -52,6 +54,12 @@ pub struct ApplyArgs {
     pub no_color: bool,
     #[command(flatten)]
     pub scope: ScopeArgs,
+    /// Seconds to wait for another apply that holds the lock (same cache directory or layout
+    /// destination) before deferring: nothing is applied and the command exits 1.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub lock_timeout: u64,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,33 +69,122 @@ pub enum ReportFormat {
 }
 
 pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
+    args.report.check(ctx)?;
+    let saved = match &args.plan {
+        Some(path) => Some(file::load(path)?),
+        None => None,
+    };
+    let request = match &saved {
+        Some(plan) => pipeline::PlanRequest {
+            targets: vec![],
+            shard: plan.shard,
+        },
+        None => args.scope.request()?,
+    };
+    let mut summary = RunSummary::start(RunCommand::Apply, request.shard);
+    let complete = request.targets.is_empty();
+    // The lock comes before the plan: an apply that waited plans what the other one left.
+    let lock = match take_lock(ctx, args.lock_timeout) {
+        Ok(lock) => lock,
+        Err(e) => {
+            summary.error = Some(error_text(&e));
+            operations::finish(ctx, &args.report, &mut summary, false, complete);
+            return Err(e);
+        }
+    };
+    summary.lock_wait_seconds = lock.waited.as_secs_f64();
+    let registries = ctx.registries();
+    let outcome = run_locked(args, ctx, saved, &request, &registries, &mut summary);
+    operations::record_registries(&mut summary, &registries);
+    drop(lock);
+    match outcome {
+        Ok(code) => {
+            operations::finish(
+                ctx,
+                &args.report,
+                &mut summary,
+                code == ExitCode::SUCCESS,
+                complete,
+            );
+            if args.format == ReportFormat::Json {
+                println!("{}", summary.to_json());
+            }
+            Ok(code)
+        }
+        Err(e) => {
+            summary.error = Some(error_text(&e));
+            operations::finish(ctx, &args.report, &mut summary, false, complete);
+            Err(e)
+        }
+    }
+}
+
+/// The apply lock over what this apply shares on disk with others: the cache directory and
+/// every OCI layout destination.
+fn take_lock(ctx: &Context, timeout_seconds: u64) -> miette::Result<lock::ApplyLock> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = crate::observe::default_cache_dir(&ctx.env) {
+        paths.push(dir.join(lock::CACHE_LOCK));
+    }
+    for entry in ctx.settings.registries.values() {
+        if let crate::config::RegistryEndpoint::Layout { path } = &entry.endpoint {
+            paths.push(path.join(lock::LAYOUT_LOCK));
+        }
+    }
+    lock::acquire(
+        &paths,
+        std::time::Duration::from_secs(timeout_seconds),
+        |path, holder| {
+            tracing::warn!(
+                "another apply holds the lock {} {holder}; waiting up to {timeout_seconds}s (--lock-timeout)",
+                path.display()
+            )
+        },
+    )
+    .map_err(|e| {
+        miette::miette!(
+            code = "houba::apply::locked",
+            help = "let the other apply finish and run again (the next scheduled run converges), or raise --lock-timeout",
+            "{e}"
+        )
+    })
+}
+
+fn run_locked(
+    args: &ApplyArgs,
+    ctx: &Context,
+    saved: Option<Plan>,
+    request: &pipeline::PlanRequest,
+    registries: &crate::observe::Registries,
+    summary: &mut RunSummary,
+) -> miette::Result<ExitCode> {
     let rt = ctx.runtime();
-    let plan = match &args.plan {
-        Some(path) => {
-            let saved = file::load(path)?;
-            let request = pipeline::PlanRequest {
-                targets: vec![],
-                shard: saved.shard,
-            };
-            let fresh = rt.block_on(pipeline::make_plan(ctx, &request))?;
+    let fresh = rt.block_on(pipeline::make_plan_with(ctx, registries, request))?;
+    let plan = match saved {
+        Some(saved) => {
             if let Some(s) = stale::check(&saved, &fresh) {
+                let path = args.plan.as_deref().expect("a saved plan has a path");
                 return Err(stale_error(path, s));
             }
+            operations::record_plan(summary, &saved);
             saved
         }
         None => {
-            let request = args.scope.request()?;
-            let plan = rt.block_on(pipeline::make_plan(ctx, &request))?;
-            let output = OutputArgs {
-                format: Format::Text,
-                no_color: args.no_color,
-            };
+            operations::record_plan(summary, &fresh);
+            let plan = fresh;
             if args.format == ReportFormat::Text {
+                let output = OutputArgs {
+                    format: Format::Text,
+                    no_color: args.no_color,
+                };
                 print!("{}", render::render_text(&plan, output.style()));
             } else {
-                eprint!(
+                // stdout carries only the JSON report; the plan is in it (`pending`, `drift`).
+                tracing::info!(
+                    actions = plan.actions.len(),
+                    drift = plan.drift.len(),
                     "{}",
-                    render::render_text(&plan, crate::plan::render::Style { color: false })
+                    plan.summary_line()
                 );
             }
             if !plan.has_changes() {
@@ -108,12 +205,11 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let progress = BarProgress::new(plan.actions.len() as u64);
-    let registries = ctx.registries();
     let cache = ctx.cache();
     let rosters = pipeline::rosters(&ctx.settings);
     let apply_ctx = ApplyContext {
         rosters: &rosters,
-        registries: &registries,
+        registries,
         cache: &cache,
         session: Arc::new(TransferSession::new(16)),
         label_prefix: &ctx.settings.label_prefix,
@@ -122,12 +218,9 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     };
     let report = rt.block_on(apply::apply(&plan, &apply_ctx));
     progress.bar.finish_and_clear();
-    match args.format {
-        ReportFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("a report always serialises")
-        ),
-        ReportFormat::Text => print!("{}", report.render_text()),
+    operations::record_apply(summary, &report);
+    if args.format == ReportFormat::Text {
+        print!("{}", report.render_text());
     }
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
@@ -136,26 +229,11 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     })
 }
 
-/// Nothing to apply. Machines asking for JSON still get a run report (an empty one); humans
-/// get the no-changes sentence unless the plan shown above already said it.
+/// Nothing to apply: humans get the no-changes sentence unless the plan shown above already
+/// said it (machines get the run report, printed by `run`).
 fn print_nothing_to_do(format: ReportFormat, say_it: bool) {
-    match format {
-        ReportFormat::Json => {
-            let report = apply::RunReport {
-                results: vec![],
-                blobs_uploaded: 0,
-                blobs_mounted: 0,
-                blobs_skipped: 0,
-                bytes_uploaded: 0,
-                seconds: 0.0,
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("a report always serialises")
-            );
-        }
-        _ if say_it => println!("No changes. The registries match the policies."),
-        _ => {}
+    if format == ReportFormat::Text && say_it {
+        println!("No changes. The registries match the policies.");
     }
 }
 

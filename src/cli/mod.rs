@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod graph;
+pub mod operations;
 pub mod plan;
 pub mod validate;
 

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::Context;
+use super::operations::{self, ReportArgs, RunCommand, error_text};
 use crate::pipeline::{self, PlanRequest};
 use crate::plan::file;
 use crate::plan::render::{self, Format, Style};
+use crate::report::RunSummary;
 
 /// Options shared by commands that make a plan.
 #[derive(Debug, Clone, clap::Args)]
@@ -90,23 +92,59 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error (as Terraform).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Plans for `command`, recording in `summary` what the plan found and what it cost. On
+/// error, the run is reported (metrics, report file) as failed before the error is returned.
+fn plan_reported(
+    ctx: &Context,
+    request: &PlanRequest,
+    report: &ReportArgs,
+    summary: &mut RunSummary,
+) -> miette::Result<crate::plan::model::Plan> {
+    let registries = ctx.registries();
+    let result = ctx
+        .runtime()
+        .block_on(pipeline::make_plan_with(ctx, &registries, request));
+    operations::record_registries(summary, &registries);
+    match result {
+        Ok(plan) => {
+            operations::record_plan(summary, &plan);
+            Ok(plan)
+        }
+        Err(e) => {
+            summary.error = Some(error_text(&e));
+            operations::finish(ctx, report, summary, false, request.targets.is_empty());
+            Err(e)
+        }
+    }
 }
 
 pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
+    args.report.check(ctx)?;
     let request = args.scope.request()?;
-    let plan = ctx.runtime().block_on(pipeline::make_plan(ctx, &request))?;
+    let mut summary = RunSummary::start(RunCommand::Plan, request.shard);
+    let plan = plan_reported(ctx, &request, &args.report, &mut summary)?;
+    let complete = request.targets.is_empty();
     print!(
         "{}",
         render::render(&plan, args.output.format, args.output.style())
     );
     if let Some(out) = &args.out {
-        file::save(&plan, out)?;
+        if let Err(e) = file::save(&plan, out).map_err(miette::Report::new) {
+            summary.error = Some(error_text(&e));
+            operations::finish(ctx, &args.report, &mut summary, false, complete);
+            return Err(e);
+        }
         eprintln!(
             "Saved the plan to {}. To apply exactly it: houba apply {}",
             out.display(),
             out.display()
         );
     }
+    operations::finish(ctx, &args.report, &mut summary, true, complete);
     Ok(
         if args.detailed_exitcode && (plan.has_changes() || !plan.drift.is_empty()) {
             ExitCode::from(2)
@@ -134,11 +172,15 @@ pub struct DriftArgs {
     /// Accepted for symmetry with `plan`: drift always exits 2 when drift is found.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
+    args.report.check(ctx)?;
     let request = args.scope.request()?;
-    let mut plan = ctx.runtime().block_on(pipeline::make_plan(ctx, &request))?;
+    let mut summary = RunSummary::start(RunCommand::Drift, request.shard);
+    let mut plan = plan_reported(ctx, &request, &args.report, &mut summary)?;
     plan.actions.clear();
     plan.notes.clear();
     match args.output.format {
@@ -158,6 +200,13 @@ pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
         }
         f => print!("{}", render::render(&plan, f, args.output.style())),
     }
+    operations::finish(
+        ctx,
+        &args.report,
+        &mut summary,
+        true,
+        request.targets.is_empty(),
+    );
     Ok(if plan.drift.is_empty() {
         ExitCode::SUCCESS
     } else {

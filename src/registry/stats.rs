@@ -1,7 +1,10 @@
-//! Per-registry request counters, so a run can say how many requests it cost.
+//! Per-registry request counters, so a run can say how many requests it cost, and what the
+//! registry answered: status classes, bytes, throttling (for the run report and metrics).
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -59,6 +62,92 @@ pub struct RequestCounter {
     post: AtomicU64,
     patch: AtomicU64,
     delete: AtomicU64,
+    traffic: TrafficCounter,
+}
+
+/// Answers received, per method and status class (`2xx` … `5xx`), indexed like
+/// [`Method::ALL`] and [`STATUS_CLASSES`].
+pub const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
+
+/// What a registry answered, beyond how many requests were made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrafficStats {
+    /// `[method][class]` answers, indexed like [`Method::ALL`] and [`STATUS_CLASSES`].
+    pub answers: [[u64; 4]; 6],
+    pub read_bytes: u64,
+    pub written_bytes: u64,
+    /// 429 Too Many Requests answers.
+    pub throttled: u64,
+    /// Time spent waiting because the registry asked (Retry-After, 429, 5xx), milliseconds.
+    pub retry_wait_ms: u64,
+    /// Last `ratelimit-remaining` value seen.
+    pub ratelimit_remaining: Option<u64>,
+}
+
+impl TrafficStats {
+    /// Sum of two registries' traffic (a host read as a source and written as a destination).
+    pub fn add(&mut self, other: &TrafficStats) {
+        for (m, row) in other.answers.iter().enumerate() {
+            for (c, n) in row.iter().enumerate() {
+                self.answers[m][c] += n;
+            }
+        }
+        self.read_bytes += other.read_bytes;
+        self.written_bytes += other.written_bytes;
+        self.throttled += other.throttled;
+        self.retry_wait_ms += other.retry_wait_ms;
+        self.ratelimit_remaining = match (self.ratelimit_remaining, other.ratelimit_remaining) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+#[derive(Debug, Default)]
+struct TrafficCounter {
+    answers: [[AtomicU64; 4]; 6],
+    read_bytes: AtomicU64,
+    written_bytes: AtomicU64,
+    throttled: AtomicU64,
+    retry_wait_ms: AtomicU64,
+    /// `u64::MAX`: never seen.
+    ratelimit_remaining: AtomicU64Opt,
+}
+
+#[derive(Debug)]
+struct AtomicU64Opt(AtomicU64);
+
+impl Default for AtomicU64Opt {
+    fn default() -> Self {
+        AtomicU64Opt(AtomicU64::new(u64::MAX))
+    }
+}
+
+/// Requests and bytes of the action running in the current task (see [`ActionTally::scope`]).
+#[derive(Debug, Default)]
+pub struct ActionTally {
+    pub requests: AtomicU64,
+    pub written_bytes: AtomicU64,
+}
+
+tokio::task_local! {
+    static ACTION: Arc<ActionTally>;
+}
+
+impl ActionTally {
+    /// Runs `fut` with every request it makes (in this task) also counted in `tally`.
+    pub async fn scope<F: std::future::Future>(tally: Arc<ActionTally>, fut: F) -> F::Output {
+        ACTION.scope(tally, fut).await
+    }
+
+    /// The tally of the current task, to carry into a task it spawns.
+    pub fn current() -> Option<Arc<ActionTally>> {
+        ACTION.try_with(Arc::clone).ok()
+    }
+
+    fn with(f: impl FnOnce(&ActionTally)) {
+        let _ = ACTION.try_with(|t| f(t));
+    }
 }
 
 /// The operations a counter distinguishes (HTTP methods, or their layout equivalents).
@@ -72,8 +161,95 @@ pub enum Method {
     Delete,
 }
 
+impl Method {
+    pub const ALL: [Method; 6] = [
+        Method::Head,
+        Method::Get,
+        Method::Put,
+        Method::Post,
+        Method::Patch,
+        Method::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Head => "HEAD",
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
 impl RequestCounter {
+    /// An answer with HTTP `status` to a request made with `method`.
+    pub fn record_answer(&self, method: Method, status: u16) {
+        let class = match status {
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            500..=599 => 3,
+            _ => return,
+        };
+        let m = Method::ALL.iter().position(|x| *x == method).unwrap_or(1);
+        self.traffic.answers[m][class].fetch_add(1, Ordering::Relaxed);
+        if status == 429 {
+            self.traffic.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn record_read(&self, bytes: u64) {
+        self.traffic.read_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn record_written(&self, bytes: u64) {
+        self.traffic
+            .written_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+        ActionTally::with(|t| {
+            t.written_bytes.fetch_add(bytes, Ordering::Relaxed);
+        });
+    }
+
+    pub fn record_retry_wait(&self, wait: Duration) {
+        self.traffic
+            .retry_wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn record_ratelimit_remaining(&self, remaining: u64) {
+        self.traffic
+            .ratelimit_remaining
+            .0
+            .store(remaining.min(u64::MAX - 1), Ordering::Relaxed);
+    }
+
+    pub fn traffic(&self) -> TrafficStats {
+        let t = &self.traffic;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut answers = [[0u64; 4]; 6];
+        for (m, row) in t.answers.iter().enumerate() {
+            for (c, a) in row.iter().enumerate() {
+                answers[m][c] = load(a);
+            }
+        }
+        let remaining = load(&t.ratelimit_remaining.0);
+        TrafficStats {
+            answers,
+            read_bytes: load(&t.read_bytes),
+            written_bytes: load(&t.written_bytes),
+            throttled: load(&t.throttled),
+            retry_wait_ms: load(&t.retry_wait_ms),
+            ratelimit_remaining: (remaining != u64::MAX).then_some(remaining),
+        }
+    }
+
     pub fn record(&self, method: Method) {
+        ActionTally::with(|t| {
+            t.requests.fetch_add(1, Ordering::Relaxed);
+        });
         let counter = match method {
             Method::Head => &self.head,
             Method::Get => &self.get,
