@@ -202,8 +202,8 @@ pub fn finish(
     let state = observe::default_cache_dir(&ctx.env).map(|d| StateDir::in_cache(&d));
     if let Some(state) = &state {
         let (command, instance) = (summary.command.as_str(), summary.instance.clone());
-        if success {
-            state.set_last_success(command, &instance, summary.started_at + summary.seconds);
+        if let Some(at) = summary.last_success_at {
+            state.set_last_success(command, &instance, at);
         } else {
             summary.last_success_at = state.last_success(command, &instance);
         }

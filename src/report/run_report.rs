@@ -237,10 +237,11 @@ impl RunSummary {
 
     /// Ends the run: its duration and whether it succeeded.
     pub fn finish(&mut self, success: bool) {
-        self.seconds = (unix_now() - self.started_at).max(0.0);
+        let ended = unix_now();
+        self.seconds = (ended - self.started_at).max(0.0);
         self.success = success;
         if success {
-            self.last_success_at = Some(self.started_at + self.seconds);
+            self.last_success_at = Some(ended);
         }
     }
 
