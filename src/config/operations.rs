@@ -301,13 +301,15 @@ impl Ctx<'_> {
         self.known_keys(key, t, &allowed)?;
         for inline in ["token", "hmac_key"] {
             if let Some(e) = get(inline) {
-                return Err(self.err_help(
+                // No snippet: the line holds the secret.
+                return Err(ConfigError::without_snippet(
+                    self.origin,
                     &join_key(key, inline),
-                    &e.key_span,
+                    e.key_span.clone(),
                     "secrets are never written inline in the configuration",
-                    format!(
+                    Some(format!(
                         "put the value in an environment variable or a file and write `{inline}_env = \"VAR\"` or `{inline}_file = \"path\"`"
-                    ),
+                    )),
                 ));
             }
         }
