@@ -156,7 +156,10 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                 ctx.progress.started(a);
                 let t = Instant::now();
                 let tally = Arc::new(ActionTally::default());
-                let res = ActionTally::scope(tally.clone(), execute(a, ctx)).await;
+                let mut res = ActionTally::scope(tally.clone(), execute(a, ctx)).await;
+                if res.is_err() && a.action.phase() == 0 {
+                    res = retry_placement(a, ctx, &tally, res).await;
+                }
                 let r = ActionResult {
                     address: a.address.clone(),
                     action: a.action,
@@ -199,6 +202,34 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
         blobs_skipped: stats.blobs_skipped,
         bytes_uploaded: stats.bytes_uploaded,
         seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// A placement that failed is tried once more, from scratch, after a short pause. Another
+/// writer (a second apply sharing no lock with this one, on another machine) may have been
+/// uploading the same blobs at the same moment, and registries answer such races with
+/// `MANIFEST_BLOB_UNKNOWN` or `DIGEST_INVALID`; every write is content-addressed and the tag
+/// write comes last, so a second attempt is safe and sees the other writer's complete blobs.
+async fn retry_placement(
+    a: &Action,
+    ctx: &ApplyContext<'_>,
+    tally: &Arc<ActionTally>,
+    first: Result<Option<String>, String>,
+) -> Result<Option<String>, String> {
+    let error = first.as_ref().err().cloned().unwrap_or_default();
+    tracing::info!(address = %a.address, %error, "placement failed; trying once more from scratch");
+    tokio::time::sleep(std::time::Duration::from_millis(
+        300 + rand::random_range(0..400),
+    ))
+    .await;
+    let fresh = ApplyContext {
+        session: Arc::new(TransferSession::new(16)),
+        ..*ctx
+    };
+    match ActionTally::scope(tally.clone(), execute(a, &fresh)).await {
+        Ok(d) => Ok(d),
+        // The first error says what went wrong; the second usually repeats it.
+        Err(_) => first,
     }
 }
 
