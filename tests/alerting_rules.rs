@@ -67,10 +67,9 @@ fn rules_pass_promtool_and_their_unit_tests() {
             .next()
             .unwrap()
             .to_string();
-        let runbooks = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/alerts.md"),
-        )
-        .unwrap();
+        let runbooks =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/alerts.md"))
+                .unwrap();
         assert!(
             runbooks.contains(&format!("## {name}")),
             "docs/alerts.md has no runbook section for {name} (#{anchor})"

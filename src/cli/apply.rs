@@ -10,10 +10,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Context;
 use super::operations::{self, ReportArgs, RunCommand, error_text};
-use super::plan::{OutputArgs, ScopeArgs};
+use super::plan::{OutputArgs, ScopeArgs, load_plan};
 use crate::apply::{self, ActionResult, ApplyContext, Outcome, Progress};
 use crate::pipeline;
-use crate::plan::file;
 use crate::plan::model::{Action, ActionKind, Plan};
 use crate::plan::render::{self, Format};
 use crate::plan::stale::{self, Staleness};
@@ -71,7 +70,7 @@ pub enum ReportFormat {
 pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     args.report.check(ctx)?;
     let saved = match &args.plan {
-        Some(path) => Some(file::load(path)?),
+        Some(path) => Some(load_plan(path)?),
         None => None,
     };
     let request = match &saved {
@@ -150,6 +149,24 @@ fn take_lock(ctx: &Context, timeout_seconds: u64) -> miette::Result<lock::ApplyL
     })
 }
 
+/// A plan over `registries`, so the run report can say what observing cost.
+fn make_plan(
+    ctx: &Context,
+    registries: &crate::observe::Registries,
+    request: &pipeline::PlanRequest,
+) -> miette::Result<Plan> {
+    let cache = ctx.cache();
+    let inputs = pipeline::PlanInputs {
+        settings: &ctx.settings,
+        policies: &ctx.policies,
+        inputs_digest: &ctx.inputs_digest,
+        registries,
+        cache: &cache,
+    };
+    ctx.runtime()
+        .block_on(pipeline::make_plan(&inputs, request))
+}
+
 fn run_locked(
     args: &ApplyArgs,
     ctx: &Context,
@@ -159,7 +176,7 @@ fn run_locked(
     summary: &mut RunSummary,
 ) -> miette::Result<ExitCode> {
     let rt = ctx.runtime();
-    let fresh = rt.block_on(pipeline::make_plan_with(ctx, registries, request))?;
+    let fresh = make_plan(ctx, registries, request)?;
     let plan = match saved {
         Some(saved) => {
             if let Some(s) = stale::check(&saved, &fresh) {
@@ -291,13 +308,11 @@ pub fn check_mass_prune(plan: &Plan, fraction: f64) -> miette::Result<()> {
     for a in plan
         .actions
         .iter()
-        .filter(|a| a.action == ActionKind::Prune)
+        .filter(|a| a.kind() == ActionKind::Prune)
     {
+        let d = &a.header.destination;
         *per_repo
-            .entry(format!(
-                "{}/{}",
-                a.destination.display, a.destination.repository
-            ))
+            .entry(format!("{}/{}", d.display, d.repository))
             .or_default() += 1;
     }
     let over: Vec<String> = per_repo
@@ -341,9 +356,12 @@ impl BarProgress {
 
 impl Progress for BarProgress {
     fn started(&self, action: &Action) {
-        self.bar
-            .set_message(format!("{} {}", action.action.as_str(), action.address));
-        tracing::info!(address = %action.address, action = action.action.as_str(), "started");
+        self.bar.set_message(format!(
+            "{} {}",
+            action.kind().as_str(),
+            action.header.address
+        ));
+        tracing::info!(address = %action.header.address, action = action.kind().as_str(), "started");
     }
 
     fn finished(&self, r: &ActionResult) {

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use super::Context;
 use crate::apply::{ActionResult, Outcome, RunReport};
 use crate::observe::{self, Registries};
-use crate::plan::model::{DriftKind, Plan};
+use crate::plan::model::Plan;
+use crate::plan::render::drift_detail;
 use crate::registry::stats::{Method, STATUS_CLASSES};
 use crate::report::state::StateDir;
 use crate::report::{self, ActionRecord, Finding, RegistryUsage, RunSummary, metrics, notify};
@@ -61,35 +62,25 @@ impl ReportArgs {
     }
 }
 
-fn drift_kind(kind: DriftKind) -> &'static str {
-    match kind {
-        DriftKind::Unstamped => "unstamped",
-        DriftKind::Foreign => "foreign",
-        DriftKind::Tampered => "tampered",
-        DriftKind::AliasMoved => "alias-moved",
-        DriftKind::Bypass => "bypass",
-    }
-}
-
 /// What the plan says: pending actions, drift findings, what is managed.
 pub fn record_plan(summary: &mut RunSummary, plan: &Plan) {
     for a in &plan.actions {
         *summary
             .pending
-            .entry(a.action.as_str().to_string())
+            .entry(a.kind().as_str().to_string())
             .or_default() += 1;
     }
     summary.drift = plan
         .drift
         .iter()
         .map(|d| Finding {
-            address: d.address.clone(),
-            kind: drift_kind(d.kind).to_string(),
+            address: d.label(),
+            kind: d.finding.kind().to_string(),
             location: d.location.to_string(),
             registry: d.location.registry.clone(),
             repository: d.location.repository.clone(),
             digest: d.digest.clone(),
-            detail: d.detail.clone(),
+            detail: drift_detail(d),
         })
         .collect();
     summary.managed_repositories = plan.managed_tags.len() as u64;
@@ -110,7 +101,7 @@ pub fn record_apply(summary: &mut RunSummary, report: &RunReport) {
         .results
         .iter()
         .map(|r| ActionRecord {
-            address: r.address.clone(),
+            address: r.address.to_string(),
             action: r.action.as_str().to_string(),
             outcome: match r.outcome {
                 Outcome::Done => "done",

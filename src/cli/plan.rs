@@ -8,6 +8,7 @@ use super::Context;
 use super::operations::{self, ReportArgs, RunCommand, error_text};
 use crate::pipeline::{self, PlanRequest};
 use crate::plan::file;
+use crate::plan::model::{Address, Plan};
 use crate::plan::render::{self, Format, Style};
 use crate::report::RunSummary;
 
@@ -30,6 +31,19 @@ pub struct ScopeArgs {
 
 impl ScopeArgs {
     pub fn request(&self) -> miette::Result<PlanRequest> {
+        let targets = self
+            .targets
+            .iter()
+            .map(|t| {
+                t.parse::<Address>().map_err(|e| {
+                    miette::miette!(
+                        code = "houba::cli::target",
+                        help = "an address is <policy>[/<import>[/<variant>[<registry>/<repository>:<tag>]]]; `houba graph` lists them",
+                        "--target {e}"
+                    )
+                })
+            })
+            .collect::<miette::Result<Vec<_>>>()?;
         let shard = match (self.shard_index, self.shard_count) {
             (_, None) | (_, Some(0 | 1)) => None,
             (None, Some(n)) => {
@@ -47,10 +61,7 @@ impl ScopeArgs {
             }
             (Some(i), Some(n)) => Some((i, n)),
         };
-        Ok(PlanRequest {
-            targets: self.targets.clone(),
-            shard,
-        })
+        Ok(PlanRequest { targets, shard })
     }
 }
 
@@ -105,9 +116,17 @@ fn plan_reported(
     summary: &mut RunSummary,
 ) -> miette::Result<crate::plan::model::Plan> {
     let registries = ctx.registries();
+    let cache = ctx.cache();
+    let inputs = pipeline::PlanInputs {
+        settings: &ctx.settings,
+        policies: &ctx.policies,
+        inputs_digest: &ctx.inputs_digest,
+        registries: &registries,
+        cache: &cache,
+    };
     let result = ctx
         .runtime()
-        .block_on(pipeline::make_plan_with(ctx, &registries, request));
+        .block_on(pipeline::make_plan(&inputs, request));
     operations::record_registries(summary, &registries);
     match result {
         Ok(plan) => {
@@ -133,7 +152,7 @@ pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
         render::render(&plan, args.output.format, args.output.style())
     );
     if let Some(out) = &args.out {
-        if let Err(e) = file::save(&plan, out).map_err(miette::Report::new) {
+        if let Err(e) = save_plan(&plan, out) {
             summary.error = Some(error_text(&e));
             operations::finish(ctx, &args.report, &mut summary, false, complete);
             return Err(e);
@@ -227,10 +246,39 @@ pub struct ShowArgs {
 }
 
 pub fn run_show(args: &ShowArgs) -> miette::Result<ExitCode> {
-    let plan = file::load(&args.plan)?;
+    let plan = load_plan(&args.plan)?;
     print!(
         "{}",
         render::render(&plan, args.output.format, args.output.style())
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write a plan file: the bytes the plan module produced, through a temporary file so that a
+/// crash never leaves half a plan.
+pub fn save_plan(plan: &Plan, path: &std::path::Path) -> miette::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, file::to_bytes(plan))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            miette::miette!(
+                code = "houba::plan_file::write",
+                help = "check that the directory exists and is writable",
+                "cannot write plan file {}: {e}",
+                path.display()
+            )
+        })
+}
+
+/// Read a plan file.
+pub fn load_plan(path: &std::path::Path) -> miette::Result<Plan> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        miette::miette!(
+            code = "houba::plan_file::read",
+            help = "give the file written by `houba plan -o FILE`",
+            "cannot read plan file {}: {e}",
+            path.display()
+        )
+    })?;
+    Ok(file::from_bytes(&path.display().to_string(), &bytes)?)
 }
