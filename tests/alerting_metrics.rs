@@ -20,6 +20,7 @@ async fn run(ws: &Workspace, args: &[&str]) -> Run {
         .command(args)
         .env("DEST_PASSWORD", PASSWORD)
         .env("HOUBA_LOG", "houba=debug")
+        .env("HOUBA_LOG_FORMAT", "json")
         .output()
         .await
         .expect("houba runs");
@@ -110,12 +111,17 @@ async fn apply_drift_and_failed_apply_reach_the_pushgateway() {
             .unwrap()
             >= 1.0
     );
-    // stdout is only the JSON report; the human plan is not on stderr either.
+    // stdout is only the JSON report; stderr only log events (JSON lines), no human plan.
     assert!(
         !applied.stderr.contains("will be copied"),
         "{}",
         applied.stderr
     );
+    for line in applied.stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("stderr line is not a JSON log event ({e}): {line}"));
+        assert!(event["level"].is_string(), "{line}");
+    }
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(

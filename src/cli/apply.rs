@@ -27,10 +27,16 @@ on a non-interactive terminal it refuses unless --auto is given. With PLANFILE (
 and every digest the plan recorded must be unchanged, otherwise it refuses and names the
 stale addresses.
 
+Two applies that share a cache directory (or an OCI layout destination) take turns: the
+second logs `another apply holds the lock … since …`, waits up to --lock-timeout, then plans
+what is left. With --pushgateway / --metrics-file / --report the run describes itself at the
+end (docs/reference/metrics.md); [[notify]] sinks hear about drift and failures.
+
 Examples:
   houba apply                     # plan, review, confirm
   houba apply plan.json           # apply exactly a reviewed plan
-  houba apply --auto -j 8         # unattended (CronJob)")]
+  houba apply --auto -j 8         # unattended (CronJob)
+  houba apply --auto --format json --report run.json --pushgateway http://pushgateway:9091")]
 pub struct ApplyArgs {
     /// A plan saved with `houba plan -o FILE`.
     pub plan: Option<PathBuf>,
