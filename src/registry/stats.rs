@@ -278,6 +278,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn traffic_counts_classes_bytes_throttling_and_the_action_tally() {
+        let counter = RequestCounter::default();
+        let tally = Arc::new(ActionTally::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(ActionTally::scope(tally.clone(), async {
+            counter.record(Method::Put);
+            counter.record_answer(Method::Put, 201);
+            counter.record_written(100);
+        }));
+        counter.record(Method::Get);
+        counter.record_answer(Method::Get, 429);
+        counter.record_retry_wait(Duration::from_millis(1500));
+        counter.record_ratelimit_remaining(7);
+        counter.record_read(30);
+        let t = counter.traffic();
+        assert_eq!(t.answers[2][0], 1, "PUT 2xx");
+        assert_eq!(t.answers[1][2], 1, "GET 4xx");
+        assert_eq!((t.throttled, t.retry_wait_ms), (1, 1500));
+        assert_eq!((t.read_bytes, t.written_bytes), (30, 100));
+        assert_eq!(t.ratelimit_remaining, Some(7));
+        // Only what ran inside the scope is the action's.
+        assert_eq!(tally.requests.load(Ordering::Relaxed), 1);
+        assert_eq!(tally.written_bytes.load(Ordering::Relaxed), 100);
+        let mut sum = t.clone();
+        sum.add(&TrafficStats {
+            ratelimit_remaining: Some(3),
+            ..TrafficStats::default()
+        });
+        assert_eq!(sum.ratelimit_remaining, Some(3));
+    }
+
+    #[test]
     fn counts_by_method_and_diffs_snapshots() {
         let counter = RequestCounter::default();
         counter.record(Method::Head);
