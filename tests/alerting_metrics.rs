@@ -6,12 +6,12 @@ mod support;
 
 use support::fault::{Fault, FaultProxy, Rule};
 use support::houba::{Policy, Run, Workspace, push_upstream};
-use support::prometheus::{promtool_check_metrics, pushgateway, samples, value};
+use support::prometheus::{Receiver, promtool_check_metrics, pushgateway, samples, value};
 use support::{Auth, PASSWORD, USERNAME, distribution, ferro, images};
 
-fn config(upstream: &str, destination: &str) -> String {
+fn config(upstream: &str, destination: &str, hook: &str) -> String {
     format!(
-        "policies = [\"policies\"]\n\n[registries.upstream]\nhost = \"{upstream}\"\ntls_verify = false\nmirror_of = \"docker.io\"\n\n[registries.dest]\nhost = \"{destination}\"\ntls_verify = false\nusername = \"{USERNAME}\"\npassword_env = \"DEST_PASSWORD\"\n"
+        "policies = [\"policies\"]\n\n[[notify]]\nkind = \"webhook\"\nurl = \"{hook}/hook\"\n\n[registries.upstream]\nhost = \"{upstream}\"\ntls_verify = false\nmirror_of = \"docker.io\"\n\n[registries.dest]\nhost = \"{destination}\"\ntls_verify = false\nusername = \"{USERNAME}\"\npassword_env = \"DEST_PASSWORD\"\n"
     )
 }
 
@@ -62,7 +62,12 @@ async fn apply_drift_and_failed_apply_reach_the_pushgateway() {
     }
     let gateway = pushgateway().await;
     let ws = Workspace::new(upstream.host(), &[]);
-    std::fs::write(ws.config(), config(upstream.host(), proxy.host())).unwrap();
+    let receiver = Receiver::start("unused").await;
+    std::fs::write(
+        ws.config(),
+        config(upstream.host(), proxy.host(), &receiver.url),
+    )
+    .unwrap();
     let policy = Policy::new("busybox", "busybox", r"^1\.3[67]\.\d+$", "dest");
     ws.policy("busybox", &policy.yaml());
     let textfile = ws.path("textfile/houba.prom");
@@ -298,6 +303,29 @@ async fn apply_drift_and_failed_apply_reach_the_pushgateway() {
         ) >= 1.0
     );
 
+    // The webhook heard about the throttling, the drift, then the failure with its address;
+    // never the registry password.
+    let events: Vec<serde_json::Value> = receiver
+        .webhook()
+        .iter()
+        .map(|r| {
+            assert!(!r.body.contains(PASSWORD), "password in a notification");
+            serde_json::from_str(&r.body).unwrap()
+        })
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["rate_limited", "drift_found", "apply_failed"],
+        "{events:#?}"
+    );
+    assert_eq!(
+        events[2]["failures"][0]["address"],
+        policy.address(proxy.host(), "1.36.0")
+    );
     for file in [&textfile, &report] {
         let text = std::fs::read_to_string(file).unwrap();
         assert!(!text.contains(PASSWORD), "password in {}", file.display());
