@@ -19,9 +19,9 @@ use crate::plan::model::{
     Action, ActionKind, Address, Build, Content, Operation, Place, Plan, PruneMode,
 };
 use crate::rebuild::BuilderEndpoint;
+use crate::registry::Registry;
 use crate::registry::stats::ActionTally;
 use crate::registry::transfer::TransferSession;
-use crate::registry::{Registry, TagDeletion};
 use crate::stamp::{self, Stamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -527,40 +527,9 @@ async fn prune(
             ctx.cache.put(&out.digest, &out.bytes);
             Ok(())
         }
-        PruneMode::Delete => match dst.delete_tag(repo, tag).await.map_err(|e| e.to_string())? {
-            TagDeletion::Deleted => Ok(()),
-            TagDeletion::Unsupported => delete_tag_via_placeholder(dst, repo, tag)
-                .await
-                .map_err(|e| format!("{destination}: {e}")),
-        },
+        PruneMode::Delete => dst
+            .remove_tag(repo, tag)
+            .await
+            .map_err(|e| format!("{destination}: {e}")),
     }
-}
-
-/// Registries without tag deletion (CNCF distribution) only delete manifests by digest, which
-/// removes every tag pointing at it, aliases included. To remove just this tag: point it at a
-/// placeholder manifest unique to the tag, then delete the placeholder by digest.
-async fn delete_tag_via_placeholder(
-    dst: &dyn Registry,
-    repo: &str,
-    tag: &str,
-) -> Result<(), String> {
-    const EMPTY: &[u8] = b"{}";
-    let empty_digest = stamp::sha256_digest(EMPTY);
-    crate::rebuild::upload_bytes(dst, repo, EMPTY).await?;
-    let placeholder = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": stamp::OCI_MANIFEST,
-        "artifactType": "application/vnd.houba.pruned.v1",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2},
-        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2}],
-        "annotations": {"org.opencontainers.image.ref.name": tag},
-    });
-    let bytes = stamp::canonical_json(&placeholder);
-    let digest = stamp::sha256_digest(&bytes);
-    dst.put_manifest(repo, tag, stamp::OCI_MANIFEST, Bytes::from(bytes))
-        .await
-        .map_err(|e| e.to_string())?;
-    dst.delete_manifest(repo, &digest)
-        .await
-        .map_err(|e| e.to_string())
 }

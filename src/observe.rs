@@ -157,14 +157,7 @@ impl Registries {
             let s = r.request_stats();
             let e = out.entry(name).or_default();
             // A host read as a source and written as a destination counts once, in total.
-            *e = RequestStats {
-                head: e.head + s.head,
-                get: e.get + s.get,
-                put: e.put + s.put,
-                post: e.post + s.post,
-                patch: e.patch + s.patch,
-                delete: e.delete + s.delete,
-            };
+            *e = e.plus(&s);
         }
         out
     }

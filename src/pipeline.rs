@@ -165,6 +165,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
                     patch: s.patch,
                     delete: s.delete,
                     total: s.total(),
+                    rate_limit: s.rate_limit.map(|r| (r.limit, r.remaining)),
                 },
             )
         })

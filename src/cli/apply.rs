@@ -234,12 +234,15 @@ fn run_locked(
         rosters: &rosters,
         registries,
         cache: &cache,
-        session: Arc::new(TransferSession::new(16)),
+        session: Arc::new(
+            TransferSession::new(16).remembering(crate::observe::default_cache_dir(&ctx.env)),
+        ),
         label_prefix: &ctx.settings.label_prefix,
         concurrency: args.jobs.unwrap_or(ctx.settings.concurrency).max(1),
         progress: &progress,
     };
     let report = rt.block_on(apply::apply(&plan, &apply_ctx));
+    apply_ctx.session.save_memory();
     progress.bar.finish_and_clear();
     operations::record_apply(summary, &report);
     if args.format == ReportFormat::Text {

@@ -134,7 +134,7 @@ pub fn record_registries(summary: &mut RunSummary, registries: &Registries) {
             written_bytes: t.written_bytes,
             throttled: t.throttled,
             retry_wait_seconds: t.retry_wait_ms as f64 / 1000.0,
-            ratelimit_remaining: t.ratelimit_remaining,
+            ratelimit_remaining: stats.rate_limit.map(|r| r.remaining),
             ..RegistryUsage::default()
         };
         let totals = [

@@ -301,15 +301,14 @@ impl Ctx<'_> {
         self.known_keys(key, t, &allowed)?;
         for inline in ["token", "hmac_key"] {
             if let Some(e) = get(inline) {
-                // No snippet: the line holds the secret.
-                return Err(ConfigError::without_snippet(
-                    self.origin,
+                // The snippet is cut from the redacted text: the value shows as `***`.
+                return Err(self.err_help(
                     &join_key(key, inline),
-                    e.key_span.clone(),
+                    &e.key_span,
                     "secrets are never written inline in the configuration",
-                    Some(format!(
+                    format!(
                         "put the value in an environment variable or a file and write `{inline}_env = \"VAR\"` or `{inline}_file = \"path\"`"
-                    )),
+                    ),
                 ));
             }
         }

@@ -410,6 +410,9 @@ pub struct RequestCount {
     pub delete: u64,
     /// All of them.
     pub total: u64,
+    /// The registry's announced request budget `(limit, remaining)`, when it sends one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<(u64, u64)>,
 }
 
 /// A whole plan.

@@ -17,6 +17,27 @@ pub struct RequestStats {
     pub post: u64,
     pub patch: u64,
     pub delete: u64,
+    /// The request budget the registry last announced (Docker Hub's `ratelimit-*` headers).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A registry's announced request budget: `ratelimit-limit` / `ratelimit-remaining`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub remaining: u64,
+}
+
+impl RateLimit {
+    /// Reads `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 76;w=21600` (the window
+    /// parameter is ignored). `None` unless both are there and numeric.
+    pub fn from_headers(limit: Option<&str>, remaining: Option<&str>) -> Option<RateLimit> {
+        let count = |v: &str| v.split(';').next()?.trim().parse::<u64>().ok();
+        Some(RateLimit {
+            limit: count(limit?)?,
+            remaining: count(remaining?)?,
+        })
+    }
 }
 
 impl RequestStats {
@@ -33,6 +54,20 @@ impl RequestStats {
             post: self.post.saturating_sub(earlier.post),
             patch: self.patch.saturating_sub(earlier.patch),
             delete: self.delete.saturating_sub(earlier.delete),
+            rate_limit: self.rate_limit,
+        }
+    }
+
+    /// Both counts added; the rate limit of either (the later one when both have one).
+    pub fn plus(&self, other: &RequestStats) -> RequestStats {
+        RequestStats {
+            head: self.head + other.head,
+            get: self.get + other.get,
+            put: self.put + other.put,
+            post: self.post + other.post,
+            patch: self.patch + other.patch,
+            delete: self.delete + other.delete,
+            rate_limit: other.rate_limit.or(self.rate_limit),
         }
     }
 }
@@ -63,6 +98,7 @@ pub struct RequestCounter {
     patch: AtomicU64,
     delete: AtomicU64,
     traffic: TrafficCounter,
+    rate_limit: std::sync::Mutex<Option<RateLimit>>,
 }
 
 /// Answers received, per method and status class (`2xx` … `5xx`), indexed like
@@ -80,8 +116,6 @@ pub struct TrafficStats {
     pub throttled: u64,
     /// Time spent waiting because the registry asked (Retry-After, 429, 5xx), milliseconds.
     pub retry_wait_ms: u64,
-    /// Last `ratelimit-remaining` value seen.
-    pub ratelimit_remaining: Option<u64>,
 }
 
 impl TrafficStats {
@@ -96,10 +130,6 @@ impl TrafficStats {
         self.written_bytes += other.written_bytes;
         self.throttled += other.throttled;
         self.retry_wait_ms += other.retry_wait_ms;
-        self.ratelimit_remaining = match (self.ratelimit_remaining, other.ratelimit_remaining) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
     }
 }
 
@@ -110,17 +140,6 @@ struct TrafficCounter {
     written_bytes: AtomicU64,
     throttled: AtomicU64,
     retry_wait_ms: AtomicU64,
-    /// `u64::MAX`: never seen.
-    ratelimit_remaining: AtomicU64Opt,
-}
-
-#[derive(Debug)]
-struct AtomicU64Opt(AtomicU64);
-
-impl Default for AtomicU64Opt {
-    fn default() -> Self {
-        AtomicU64Opt(AtomicU64::new(u64::MAX))
-    }
 }
 
 /// Requests and bytes of the action running in the current task (see [`ActionTally::scope`]).
@@ -219,13 +238,6 @@ impl RequestCounter {
             .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
     }
 
-    pub fn record_ratelimit_remaining(&self, remaining: u64) {
-        self.traffic
-            .ratelimit_remaining
-            .0
-            .store(remaining.min(u64::MAX - 1), Ordering::Relaxed);
-    }
-
     pub fn traffic(&self) -> TrafficStats {
         let t = &self.traffic;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -235,14 +247,12 @@ impl RequestCounter {
                 answers[m][c] = load(a);
             }
         }
-        let remaining = load(&t.ratelimit_remaining.0);
         TrafficStats {
             answers,
             read_bytes: load(&t.read_bytes),
             written_bytes: load(&t.written_bytes),
             throttled: load(&t.throttled),
             retry_wait_ms: load(&t.retry_wait_ms),
-            ratelimit_remaining: (remaining != u64::MAX).then_some(remaining),
         }
     }
 
@@ -261,6 +271,12 @@ impl RequestCounter {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn record_rate_limit(&self, rate_limit: RateLimit) {
+        if let Ok(mut last) = self.rate_limit.lock() {
+            *last = Some(rate_limit);
+        }
+    }
+
     pub fn snapshot(&self) -> RequestStats {
         RequestStats {
             head: self.head.load(Ordering::Relaxed),
@@ -269,6 +285,7 @@ impl RequestCounter {
             post: self.post.load(Ordering::Relaxed),
             patch: self.patch.load(Ordering::Relaxed),
             delete: self.delete.load(Ordering::Relaxed),
+            rate_limit: self.rate_limit.lock().ok().and_then(|r| *r),
         }
     }
 }
@@ -292,23 +309,18 @@ mod tests {
         counter.record(Method::Get);
         counter.record_answer(Method::Get, 429);
         counter.record_retry_wait(Duration::from_millis(1500));
-        counter.record_ratelimit_remaining(7);
         counter.record_read(30);
         let t = counter.traffic();
         assert_eq!(t.answers[2][0], 1, "PUT 2xx");
         assert_eq!(t.answers[1][2], 1, "GET 4xx");
         assert_eq!((t.throttled, t.retry_wait_ms), (1, 1500));
         assert_eq!((t.read_bytes, t.written_bytes), (30, 100));
-        assert_eq!(t.ratelimit_remaining, Some(7));
         // Only what ran inside the scope is the action's.
         assert_eq!(tally.requests.load(Ordering::Relaxed), 1);
         assert_eq!(tally.written_bytes.load(Ordering::Relaxed), 100);
         let mut sum = t.clone();
-        sum.add(&TrafficStats {
-            ratelimit_remaining: Some(3),
-            ..TrafficStats::default()
-        });
-        assert_eq!(sum.ratelimit_remaining, Some(3));
+        sum.add(&t);
+        assert_eq!(sum.throttled, 2);
     }
 
     #[test]
@@ -323,5 +335,18 @@ mod tests {
         assert_eq!(after.total(), 3);
         let delta = after.since(&before);
         assert_eq!((delta.head, delta.put, delta.total()), (1, 1, 2));
+    }
+
+    #[test]
+    fn rate_limit_headers() {
+        assert_eq!(
+            RateLimit::from_headers(Some("100;w=21600"), Some(" 76;w=21600")),
+            Some(RateLimit {
+                limit: 100,
+                remaining: 76
+            })
+        );
+        assert_eq!(RateLimit::from_headers(Some("100"), None), None);
+        assert_eq!(RateLimit::from_headers(Some("x"), Some("1")), None);
     }
 }

@@ -132,10 +132,14 @@ fn write_requests(out: &mut String, plan: &Plan) {
             .filter(|(_, n)| *n > 0)
             .map(|(m, n)| format!("{m} {n}"))
             .collect();
+            let budget = r
+                .rate_limit
+                .map(|(limit, remaining)| format!(", rate limit {remaining} of {limit} left"))
+                .unwrap_or_default();
             if by_method.is_empty() {
-                format!("{name} 0")
+                format!("{name} 0{budget}")
             } else {
-                format!("{name} {} ({})", r.total, by_method.join(", "))
+                format!("{name} {} ({}{budget})", r.total, by_method.join(", "))
             }
         })
         .collect();
