@@ -241,7 +241,9 @@ impl RunSummary {
         self.seconds = (ended - self.started_at).max(0.0);
         self.success = success;
         if success {
-            self.last_success_at = Some(ended);
+            // Whole milliseconds: the value survives the state file and the text formats
+            // exactly.
+            self.last_success_at = Some(millis(ended) as f64 / 1000.0);
         }
     }
 
@@ -263,6 +265,11 @@ pub fn instance_label(shard: Option<(u64, u64)>) -> String {
         Some((i, _)) => i.to_string(),
         None => "all".to_string(),
     }
+}
+
+/// Unix seconds as whole milliseconds.
+pub fn millis(unix: f64) -> u64 {
+    (unix * 1000.0).round().max(0.0) as u64
 }
 
 pub fn unix_now() -> f64 {

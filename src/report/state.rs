@@ -33,7 +33,8 @@ pub struct StateDir {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LastSuccess {
-    at: f64,
+    /// Unix time in milliseconds (an integer: exact through JSON).
+    at_ms: u64,
 }
 
 impl StateDir {
@@ -69,13 +70,15 @@ impl StateDir {
 
     pub fn last_success(&self, command: &str, instance: &str) -> Option<f64> {
         self.read::<LastSuccess>(&self.file("last-success", &[command, instance]))
-            .map(|s| s.at)
+            .map(|s| s.at_ms as f64 / 1000.0)
     }
 
     pub fn set_last_success(&self, command: &str, instance: &str, at: f64) {
         self.write(
             &self.file("last-success", &[command, instance]),
-            &LastSuccess { at },
+            &LastSuccess {
+                at_ms: super::run_report::millis(at),
+            },
         );
     }
 
