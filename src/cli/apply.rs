@@ -94,6 +94,9 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         Err(e) => {
             summary.error = Some(error_text(&e));
             operations::finish(ctx, &args.report, &mut summary, false, complete);
+            if args.format == ReportFormat::Json {
+                println!("{}", summary.to_json());
+            }
             return Err(e);
         }
     };
@@ -119,6 +122,10 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         Err(e) => {
             summary.error = Some(error_text(&e));
             operations::finish(ctx, &args.report, &mut summary, false, complete);
+            // Machines still get a report, saying why the run failed.
+            if args.format == ReportFormat::Json {
+                println!("{}", summary.to_json());
+            }
             Err(e)
         }
     }
