@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use crate::plan::model::{
     Action, ActionKind, Address, Build, Content, Operation, Place, Plan, PruneMode,
 };
 use crate::rebuild::BuilderEndpoint;
+use crate::registry::stats::ActionTally;
 use crate::registry::{Registries, Registry};
 use crate::registry::transfer::TransferSession;
 use crate::stamp::{self, Stamp};
@@ -45,6 +47,10 @@ pub struct ActionResult {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub transient: bool,
     pub seconds: f64,
+    /// Registry requests this action made (in its own task).
+    pub requests: u64,
+    /// Bytes this action sent to registries (request bodies).
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -193,13 +199,19 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                         error: Some(format!("not attempted: {dep} failed")),
                         transient: false,
                         seconds: 0.0,
+                        requests: 0,
+                        bytes: 0,
                     };
                     ctx.progress.finished(&r);
                     return r;
                 }
                 ctx.progress.started(a);
                 let t = Instant::now();
-                let res = execute(a, ctx).await;
+                let tally = Arc::new(ActionTally::default());
+                let mut res = ActionTally::scope(tally.clone(), execute(a, ctx)).await;
+                if res.is_err() && a.kind().phase() == 0 {
+                    res = retry_placement(a, ctx, &tally, res).await;
+                }
                 let r = ActionResult {
                     address: a.header.address.clone(),
                     action: a.kind(),
@@ -212,6 +224,8 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                     transient: res.as_ref().err().is_some_and(ApplyError::is_transient),
                     error: res.err().map(|e| e.to_string()),
                     seconds: t.elapsed().as_secs_f64(),
+                    requests: tally.requests.load(Ordering::Relaxed),
+                    bytes: tally.written_bytes.load(Ordering::Relaxed),
                 };
                 ctx.progress.finished(&r);
                 r
@@ -241,6 +255,38 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
         blobs_skipped: stats.blobs_skipped,
         bytes_uploaded: stats.bytes_uploaded,
         seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+/// A placement that failed is tried once more, from scratch, after a short pause. Another
+/// writer (a second apply sharing no lock with this one, on another machine) may have been
+/// uploading the same blobs at the same moment, and registries answer such races with
+/// `MANIFEST_BLOB_UNKNOWN` or `DIGEST_INVALID`; every write is content-addressed and the tag
+/// write comes last, so a second attempt is safe and sees the other writer's complete blobs.
+async fn retry_placement(
+    a: &Action,
+    ctx: &ApplyContext<'_>,
+    tally: &Arc<ActionTally>,
+    first: Result<Option<String>, ApplyError>,
+) -> Result<Option<String>, ApplyError> {
+    let error = first
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    tracing::info!(address = %a.address(), %error, "placement failed; trying once more from scratch");
+    tokio::time::sleep(std::time::Duration::from_millis(
+        300 + rand::random_range(0..400),
+    ))
+    .await;
+    let fresh = ApplyContext {
+        session: Arc::new(TransferSession::new(16)),
+        ..*ctx
+    };
+    match ActionTally::scope(tally.clone(), execute(a, &fresh)).await {
+        Ok(d) => Ok(d),
+        // The first error says what went wrong; the second usually repeats it.
+        Err(_) => first,
     }
 }
 

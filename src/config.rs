@@ -3,6 +3,7 @@
 //! This is the only module that reads the process environment. Everything downstream receives
 //! a `Settings` value.
 
+pub mod operations;
 mod parse;
 mod roster;
 #[cfg(test)]
@@ -144,6 +145,9 @@ pub struct Settings {
     pub max_prune_fraction: f64,
     /// Image builders available for steps that run commands (from `BUILDKIT_HOST` and `PATH`).
     pub builders: Builders,
+    /// `[metrics]` and `[[notify]]`: what a run reports, and to whom.
+    #[serde(default)]
+    pub operations: operations::Operations,
 }
 
 /// The image builders found in the environment, for images whose steps run commands.
@@ -218,6 +222,7 @@ impl Default for Settings {
             concurrency: DEFAULT_CONCURRENCY,
             max_prune_fraction: DEFAULT_MAX_PRUNE_FRACTION,
             builders: Builders::default(),
+            operations: operations::Operations::default(),
         }
     }
 }
@@ -368,6 +373,7 @@ fn settings_from_sources(
 ) -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
     let mut file_layer = Layer::default();
+    let mut file_operations = operations::Operations::default();
     // Every problem of the file and of the environment is reported in one run.
     let mut problems = Problems::default();
     if let Some((path, text)) = file {
@@ -387,6 +393,9 @@ fn settings_from_sources(
         let base_dir = path.parent().unwrap_or(Path::new(""));
         file_layer = problems
             .take(Ctx { origin, base_dir }.file_layer(&root))
+            .unwrap_or_default();
+        file_operations = problems
+            .take(Ctx { origin, base_dir }.operations(&root, env))
             .unwrap_or_default();
         settings.config_file = Some(path.to_path_buf());
         settings.policies = vec![base_dir.join(DEFAULT_POLICIES_DIR)];
@@ -433,6 +442,10 @@ fn settings_from_sources(
         settings.policies = policies_flag.to_vec();
     }
     settings.builders = Builders::from_env(env);
+    settings.operations = operations::Operations {
+        metrics: operations::metrics_from_env(file_operations.metrics, env)?,
+        notify: file_operations.notify,
+    };
     check_single_mirror(&settings)?;
     Ok(settings)
 }

@@ -18,5 +18,6 @@ pub mod plan;
 pub mod policy;
 pub mod rebuild;
 pub mod registry;
+pub mod report;
 pub mod select;
 pub mod stamp;

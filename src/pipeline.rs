@@ -66,6 +66,8 @@ pub fn inputs_digest(policies: &[ResolvedPolicy], settings: &Settings) -> String
     effective.config_file = None;
     effective.policies.clear();
     effective.builders = Default::default();
+    // Where a run reports to (metrics, notifications) changes nothing in what it plans.
+    effective.operations = Default::default();
     let document = serde_json::json!({
         "policies": resolved,
         "settings": serde_json::to_value(&effective).expect("settings serialise"),

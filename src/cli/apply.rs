@@ -9,6 +9,7 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Context;
+use super::operations::{self, ReportArgs, RunCommand, error_text};
 use super::plan::{OutputArgs, ScopeArgs, load_plan};
 use crate::apply::{self, ActionResult, ApplyContext, Outcome, Progress};
 use crate::pipeline;
@@ -16,6 +17,7 @@ use crate::plan::model::{Action, ActionKind, Plan};
 use crate::plan::render::{self, Format};
 use crate::plan::stale::{self, Staleness};
 use crate::registry::transfer::TransferSession;
+use crate::report::{RunSummary, lock};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -25,10 +27,16 @@ on a non-interactive terminal it refuses unless --auto is given. With PLANFILE (
 and every digest the plan recorded must be unchanged, otherwise it refuses and names the
 stale addresses.
 
+Two applies that share a cache directory (or an OCI layout destination) take turns: the
+second logs `another apply holds the lock … since …`, waits up to --lock-timeout, then plans
+what is left. With --pushgateway / --metrics-file / --report the run describes itself at the
+end (docs/reference/metrics.md); [[notify]] sinks hear about drift and failures.
+
 Examples:
   houba apply                     # plan, review, confirm
   houba apply plan.json           # apply exactly a reviewed plan
-  houba apply --auto -j 8         # unattended (CronJob)")]
+  houba apply --auto -j 8         # unattended (CronJob)
+  houba apply --auto --format json --report run.json --pushgateway http://pushgateway:9091")]
 pub struct ApplyArgs {
     /// A plan saved with `houba plan -o FILE`.
     pub plan: Option<PathBuf>,
@@ -42,8 +50,8 @@ pub struct ApplyArgs {
     /// Actions run at once (default: `concurrency` from the configuration).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
-    /// Run report format on stdout: `text`, or `json` for machines (the plan then goes to
-    /// stderr).
+    /// Run report format on stdout: `text`, or `json` for machines (stdout then carries only
+    /// the JSON run report, stderr only logs).
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,
     /// Never colour the plan (colour is on only when stdout is a terminal).
@@ -51,6 +59,12 @@ pub struct ApplyArgs {
     pub no_color: bool,
     #[command(flatten)]
     pub scope: ScopeArgs,
+    /// Seconds to wait for another apply that holds the lock (same cache directory or layout
+    /// destination) before deferring: nothing is applied and the command exits 1.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub lock_timeout: u64,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -60,44 +74,160 @@ pub enum ReportFormat {
 }
 
 pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
-    let rt = ctx.runtime();
-    let plan = match &args.plan {
-        Some(path) => {
-            if !args.scope.targets.is_empty() || args.scope.shard_count.is_some() {
-                return Err(miette::miette!(
-                    code = "houba::apply::saved_plan_scope",
-                    help = format!(
-                        "a saved plan is applied whole; to narrow it, make a new one: `houba plan -o {} --target …`",
-                        path.display()
-                    ),
-                    "--target and --shard-count cannot be combined with a saved plan ({}); nothing was applied",
-                    path.display()
-                ));
+    args.report.check(ctx)?;
+    if let Some(path) = &args.plan
+        && (!args.scope.targets.is_empty() || args.scope.shard_count.is_some())
+    {
+        return Err(miette::miette!(
+            code = "houba::apply::saved_plan_scope",
+            help = format!(
+                "a saved plan is applied whole; to narrow it, make a new one: `houba plan -o {} --target …`",
+                path.display()
+            ),
+            "--target and --shard-count cannot be combined with a saved plan ({}); nothing was applied",
+            path.display()
+        ));
+    }
+    let saved = match &args.plan {
+        Some(path) => Some(load_plan(path)?),
+        None => None,
+    };
+    let request = match &saved {
+        Some(plan) => pipeline::PlanRequest {
+            targets: vec![],
+            shard: plan.shard,
+        },
+        None => args.scope.request()?,
+    };
+    let mut summary = RunSummary::start(RunCommand::Apply, request.shard);
+    let complete = request.targets.is_empty();
+    // The lock comes before the plan: an apply that waited plans what the other one left.
+    let lock = match take_lock(ctx, args.lock_timeout) {
+        Ok(lock) => lock,
+        Err(e) => {
+            summary.error = Some(error_text(&e));
+            operations::finish(ctx, &args.report, &mut summary, false, complete);
+            if args.format == ReportFormat::Json {
+                crate::outln!("{}", summary.to_json());
             }
-            let saved = load_plan(path)?;
-            let request = pipeline::PlanRequest {
-                targets: vec![],
-                shard: saved.shard,
-            };
-            let fresh = ctx.make_plan(&request)?;
+            return Err(e);
+        }
+    };
+    summary.lock_wait_seconds = lock.waited.as_secs_f64();
+    let registries = ctx.registries();
+    let outcome = run_locked(args, ctx, saved, &request, &registries, &mut summary);
+    operations::record_registries(&mut summary, &registries);
+    drop(lock);
+    match outcome {
+        Ok(code) => {
+            operations::finish(
+                ctx,
+                &args.report,
+                &mut summary,
+                code == ExitCode::SUCCESS,
+                complete,
+            );
+            if args.format == ReportFormat::Json {
+                crate::outln!("{}", summary.to_json());
+            }
+            Ok(code)
+        }
+        Err(e) => {
+            summary.error = Some(error_text(&e));
+            operations::finish(ctx, &args.report, &mut summary, false, complete);
+            // Machines still get a report, saying why the run failed.
+            if args.format == ReportFormat::Json {
+                crate::outln!("{}", summary.to_json());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The apply lock over what this apply shares on disk with others: the cache directory and
+/// every OCI layout destination.
+fn take_lock(ctx: &Context, timeout_seconds: u64) -> miette::Result<lock::ApplyLock> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = crate::observe::default_cache_dir(&ctx.env) {
+        paths.push(dir.join(lock::CACHE_LOCK));
+    }
+    for entry in ctx.settings.registries.values() {
+        if let crate::config::RegistryEndpoint::Layout { path } = &entry.endpoint {
+            paths.push(path.join(lock::LAYOUT_LOCK));
+        }
+    }
+    lock::acquire(
+        &paths,
+        std::time::Duration::from_secs(timeout_seconds),
+        |path, holder| {
+            tracing::warn!(
+                "another apply holds the lock {} {holder}; waiting up to {timeout_seconds}s (--lock-timeout)",
+                path.display()
+            )
+        },
+    )
+    .map_err(|e| {
+        miette::miette!(
+            code = "houba::apply::locked",
+            help = "let the other apply finish and run again (the next scheduled run converges), or raise --lock-timeout",
+            "{e}"
+        )
+    })
+}
+
+/// A plan over `registries`, so the run report can say what observing cost.
+fn make_plan(
+    ctx: &Context,
+    registries: &crate::observe::Registries,
+    request: &pipeline::PlanRequest,
+) -> miette::Result<Plan> {
+    let cache = ctx.cache();
+    let inputs = pipeline::PlanInputs {
+        settings: &ctx.settings,
+        policies: &ctx.policies,
+        inputs_digest: &ctx.inputs_digest,
+        registries,
+        cache: &cache,
+    };
+    ctx.runtime()
+        .block_on(pipeline::make_plan(&inputs, request))
+}
+
+fn run_locked(
+    args: &ApplyArgs,
+    ctx: &Context,
+    saved: Option<Plan>,
+    request: &pipeline::PlanRequest,
+    registries: &crate::observe::Registries,
+    summary: &mut RunSummary,
+) -> miette::Result<ExitCode> {
+    let rt = ctx.runtime();
+    let fresh = make_plan(ctx, registries, request)?;
+    let plan = match saved {
+        Some(saved) => {
             if let Some(s) = stale::check(&saved, &fresh) {
+                let path = args.plan.as_deref().expect("a saved plan has a path");
                 return Err(stale_error(path, s));
             }
+            operations::record_plan(summary, &saved);
             saved
         }
         None => {
-            let request = args.scope.request()?;
-            let plan = ctx.make_plan(&request)?;
-            let output = OutputArgs {
-                format: Format::Text,
-                no_color: args.no_color,
-            };
+            operations::record_plan(summary, &fresh);
+            let plan = fresh;
             if args.format == ReportFormat::Text {
+                let output = OutputArgs {
+                    format: Format::Text,
+                    no_color: args.no_color,
+                };
                 crate::out!("{}", render::render_text(&plan, output.style()));
             } else {
-                eprint!(
+                // stdout carries only the JSON report; the plan is in it (`pending`, `drift`).
+                tracing::info!(
+                    actions = plan.actions.len(),
+                    drift = plan.drift.len(),
                     "{}",
-                    render::render_text(&plan, crate::plan::render::Style { color: false })
+                    plan.summary_line()
                 );
             }
             if !plan.has_changes() {
@@ -121,12 +251,11 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         plan.actions.len() as u64,
         ctx.settings.log_format == crate::config::LogFormat::Json,
     );
-    let registries = ctx.registries();
     let cache = ctx.cache();
     let rosters = pipeline::rosters(&ctx.settings);
     let apply_ctx = ApplyContext {
         rosters: &rosters,
-        registries: &registries,
+        registries,
         cache: &cache,
         session: Arc::new(
             TransferSession::new(16).remembering(crate::observe::default_cache_dir(&ctx.env)),
@@ -138,12 +267,9 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let report = rt.block_on(apply::apply(&plan, &apply_ctx));
     apply_ctx.session.save_memory();
     progress.bar.finish_and_clear();
-    match args.format {
-        ReportFormat::Json => crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("a report always serialises")
-        ),
-        ReportFormat::Text => crate::out!("{}", report.render_text()),
+    operations::record_apply(summary, &report);
+    if args.format == ReportFormat::Text {
+        crate::out!("{}", report.render_text());
     }
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
@@ -152,26 +278,11 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     })
 }
 
-/// Nothing to apply. Machines asking for JSON still get a run report (an empty one); humans
-/// get the no-changes sentence unless the plan shown above already said it.
+/// Nothing to apply: humans get the no-changes sentence unless the plan shown above already
+/// said it (machines get the run report, printed by `run`).
 fn print_nothing_to_do(format: ReportFormat, say_it: bool) {
-    match format {
-        ReportFormat::Json => {
-            let report = apply::RunReport {
-                results: vec![],
-                blobs_uploaded: 0,
-                blobs_mounted: 0,
-                blobs_skipped: 0,
-                bytes_uploaded: 0,
-                seconds: 0.0,
-            };
-            crate::outln!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("a report always serialises")
-            );
-        }
-        _ if say_it => crate::outln!("No changes. The registries match the policies."),
-        _ => {}
+    if format == ReportFormat::Text && say_it {
+        crate::outln!("No changes. The registries match the policies.");
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod graph;
 pub mod output;
+pub mod operations;
 pub mod plan;
 pub mod validate;
 

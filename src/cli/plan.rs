@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::Context;
-use crate::pipeline::PlanRequest;
+use super::operations::{self, ReportArgs, RunCommand, error_text};
+use crate::pipeline::{self, PlanRequest};
 use crate::plan::file;
 use crate::plan::model::{Address, Plan};
 use crate::plan::render::{self, Format, Style};
+use crate::report::RunSummary;
 
 /// Options shared by commands that make a plan.
 #[derive(Debug, Clone, clap::Args)]
@@ -111,9 +113,46 @@ pub struct PlanArgs {
     /// layers from upstream, so it costs downloads; text and markdown formats only.
     #[arg(long)]
     pub show_content: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Plans for `command`, recording in `summary` what the plan found and what it cost. On
+/// error, the run is reported (metrics, report file) as failed before the error is returned.
+fn plan_reported(
+    ctx: &Context,
+    request: &PlanRequest,
+    report: &ReportArgs,
+    summary: &mut RunSummary,
+) -> miette::Result<crate::plan::model::Plan> {
+    let registries = ctx.registries();
+    let cache = ctx.cache();
+    let inputs = pipeline::PlanInputs {
+        settings: &ctx.settings,
+        policies: &ctx.policies,
+        inputs_digest: &ctx.inputs_digest,
+        registries: &registries,
+        cache: &cache,
+    };
+    let result = ctx
+        .runtime()
+        .block_on(pipeline::make_plan(&inputs, request));
+    operations::record_registries(summary, &registries);
+    match result {
+        Ok(plan) => {
+            operations::record_plan(summary, &plan);
+            Ok(plan)
+        }
+        Err(e) => {
+            summary.error = Some(error_text(&e));
+            operations::finish(ctx, report, summary, false, request.targets.is_empty());
+            Err(e)
+        }
+    }
 }
 
 pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
+    args.report.check(ctx)?;
     if args.show_content && args.output.format == Format::Json {
         return Err(miette::miette!(
             help = "use --format text or --format markdown with --show-content",
@@ -121,7 +160,9 @@ pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
         ));
     }
     let request = args.scope.request()?;
-    let plan = ctx.make_plan(&request)?;
+    let mut summary = RunSummary::start(RunCommand::Plan, request.shard);
+    let plan = plan_reported(ctx, &request, &args.report, &mut summary)?;
+    let complete = request.targets.is_empty();
     crate::out!(
         "{}",
         render::render(&plan, args.output.format, args.output.style())
@@ -130,13 +171,18 @@ pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
         print_content(ctx, &plan, args.output.format);
     }
     if let Some(out) = &args.out {
-        save_plan(&plan, out)?;
+        if let Err(e) = save_plan(&plan, out) {
+            summary.error = Some(error_text(&e));
+            operations::finish(ctx, &args.report, &mut summary, false, complete);
+            return Err(e);
+        }
         eprintln!(
             "Saved the plan to {}. To apply exactly it: houba apply {}",
             out.display(),
             out.display()
         );
     }
+    operations::finish(ctx, &args.report, &mut summary, true, complete);
     Ok(
         if args.detailed_exitcode && (plan.has_changes() || !plan.drift.is_empty()) {
             ExitCode::from(2)
@@ -164,6 +210,8 @@ pub struct DriftArgs {
     /// Refused: `houba drift` always exits 2 when drift is found (and 0 when none is).
     #[arg(long, hide = true)]
     pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
@@ -174,8 +222,10 @@ pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
             "--detailed-exitcode is a `houba plan` option; `houba drift` already reports drift in its exit code"
         ));
     }
+    args.report.check(ctx)?;
     let request = args.scope.request()?;
-    let mut plan = ctx.make_plan(&request)?;
+    let mut summary = RunSummary::start(RunCommand::Drift, request.shard);
+    let mut plan = plan_reported(ctx, &request, &args.report, &mut summary)?;
     plan.actions.clear();
     plan.notes.clear();
     match args.output.format {
@@ -195,6 +245,13 @@ pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
         }
         f => crate::out!("{}", render::render(&plan, f, args.output.style())),
     }
+    operations::finish(
+        ctx,
+        &args.report,
+        &mut summary,
+        true,
+        request.targets.is_empty(),
+    );
     Ok(if plan.drift.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -193,6 +193,8 @@ impl<'a> Ctx<'a> {
                 "concurrency",
                 "max_prune_fraction",
                 "policies",
+                "metrics",
+                "notify",
             ],
         ));
         let mut layer = Layer::default();
@@ -218,7 +220,8 @@ impl<'a> Ctx<'a> {
                     layer.max_prune_fraction = p.take(self.prune_fraction(&key, node))
                 }
                 "policies" => layer.policies = p.take(self.policies(&key, node)),
-                // Reported by known_keys above.
+                // Unknown keys are reported by known_keys above; `metrics` and `notify` are read by
+                // `operations`, which also needs the environment for secrets.
                 _ => {}
             }
         }

@@ -228,7 +228,7 @@ impl miette::Diagnostic for ConfigError {
 }
 
 /// Keys whose value is a secret: masked wherever the file's text is shown.
-const SECRET_KEYS: &[&str] = &["password"];
+const SECRET_KEYS: &[&str] = &["password", "token", "hmac_key"];
 
 /// The file's text with the value of every secret-bearing key (at any depth) replaced by `*`
 /// byte for byte, so that spans and line numbers stay valid and no snippet (of this problem

@@ -288,6 +288,7 @@ impl HttpRegistry {
             }
         };
         let replayable = stream.is_none();
+        let stream_size = stream.as_ref().map(|(_, size)| *size).unwrap_or(0);
         loop {
             let mut request = self
                 .client
@@ -314,10 +315,24 @@ impl HttpRegistry {
                 .await
                 .map_err(|_| self.transport(&call, "client closed".into()))?;
             self.counter.record(counter_method(&call.method));
+            let sent_bytes = match &call.body {
+                Body::Bytes(bytes) => bytes.len() as u64,
+                _ if !replayable => stream_size,
+                _ => 0,
+            };
             let outcome = request.send().await;
             drop(permit);
             let response = match outcome {
-                Ok(response) => response,
+                Ok(response) => {
+                    self.counter.record_written(sent_bytes);
+                    self.counter
+                        .record_answer(counter_method(&call.method), response.status().as_u16());
+                    if call.method != Method::HEAD {
+                        self.counter
+                            .record_read(response.content_length().unwrap_or(0));
+                    }
+                    response
+                }
                 Err(error) => {
                     let message = auth::without_url(error);
                     if replayable && attempt < self.retry.max_retries {
@@ -384,6 +399,7 @@ impl HttpRegistry {
                         ));
                     }
                     let wait = wait.unwrap_or_else(|| self.retry.backoff(attempt));
+                    self.counter.record_retry_wait(wait);
                     tracing::info!(registry = %self.name, %status, wait_ms = wait.as_millis() as u64, "registry asked to back off; retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;

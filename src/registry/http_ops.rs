@@ -557,4 +557,8 @@ impl Registry for HttpRegistry {
     fn request_stats(&self) -> RequestStats {
         self.counter.snapshot()
     }
+
+    fn traffic_stats(&self) -> super::stats::TrafficStats {
+        self.counter.traffic()
+    }
 }

@@ -231,4 +231,9 @@ pub trait Registry: Send + Sync {
     fn request_stats(&self) -> RequestStats {
         RequestStats::default()
     }
+
+    /// Answers, bytes and throttling so far (HTTP registries; a layout directory has none).
+    fn traffic_stats(&self) -> stats::TrafficStats {
+        stats::TrafficStats::default()
+    }
 }

@@ -106,6 +106,18 @@ impl Registries {
         self.connect_key(name, &entry)
     }
 
+    /// Answers, bytes and throttling so far, per registry display name (keyed as
+    /// [`Registries::request_stats`]).
+    pub fn traffic_stats(&self) -> BTreeMap<String, crate::registry::stats::TrafficStats> {
+        let map = self.connected.lock().expect("registry map lock");
+        let mut out: BTreeMap<String, crate::registry::stats::TrafficStats> = BTreeMap::new();
+        for (key, r) in map.iter() {
+            let name = key.strip_prefix("source:").unwrap_or(key).to_string();
+            out.entry(name).or_default().add(&r.traffic_stats());
+        }
+        out
+    }
+
     /// Requests made so far, per registry display name.
     pub fn request_stats(&self) -> BTreeMap<String, RequestStats> {
         let map = self.connected.lock().expect("registry map lock");

@@ -1,7 +1,10 @@
-//! Per-registry request counters, so a run can say how many requests it cost.
+//! Per-registry request counters, so a run can say how many requests it cost, and what the
+//! registry answered: status classes, bytes, throttling (for the run report and metrics).
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -94,7 +97,76 @@ pub struct RequestCounter {
     post: AtomicU64,
     patch: AtomicU64,
     delete: AtomicU64,
+    traffic: TrafficCounter,
     rate_limit: std::sync::Mutex<Option<RateLimit>>,
+}
+
+/// Answers received, per method and status class (`2xx` … `5xx`), indexed like
+/// [`Method::ALL`] and [`STATUS_CLASSES`].
+pub const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
+
+/// What a registry answered, beyond how many requests were made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrafficStats {
+    /// `[method][class]` answers, indexed like [`Method::ALL`] and [`STATUS_CLASSES`].
+    pub answers: [[u64; 4]; 6],
+    pub read_bytes: u64,
+    pub written_bytes: u64,
+    /// 429 Too Many Requests answers.
+    pub throttled: u64,
+    /// Time spent waiting because the registry asked (Retry-After, 429, 5xx), milliseconds.
+    pub retry_wait_ms: u64,
+}
+
+impl TrafficStats {
+    /// Sum of two registries' traffic (a host read as a source and written as a destination).
+    pub fn add(&mut self, other: &TrafficStats) {
+        for (m, row) in other.answers.iter().enumerate() {
+            for (c, n) in row.iter().enumerate() {
+                self.answers[m][c] += n;
+            }
+        }
+        self.read_bytes += other.read_bytes;
+        self.written_bytes += other.written_bytes;
+        self.throttled += other.throttled;
+        self.retry_wait_ms += other.retry_wait_ms;
+    }
+}
+
+#[derive(Debug, Default)]
+struct TrafficCounter {
+    answers: [[AtomicU64; 4]; 6],
+    read_bytes: AtomicU64,
+    written_bytes: AtomicU64,
+    throttled: AtomicU64,
+    retry_wait_ms: AtomicU64,
+}
+
+/// Requests and bytes of the action running in the current task (see [`ActionTally::scope`]).
+#[derive(Debug, Default)]
+pub struct ActionTally {
+    pub requests: AtomicU64,
+    pub written_bytes: AtomicU64,
+}
+
+tokio::task_local! {
+    static ACTION: Arc<ActionTally>;
+}
+
+impl ActionTally {
+    /// Runs `fut` with every request it makes (in this task) also counted in `tally`.
+    pub async fn scope<F: std::future::Future>(tally: Arc<ActionTally>, fut: F) -> F::Output {
+        ACTION.scope(tally, fut).await
+    }
+
+    /// The tally of the current task, to carry into a task it spawns.
+    pub fn current() -> Option<Arc<ActionTally>> {
+        ACTION.try_with(Arc::clone).ok()
+    }
+
+    fn with(f: impl FnOnce(&ActionTally)) {
+        let _ = ACTION.try_with(|t| f(t));
+    }
 }
 
 /// The operations a counter distinguishes (HTTP methods, or their layout equivalents).
@@ -108,8 +180,86 @@ pub enum Method {
     Delete,
 }
 
+impl Method {
+    pub const ALL: [Method; 6] = [
+        Method::Head,
+        Method::Get,
+        Method::Put,
+        Method::Post,
+        Method::Patch,
+        Method::Delete,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Head => "HEAD",
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
 impl RequestCounter {
+    /// An answer with HTTP `status` to a request made with `method`.
+    pub fn record_answer(&self, method: Method, status: u16) {
+        let class = match status {
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            500..=599 => 3,
+            _ => return,
+        };
+        let m = Method::ALL.iter().position(|x| *x == method).unwrap_or(1);
+        self.traffic.answers[m][class].fetch_add(1, Ordering::Relaxed);
+        if status == 429 {
+            self.traffic.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn record_read(&self, bytes: u64) {
+        self.traffic.read_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn record_written(&self, bytes: u64) {
+        self.traffic
+            .written_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+        ActionTally::with(|t| {
+            t.written_bytes.fetch_add(bytes, Ordering::Relaxed);
+        });
+    }
+
+    pub fn record_retry_wait(&self, wait: Duration) {
+        self.traffic
+            .retry_wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn traffic(&self) -> TrafficStats {
+        let t = &self.traffic;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut answers = [[0u64; 4]; 6];
+        for (m, row) in t.answers.iter().enumerate() {
+            for (c, a) in row.iter().enumerate() {
+                answers[m][c] = load(a);
+            }
+        }
+        TrafficStats {
+            answers,
+            read_bytes: load(&t.read_bytes),
+            written_bytes: load(&t.written_bytes),
+            throttled: load(&t.throttled),
+            retry_wait_ms: load(&t.retry_wait_ms),
+        }
+    }
+
     pub fn record(&self, method: Method) {
+        ActionTally::with(|t| {
+            t.requests.fetch_add(1, Ordering::Relaxed);
+        });
         let counter = match method {
             Method::Head => &self.head,
             Method::Get => &self.get,
@@ -143,6 +293,35 @@ impl RequestCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traffic_counts_classes_bytes_throttling_and_the_action_tally() {
+        let counter = RequestCounter::default();
+        let tally = Arc::new(ActionTally::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(ActionTally::scope(tally.clone(), async {
+            counter.record(Method::Put);
+            counter.record_answer(Method::Put, 201);
+            counter.record_written(100);
+        }));
+        counter.record(Method::Get);
+        counter.record_answer(Method::Get, 429);
+        counter.record_retry_wait(Duration::from_millis(1500));
+        counter.record_read(30);
+        let t = counter.traffic();
+        assert_eq!(t.answers[2][0], 1, "PUT 2xx");
+        assert_eq!(t.answers[1][2], 1, "GET 4xx");
+        assert_eq!((t.throttled, t.retry_wait_ms), (1, 1500));
+        assert_eq!((t.read_bytes, t.written_bytes), (30, 100));
+        // Only what ran inside the scope is the action's.
+        assert_eq!(tally.requests.load(Ordering::Relaxed), 1);
+        assert_eq!(tally.written_bytes.load(Ordering::Relaxed), 100);
+        let mut sum = t.clone();
+        sum.add(&t);
+        assert_eq!(sum.throttled, 2);
+    }
 
     #[test]
     fn counts_by_method_and_diffs_snapshots() {

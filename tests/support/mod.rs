@@ -16,6 +16,7 @@ pub mod fault;
 pub mod ferro;
 pub mod houba;
 pub mod images;
+pub mod prometheus;
 pub mod token;
 
 use std::path::PathBuf;
