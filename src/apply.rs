@@ -20,8 +20,8 @@ use crate::plan::model::{
 };
 use crate::rebuild::BuilderEndpoint;
 use crate::registry::stats::ActionTally;
-use crate::registry::{Registries, Registry};
 use crate::registry::transfer::TransferSession;
+use crate::registry::{Registries, Registry};
 use crate::stamp::{self, Stamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -595,10 +595,7 @@ async fn prune(
             ctx.cache.put(&out.digest, &out.bytes);
             Ok(())
         }
-        PruneMode::Delete => dst
-            .remove_tag(repo, tag)
-            .await
-            .map_err(ApplyError::from),
+        PruneMode::Delete => dst.remove_tag(repo, tag).await.map_err(ApplyError::from),
     }
 }
 

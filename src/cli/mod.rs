@@ -3,8 +3,8 @@
 
 pub mod apply;
 pub mod graph;
-pub mod output;
 pub mod operations;
+pub mod output;
 pub mod plan;
 pub mod validate;
 
