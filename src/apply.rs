@@ -492,3 +492,12 @@ async fn delete_tag_via_placeholder(
         .await
         .map_err(|e| e.to_string())
 }
+
+/// Delete one tag and leave every other tag on the same digest alone (through a placeholder
+/// where the registry cannot delete a tag by itself). Used by `houba purge`.
+pub async fn delete_tag(dst: &dyn Registry, repo: &str, tag: &str) -> Result<(), String> {
+    match dst.delete_tag(repo, tag).await.map_err(|e| e.to_string())? {
+        TagDeletion::Deleted => Ok(()),
+        TagDeletion::Unsupported => delete_tag_via_placeholder(dst, repo, tag).await,
+    }
+}

@@ -9,6 +9,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod graph;
+pub mod inventory;
 pub mod observe;
 pub mod pipeline;
 pub mod plan;
