@@ -7,9 +7,9 @@ use super::blast::{Artifact, BlastRadius, Unstamped};
 use super::evidence::ScanReport;
 use crate::registry::RequestStats;
 
-const IMAGE_WIDTH: usize = 32;
+const IMAGE_WIDTH: usize = 30;
 const POLICY_WIDTH: usize = 12;
-const SOURCE_WIDTH: usize = 20;
+const SOURCE_WIDTH: usize = 18;
 const SBOM_WIDTH: usize = 9;
 const SIGNED_WIDTH: usize = 6;
 
