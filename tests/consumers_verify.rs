@@ -68,12 +68,28 @@ async fn scenario(dest: TestRegistry, sig_tag: bool) {
     attach_sarif(r, repo, &good, clean, &[], "2024-06-01T00:00:00Z").await;
     // 1.37.1: signed and scanned, but no SBOM and a critical finding in the newest report.
     attach_signature(r, dest.host(), repo, &other, &signer, sig_tag).await;
-    attach_sarif(r, repo, &other, Counts::default(), &[], "2024-01-01T00:00:00Z").await;
+    attach_sarif(
+        r,
+        repo,
+        &other,
+        Counts::default(),
+        &[],
+        "2024-01-01T00:00:00Z",
+    )
+    .await;
     let bad_scan = Counts {
         critical: 1,
         ..Counts::default()
     };
-    attach_sarif(r, repo, &other, bad_scan, &["CVE-2024-3094"], "2024-06-02T00:00:00Z").await;
+    attach_sarif(
+        r,
+        repo,
+        &other,
+        bad_scan,
+        &["CVE-2024-3094"],
+        "2024-06-02T00:00:00Z",
+    )
+    .await;
 
     let verify = |image: String, key: &'static str| {
         let ws = &ws;
@@ -99,16 +115,33 @@ async fn scenario(dest: TestRegistry, sig_tag: bool) {
     for name in ["stamp", "provenance", "signature", "sbom", "scan"] {
         assert_eq!(check(&report, name)["status"], "pass", "{report:#}");
     }
-    expect_check(&report, "provenance", "pass", "reproduces from docker.io/library/busybox@");
+    expect_check(
+        &report,
+        "provenance",
+        "pass",
+        "reproduces from docker.io/library/busybox@",
+    );
     expect_check(&report, "sbom", "pass", "cyclonedx");
     expect_check(&report, "scan", "pass", "C0 H1 M2 L0");
     let by_digest = verify(format!("{host}/{repo}@{}", good.digest), "cosign.pub").await;
-    assert_eq!(by_digest.expect_code(0).json()["digest"], good.digest.as_str());
+    assert_eq!(
+        by_digest.expect_code(0).json()["digest"],
+        good.digest.as_str()
+    );
     // Text output names each check.
     let text = ws
-        .run(&["verify", &format!("{host}/{repo}:1.37.0"), "--key", "cosign.pub"])
+        .run(&[
+            "verify",
+            &format!("{host}/{repo}:1.37.0"),
+            "--key",
+            "cosign.pub",
+        ])
         .await;
-    assert!(text.expect_code(0).stdout.contains("PASS signature"), "{}", text.stdout);
+    assert!(
+        text.expect_code(0).stdout.contains("PASS signature"),
+        "{}",
+        text.stdout
+    );
     assert!(text.stdout.contains("SKIP scan"), "{}", text.stdout);
 
     // Wrong key.
@@ -116,7 +149,12 @@ async fn scenario(dest: TestRegistry, sig_tag: bool) {
         .await
         .expect_code(1)
         .json();
-    expect_check(&report, "signature", "fail", "does not verify with this key");
+    expect_check(
+        &report,
+        "signature",
+        "fail",
+        "does not verify with this key",
+    );
     expect_check(&report, "stamp", "pass", "");
 
     // No SBOM, scan over the threshold.
@@ -126,7 +164,12 @@ async fn scenario(dest: TestRegistry, sig_tag: bool) {
         .json();
     expect_check(&report, "signature", "pass", "verified");
     expect_check(&report, "sbom", "fail", "no SBOM attached");
-    expect_check(&report, "scan", "fail", "C1 H0 M0 L0: 1 finding(s) above high");
+    expect_check(
+        &report,
+        "scan",
+        "fail",
+        "C1 H0 M0 L0: 1 finding(s) above high",
+    );
 
     // Unstamped: pushed by hand.
     let layer = images::tar_layer(OCI_LAYER_GZIP, &[("hand", b"made\n")]);
@@ -144,15 +187,25 @@ async fn scenario(dest: TestRegistry, sig_tag: bool) {
     let mut v: Value = serde_json::from_slice(&raw).unwrap();
     let forged = houba::registry::digest::sha256_digest(b"another base");
     v["annotations"]["org.opencontainers.image.base.digest"] = Value::String(forged.clone());
-    r.put_manifest(repo, "edited", OCI_MANIFEST, Bytes::from(serde_json::to_vec(&v).unwrap()))
-        .await
-        .unwrap();
+    r.put_manifest(
+        repo,
+        "edited",
+        OCI_MANIFEST,
+        Bytes::from(serde_json::to_vec(&v).unwrap()),
+    )
+    .await
+    .unwrap();
     let report = verify(format!("{host}/{repo}:edited"), "cosign.pub")
         .await
         .expect_code(1)
         .json();
     expect_check(&report, "stamp", "pass", "");
-    expect_check(&report, "provenance", "fail", &format!("{forged} does not exist upstream"));
+    expect_check(
+        &report,
+        "provenance",
+        "fail",
+        &format!("{forged} does not exist upstream"),
+    );
 
     // The base digest pointed at another real upstream image: the content does not match.
     let sibling = upstream
@@ -162,22 +215,42 @@ async fn scenario(dest: TestRegistry, sig_tag: bool) {
         .unwrap()
         .unwrap();
     v["annotations"]["org.opencontainers.image.base.digest"] = Value::String(sibling.digest);
-    r.put_manifest(repo, "edited2", OCI_MANIFEST, Bytes::from(serde_json::to_vec(&v).unwrap()))
-        .await
-        .unwrap();
+    r.put_manifest(
+        repo,
+        "edited2",
+        OCI_MANIFEST,
+        Bytes::from(serde_json::to_vec(&v).unwrap()),
+    )
+    .await
+    .unwrap();
     let report = verify(format!("{host}/{repo}:edited2"), "cosign.pub")
         .await
         .expect_code(1)
         .json();
-    expect_check(&report, "provenance", "fail", "the content does not match its stamp");
+    expect_check(
+        &report,
+        "provenance",
+        "fail",
+        "the content does not match its stamp",
+    );
 
     // An unknown image and an unknown registry are errors that name them.
     let missing = ws.run(&["verify", &format!("{host}/{repo}:nope")]).await;
     missing.expect_code(1);
-    assert!(missing.stderr_flat().contains(&format!("{host}/{repo}:nope")), "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr_flat()
+            .contains(&format!("{host}/{repo}:nope")),
+        "{}",
+        missing.stderr
+    );
     let foreign = ws.run(&["verify", "elsewhere.example/x:1"]).await;
     foreign.expect_code(1);
-    assert!(foreign.stderr_flat().contains("no registry of the roster"), "{}", foreign.stderr);
+    assert!(
+        foreign.stderr_flat().contains("no registry of the roster"),
+        "{}",
+        foreign.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
