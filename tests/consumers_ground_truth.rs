@@ -84,7 +84,7 @@ fn records() -> Vec<Record> {
             if j == 4 {
                 tags.push("latest".into());
             }
-            let scan = (n % 4 == 0).then(|| {
+            let scan = n.is_multiple_of(4).then(|| {
                 let counts = Counts {
                     critical: (j % 2) as u64,
                     high: j as u64,
@@ -144,8 +144,8 @@ fn records() -> Vec<Record> {
                 base,
                 rebuild,
                 owners,
-                sbom: n % 2 == 0,
-                signed: n % 3 == 0,
+                sbom: n.is_multiple_of(2),
+                signed: n.is_multiple_of(3),
                 scan,
             });
         }
