@@ -86,8 +86,13 @@ fn referrer(artifact_type: &str, layer: &Blob, subject: &Value, annotations: Val
 async fn put_blob(r: &dyn Registry, repo: &str, blob: &Blob) -> Result<(), RegistryError> {
     let d = blob.descriptor();
     if !r.blob_exists(repo, &d.digest).await? {
-        r.put_blob(repo, &d.digest, d.size, images::once_stream(blob.bytes.clone()))
-            .await?;
+        r.put_blob(
+            repo,
+            &d.digest,
+            d.size,
+            images::once_stream(blob.bytes.clone()),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -111,8 +116,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let config = Blob::new(OCI_CONFIG, &br#"{"architecture":"amd64","os":"linux"}"#[..]);
     let layer = images::tar_layer(OCI_LAYER_GZIP, &[("app/id", b"bench\n")]);
-    let sbom = Blob::new("application/spdx+json", &br#"{"spdxVersion":"SPDX-2.3"}"#[..]);
-    let sarif = Blob::new("application/sarif+json", &br#"{"version":"2.1.0","runs":[]}"#[..]);
+    let sbom = Blob::new(
+        "application/spdx+json",
+        &br#"{"spdxVersion":"SPDX-2.3"}"#[..],
+    );
+    let sarif = Blob::new(
+        "application/sarif+json",
+        &br#"{"version":"2.1.0","runs":[]}"#[..],
+    );
     let empty = Blob::new(OCI_EMPTY, &b"{}"[..]);
     for i in 0..cli.repos {
         let repo = format!("bench/r{i:04}");
@@ -140,7 +151,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         "org.opencontainers.image.base.name".into(),
                         json!(format!("{}:1", BASES[b])),
                     );
-                    m.insert("org.opencontainers.image.base.digest".into(), json!(base_digest(b)));
+                    m.insert(
+                        "org.opencontainers.image.base.digest".into(),
+                        json!(base_digest(b)),
+                    );
                     m.insert(
                         "org.opencontainers.image.title".into(),
                         json!(BASES[b].rsplit('/').next()),
@@ -157,8 +171,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     digest: sha256_digest(&bytes),
                     size: bytes.len() as u64,
                 };
-                let subject = json!({"mediaType": d.media_type, "digest": d.digest, "size": d.size});
-                registry.put_manifest(&repo, &tag, OCI_MANIFEST, bytes).await?;
+                let subject =
+                    json!({"mediaType": d.media_type, "digest": d.digest, "size": d.size});
+                registry
+                    .put_manifest(&repo, &tag, OCI_MANIFEST, bytes)
+                    .await?;
                 if n % 2 == 0 {
                     let m = referrer("application/spdx+json", sbom, &subject, json!({}));
                     registry.attach_referrer(&repo, &d, OCI_MANIFEST, m).await?;

@@ -7,10 +7,10 @@ use super::blast::{Artifact, BlastRadius, Unstamped};
 use super::evidence::ScanReport;
 use crate::registry::RequestStats;
 
-const IMAGE_WIDTH: usize = 30;
+const IMAGE_WIDTH: usize = 28;
 const POLICY_WIDTH: usize = 12;
-const SOURCE_WIDTH: usize = 18;
-const SBOM_WIDTH: usize = 9;
+const SOURCE_WIDTH: usize = 24;
+const SBOM_WIDTH: usize = 8;
 const SIGNED_WIDTH: usize = 6;
 
 /// `spdx,cdx` or `-`.
@@ -132,7 +132,7 @@ pub fn requests_line(requests: &std::collections::BTreeMap<String, RequestStats>
     }
     let parts: Vec<String> = requests
         .iter()
-        .map(|(host, s)| format!("{host}: {} ({s})", s.total()))
+        .map(|(host, s)| format!("{host}: {s}"))
         .collect();
     format!("Requests: {}.", parts.join("; "))
 }
