@@ -343,3 +343,59 @@ async fn purge_on_ferro() {
 async fn purge_on_docker_registry() {
     purge_scenario(distribution(Auth::None).await).await;
 }
+
+/// The shipped example oracle, against a stand-in for Prometheus's query API
+/// (`GET /api/v1/query?query=…` → `{"status":"success","data":{"result":[{"value":[t,"N"]}]}}`)
+/// answering for kube-state-metrics' `kube_pod_container_info`.
+#[tokio::test(flavor = "multi_thread")]
+async fn example_kube_state_metrics_oracle() {
+    use axum::extract::Query;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+
+    let running = houba::registry::digest::sha256_digest(b"running");
+    let idle = houba::registry::digest::sha256_digest(b"idle");
+    let broken = houba::registry::digest::sha256_digest(b"broken");
+    let (r, b) = (running.clone(), broken.clone());
+    let app = axum::Router::new().route(
+        "/api/v1/query",
+        get(move |Query(q): Query<BTreeMap<String, String>>| {
+            let (r, b) = (r.clone(), b.clone());
+            async move {
+                let query = q.get("query").cloned().unwrap_or_default();
+                assert!(query.contains("kube_pod_container_info"), "{query}");
+                if query.contains(&b) {
+                    return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
+                }
+                let n = if query.contains(&r) { "2" } else { "0" };
+                let body = json!({"status": "success", "data": {"resultType": "vector",
+                    "result": [{"metric": {}, "value": [1_700_000_000, n]}]}});
+                (StatusCode::OK, body.to_string())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _server = support::AbortOnDrop(tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    }));
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/oracle/ksm-oracle.sh");
+    let ask = |image: String| {
+        let (script, url) = (script.clone(), url.clone());
+        async move {
+            tokio::process::Command::new(&script)
+                .arg(image)
+                .env("PROMETHEUS_URL", url)
+                .output()
+                .await
+                .expect("oracle runs")
+                .status
+                .code()
+        }
+    };
+    assert_eq!(ask(format!("r.example/app@{running}")).await, Some(0));
+    assert_eq!(ask(format!("r.example/app@{idle}")).await, Some(1));
+    assert_eq!(ask(format!("r.example/app@{broken}")).await, Some(3));
+    assert_eq!(ask("r.example/app:latest".into()).await, Some(3));
+}

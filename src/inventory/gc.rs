@@ -305,3 +305,34 @@ pub fn text(plan: &GcPlan) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orphan(repo: &str) -> Orphan {
+        Orphan {
+            registry: "r".into(),
+            host: "h".into(),
+            repository: repo.into(),
+            subject: "sha256:1".into(),
+            policy: "p".into(),
+            deletions: vec![],
+        }
+    }
+
+    #[test]
+    fn mass_delete_counts_orphans_against_everything_seen() {
+        let mut plan = GcPlan {
+            orphans: vec![orphan("a"), orphan("a"), orphan("b")],
+            ..GcPlan::default()
+        };
+        plan.tagged.insert("h/a".into(), 1);
+        plan.tagged.insert("h/b".into(), 3);
+        assert_eq!(
+            mass_delete(&plan, 0.5),
+            vec!["h/a: evidence of 2 of 3 images"]
+        );
+        assert!(mass_delete(&plan, 0.7).is_empty());
+    }
+}

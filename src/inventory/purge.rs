@@ -319,3 +319,33 @@ pub fn text(plan: &PurgePlan) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn oracle_exit_codes_map_to_usage() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("oracle");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\ncase \"$1\" in *used) echo busy; exit 0;; *idle) exit 1;; *slow) sleep 5;; esac\nexit 42\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = Duration::from_secs(2);
+        assert_eq!(
+            ask_oracle(&script, "r/x@used", t).await,
+            (Usage::InUse, "oracle: exit 0: busy".into())
+        );
+        assert_eq!(ask_oracle(&script, "r/x@idle", t).await.0, Usage::Unused);
+        assert_eq!(ask_oracle(&script, "r/x@what", t).await.0, Usage::Unknown);
+        let (usage, why) = ask_oracle(&script, "r/x@slow", Duration::from_millis(300)).await;
+        assert_eq!(usage, Usage::Unknown);
+        assert!(why.contains("no answer"), "{why}");
+        let (usage, _) = ask_oracle(&dir.path().join("absent"), "r/x@used", t).await;
+        assert_eq!(usage, Usage::Unknown);
+    }
+}

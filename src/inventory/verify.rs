@@ -430,3 +430,52 @@ pub fn text(report: &VerifyReport) -> String {
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamped() -> BTreeMap<String, String> {
+        Stamp {
+            source: "docker.io/library/debian".into(),
+            base_name: "docker.io/library/debian:12.5".into(),
+            base_digest: format!("sha256:{}", "a".repeat(64)),
+            title: "debian".into(),
+            policy: "debian".into(),
+            import: "stable".into(),
+            variant: "default".into(),
+            owners: vec!["group:x".into()],
+            artifact_type: "image".into(),
+            ..Stamp::default()
+        }
+        .to_annotations("io.houba")
+    }
+
+    #[test]
+    fn a_complete_stamp_has_nothing_missing_or_contradictory() {
+        let a = stamped();
+        assert!(missing_keys(&a, "io.houba").is_empty());
+        let s = Stamp::from_annotations(&a, "io.houba").unwrap();
+        assert!(inconsistencies(&s).is_empty());
+    }
+
+    #[test]
+    fn missing_and_contradictory_keys_are_named() {
+        let mut a = stamped();
+        a.remove("io.houba.owners");
+        a.insert("io.houba.transform.steps".into(), "injectCA".into());
+        assert_eq!(
+            missing_keys(&a, "io.houba"),
+            vec!["io.houba.owners", "io.houba.recipe"]
+        );
+        a.insert(
+            stamp::OCI_BASE_NAME.into(),
+            "docker.io/library/ubuntu:24.04".into(),
+        );
+        a.insert(stamp::OCI_BASE_DIGEST.into(), "latest".into());
+        let s = Stamp::from_annotations(&a, "io.houba").unwrap();
+        let wrong = inconsistencies(&s);
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(wrong[0].contains("not a digest") && wrong[1].contains("not a tag of source"));
+    }
+}
