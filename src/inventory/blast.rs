@@ -186,6 +186,24 @@ pub fn answer(
             by_owner.entry(o).or_default().push(a.clone());
         }
     }
+    // Readers scan by repository and tag, not by digest.
+    let order = |a: &Artifact, b: &Artifact| {
+        (&a.registry, &a.repository, &a.tags).cmp(&(&b.registry, &b.repository, &b.tags))
+    };
+    let mut by_base: Vec<BaseGroup> = by_base.into_values().collect();
+    for g in &mut by_base {
+        g.artifacts.sort_by(order);
+    }
+    let by_owner: Vec<OwnerGroup> = by_owner
+        .into_iter()
+        .map(|(owner, mut artifacts)| {
+            artifacts.sort_by(order);
+            OwnerGroup { owner, artifacts }
+        })
+        .collect();
+    unstamped.sort_by(|a: &Unstamped, b: &Unstamped| {
+        (&a.registry, &a.repository, &a.tags).cmp(&(&b.registry, &b.repository, &b.tags))
+    });
     let registries: BTreeSet<&str> = inventory
         .repositories
         .iter()
@@ -201,11 +219,8 @@ pub fn answer(
             tags: inventory.images.iter().map(|i| i.tags.len()).sum(),
         },
         matched,
-        by_base_digest: by_base.into_values().collect(),
-        by_owner: by_owner
-            .into_iter()
-            .map(|(owner, artifacts)| OwnerGroup { owner, artifacts })
-            .collect(),
+        by_base_digest: by_base,
+        by_owner,
         unstamped,
         requests,
     }
