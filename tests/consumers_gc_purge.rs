@@ -70,7 +70,7 @@ async fn gc_scenario(dest: TestRegistry, sig_tag: bool) {
     let hand = images::oci_image("by hand", "amd64", vec![layer]);
     let hand_d = images::push_image(r, REPO, "hand", &hand).await.unwrap();
     let hand_evidence = vec![attach_sbom(r, REPO, &hand_d, false).await];
-    houba::apply::delete_tag(r, REPO, "hand").await.unwrap();
+    r.remove_tag(REPO, "hand").await.unwrap();
 
     // 1.37.2 leaves the selection: the prune deletes its tag, its evidence stays behind.
     policy.include = r"^1\.37\.[01]$".into();

@@ -156,7 +156,7 @@ fn scan_report(r: &Referrer, prefix: &str) -> ScanReport {
 /// ties are broken by digest so the choice is stable).
 fn newest(reports: Vec<ScanReport>) -> Option<ScanReport> {
     reports.into_iter().max_by(|a, b| {
-        let t = |r: &ScanReport| r.created.as_deref().and_then(crate::build::rfc3339_seconds);
+        let t = |r: &ScanReport| r.created.as_deref().and_then(crate::oci::rfc3339_seconds);
         (t(a), &a.digest).cmp(&(t(b), &b.digest))
     })
 }

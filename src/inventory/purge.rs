@@ -281,7 +281,7 @@ pub async fn execute(plan: &PurgePlan, endpoints: &[super::Endpoint]) -> (usize,
                 continue;
             }
         }
-        match crate::apply::delete_tag(r, &c.repository, &c.tag).await {
+        match r.remove_tag(&c.repository, &c.tag).await {
             Ok(()) => deleted += 1,
             Err(e) => failed.push(format!("{shown}: {e}")),
         }
