@@ -10,6 +10,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod graph;
+pub mod inventory;
 pub mod live;
 pub mod observe;
 pub mod oci;

@@ -8,6 +8,13 @@ pub mod output;
 pub mod plan;
 pub mod validate;
 
+pub mod audit;
+pub mod blast_radius;
+pub mod gc;
+pub mod purge;
+mod scan;
+pub mod verify;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +92,16 @@ pub enum Command {
     Drift(plan::DriftArgs),
     /// Render a saved plan file.
     Show(plan::ShowArgs),
+    /// Which images derive from a base digest, a base image, an owner, a policy or a CVE?
+    BlastRadius(blast_radius::BlastRadiusArgs),
+    /// Coverage report: stamped, SBOM, signed and scanned images per repository.
+    Audit(audit::AuditArgs),
+    /// Admission check of one image: stamp, provenance, signature, SBOM, scan (exit 0/1).
+    Verify(verify::VerifyArgs),
+    /// Delete evidence (referrers) of images houba placed that are no longer tagged.
+    Gc(gc::GcArgs),
+    /// Delete marked-pruned tags past their grace period that the usage oracle calls unused.
+    Purge(purge::PurgeArgs),
 }
 
 /// Everything a command needs, found once.
@@ -246,6 +263,7 @@ pub fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Show(args) => plan::run_show(args),
+        Command::Verify(args) => verify::run(args, &cli.inputs, env),
         other => {
             let ctx = match load_context(&cli.inputs, env) {
                 Ok(c) => c,
@@ -268,7 +286,13 @@ pub fn main() -> ExitCode {
                 Command::Plan(args) => plan::run_plan(args, &ctx),
                 Command::Apply(args) => apply::run(args, &ctx),
                 Command::Drift(args) => plan::run_drift(args, &ctx),
-                Command::Validate(_) | Command::Show(_) => unreachable!("handled above"),
+                Command::BlastRadius(args) => blast_radius::run(args, &ctx),
+                Command::Audit(args) => audit::run(args, &ctx),
+                Command::Gc(args) => gc::run(args, &ctx),
+                Command::Purge(args) => purge::run(args, &ctx),
+                Command::Validate(_) | Command::Show(_) | Command::Verify(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     };
