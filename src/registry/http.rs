@@ -37,6 +37,11 @@ pub struct HttpRegistry {
     pub(crate) fallback_lock: tokio::sync::Mutex<()>,
     /// Keeps manifest deletes apart from tag writes in the same repository.
     pub(crate) repository_locks: super::untag::RepositoryLocks,
+    /// Set once a request has been answered: a connection (h2: the connection) exists.
+    connected: std::sync::atomic::AtomicBool,
+    /// Until then requests go one at a time, so a burst at start-up opens one connection
+    /// and pays one TLS handshake, not one per request in flight.
+    opening: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -183,6 +188,8 @@ impl HttpRegistry {
             referrers_api: tokio::sync::OnceCell::new(),
             fallback_lock: tokio::sync::Mutex::new(()),
             repository_locks: Default::default(),
+            connected: Default::default(),
+            opening: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -314,7 +321,17 @@ impl HttpRegistry {
                 .await
                 .map_err(|_| self.transport(&call, "client closed".into()))?;
             self.counter.record(counter_method(&call.method));
+            let opening = if self.connected.load(std::sync::atomic::Ordering::Acquire) {
+                None
+            } else {
+                Some(self.opening.lock().await)
+            };
             let outcome = request.send().await;
+            if outcome.is_ok() {
+                self.connected
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            drop(opening);
             drop(permit);
             let response = match outcome {
                 Ok(response) => response,
