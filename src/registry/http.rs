@@ -27,6 +27,8 @@ pub struct HttpRegistry {
     base_url: String,
     prefix: Option<String>,
     pub(crate) client: reqwest::Client,
+    /// HTTP/1.1 only, for blob bodies (see `new`).
+    blob_client: reqwest::Client,
     pub(crate) auth: Authenticator,
     permits: Arc<Semaphore>,
     pub(crate) counter: RequestCounter,
@@ -37,6 +39,11 @@ pub struct HttpRegistry {
     pub(crate) fallback_lock: tokio::sync::Mutex<()>,
     /// Keeps manifest deletes apart from tag writes in the same repository.
     pub(crate) repository_locks: super::untag::RepositoryLocks,
+    /// Set once a request has been answered: a connection (h2: the connection) exists.
+    connected: std::sync::atomic::AtomicBool,
+    /// Until then requests go one at a time, so a burst at start-up opens one connection
+    /// and pays one TLS handshake, not one per request in flight.
+    opening: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +77,8 @@ pub(crate) struct Call<'a> {
     pub scopes: Vec<String>,
     pub headers: HeaderMap,
     pub body: Body,
+    /// Carries a blob body (download or upload): sent over HTTP/1.1.
+    pub bulk: bool,
 }
 
 impl<'a> Call<'a> {
@@ -82,7 +91,13 @@ impl<'a> Call<'a> {
             scopes: Vec::new(),
             headers: HeaderMap::new(),
             body: Body::Empty,
+            bulk: false,
         }
+    }
+
+    pub fn bulk(mut self) -> Self {
+        self.bulk = true;
+        self
     }
 
     pub fn scopes(mut self, scopes: Vec<String>) -> Self {
@@ -130,37 +145,46 @@ impl HttpRegistry {
             registry: name.clone(),
             message,
         };
-        // Over TLS, ALPN offers h2 and every request to the registry shares one multiplexed
-        // connection (one handshake per registry); a plain-HTTP registry is spoken to in
-        // HTTP/1.1 over a small pool of kept-alive connections. The per-registry semaphore
-        // (`concurrency`) is the stream limit either way. The adaptive window lets one h2
-        // connection carry blob streams at loopback speed instead of stalling on the default
-        // 64 KiB stream window.
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .read_timeout(options.read_timeout)
-            .connect_timeout(options.connect_timeout)
-            .pool_max_idle_per_host(entry.concurrency.max(1))
-            .http2_adaptive_window(true)
-            .tcp_nodelay(true);
-        if let Some(ca) = ca_cert {
-            let certs = reqwest::Certificate::from_pem_bundle(&ca.pem)
-                .ok()
-                .filter(|certs| !certs.is_empty())
-                .ok_or_else(|| {
-                    transport(format!(
-                        "ca_cert {} holds no PEM certificate; point it at the CA's PEM file",
-                        ca.path.display()
-                    ))
-                })?;
-            builder = builder.tls_certs_merge(certs);
-        }
-        let client = builder.build().map_err(|e| {
-            transport(format!(
-                "cannot build HTTP client: {}",
-                auth::without_url(e)
-            ))
-        })?;
+        // Over TLS, ALPN offers h2 and the small requests (HEADs, manifests, tag lists) share
+        // one multiplexed connection per registry (one handshake); a plain-HTTP registry is
+        // spoken to in HTTP/1.1. Blob bodies always travel over HTTP/1.1 connections of their
+        // own (`blob_client`): a blob copy pipes a download into an upload, and with both on
+        // multiplexed connections one stalled upload holds the download connection's shared
+        // flow-control window and starves every other copy (a deadlock, seen as time-outs).
+        // The per-registry semaphore (`concurrency`) bounds requests in flight either way.
+        let build = |http1_only: bool| -> Result<reqwest::Client> {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .read_timeout(options.read_timeout)
+                .connect_timeout(options.connect_timeout)
+                .pool_max_idle_per_host(entry.concurrency.max(1))
+                .tcp_nodelay(true);
+            builder = if http1_only {
+                builder.http1_only()
+            } else {
+                builder.http2_adaptive_window(true)
+            };
+            if let Some(ca) = ca_cert {
+                let certs = reqwest::Certificate::from_pem_bundle(&ca.pem)
+                    .ok()
+                    .filter(|certs| !certs.is_empty())
+                    .ok_or_else(|| {
+                        transport(format!(
+                            "ca_cert {} holds no PEM certificate; point it at the CA's PEM file",
+                            ca.path.display()
+                        ))
+                    })?;
+                builder = builder.tls_certs_merge(certs);
+            }
+            builder.build().map_err(|e| {
+                transport(format!(
+                    "cannot build HTTP client: {}",
+                    auth::without_url(e)
+                ))
+            })
+        };
+        let client = build(false)?;
+        let blob_client = build(true)?;
         let secret = auth::resolve(
             host,
             credentials,
@@ -173,6 +197,7 @@ impl HttpRegistry {
             base_url: format!("{}://{host}", if *tls_verify { "https" } else { "http" }),
             prefix,
             client,
+            blob_client,
             permits: Arc::new(Semaphore::new(entry.concurrency.max(1))),
             counter: RequestCounter::default(),
             retry: RetryPolicy {
@@ -183,6 +208,8 @@ impl HttpRegistry {
             referrers_api: tokio::sync::OnceCell::new(),
             fallback_lock: tokio::sync::Mutex::new(()),
             repository_locks: Default::default(),
+            connected: Default::default(),
+            opening: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -289,9 +316,13 @@ impl HttpRegistry {
         };
         let replayable = stream.is_none();
         let stream_size = stream.as_ref().map(|(_, size)| *size).unwrap_or(0);
+        let client = if call.bulk {
+            &self.blob_client
+        } else {
+            &self.client
+        };
         loop {
-            let mut request = self
-                .client
+            let mut request = client
                 .request(call.method.clone(), &call.url)
                 .headers(call.headers.clone());
             match &call.body {
@@ -320,7 +351,17 @@ impl HttpRegistry {
                 _ if !replayable => stream_size,
                 _ => 0,
             };
+            let opening = if self.connected.load(std::sync::atomic::Ordering::Acquire) {
+                None
+            } else {
+                Some(self.opening.lock().await)
+            };
             let outcome = request.send().await;
+            if outcome.is_ok() {
+                self.connected
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            drop(opening);
             drop(permit);
             let response = match outcome {
                 Ok(response) => {

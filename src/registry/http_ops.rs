@@ -309,7 +309,8 @@ impl Registry for HttpRegistry {
             repository,
             digest,
         )
-        .scopes(vec![self.scope(repository, "pull")]);
+        .scopes(vec![self.scope(repository, "pull")])
+        .bulk();
         let response = self.send(call).await?;
         match response.status() {
             StatusCode::OK => {}
@@ -370,7 +371,8 @@ impl Registry for HttpRegistry {
         let finish = Call::new(Method::PUT, url, repository, digest)
             .scopes(scopes)
             .header(header::CONTENT_TYPE, "application/octet-stream")
-            .body(Body::Stream(data, size));
+            .body(Body::Stream(data, size))
+            .bulk();
         let response = self.send(finish).await?;
         match response.status() {
             StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
