@@ -155,9 +155,8 @@ local-run: ## Fire one houba-apply Job from the CronJob, wait for it, print its 
 	  || { $(KUBECTL) -n $(NS) logs job/houba-apply-$(RUN_ID) --all-containers; exit 1; }
 	$(KUBECTL) -n $(NS) logs job/houba-apply-$(RUN_ID) -c houba
 
-blast-radius: ## Run `houba blast-radius` once as a Job (refused: this houba has no such command yet)
-	@echo "houba $(VERSION) has no blast-radius command, so deploy/base ships no Job for it;" \
-	  "see docs/deploy.md (\"One-shot Jobs\")." >&2; exit 1
+blast-radius: ## Which placed images derive from a base: `houba blast-radius $(BLAST_ARGS)` with the local binary and roster (e.g. BLAST_ARGS="--base-name docker.io/library/debian")
+	cargo run --quiet --release --locked --bin houba -- blast-radius $(BLAST_ARGS)
 
 scan: ## Attach scan reports to the placed images (refused: needs `houba attach`, not in this houba)
 	@echo "houba $(VERSION) has no attach command, so there is nothing to scan with yet;" \
