@@ -3,6 +3,7 @@
 //! This is the only module that reads the process environment. Everything downstream receives
 //! a `Settings` value.
 
+mod evidence;
 mod parse;
 mod roster;
 #[cfg(test)]
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use parse::{Ctx, DEFAULT_CONCURRENCY, Layer};
+pub use evidence::{SbomGenerator, SbomSettings, SecretPem, SigningSettings};
 pub use tree::ConfigError;
 use tree::{Node, Origin, Value};
 
@@ -123,6 +125,10 @@ pub struct Settings {
     pub max_prune_fraction: f64,
     /// Image builders available for steps that run commands (from `BUILDKIT_HOST` and `PATH`).
     pub builders: Builders,
+    /// `[sbom]`: formats and generator of the SBOMs attached to placed images.
+    pub sbom: SbomSettings,
+    /// `[signing]`: off (`None`) unless a key is configured.
+    pub signing: Option<SigningSettings>,
 }
 
 /// The image builders found in the environment, for images whose steps run commands.
@@ -197,6 +203,8 @@ impl Default for Settings {
             concurrency: DEFAULT_CONCURRENCY,
             max_prune_fraction: DEFAULT_MAX_PRUNE_FRACTION,
             builders: Builders::default(),
+            sbom: SbomSettings::default(),
+            signing: None,
         }
     }
 }
@@ -346,6 +354,8 @@ fn settings_from_sources(
     settings.registries.extend(env_layer.registries);
     settings.ca_certs = file_layer.ca_certs;
     settings.package_mirrors = file_layer.package_mirrors;
+    settings.sbom = file_layer.evidence.sbom.take().unwrap_or_default();
+    let signing_source = file_layer.evidence.signing.take();
     let (file_layer, env_layer) = (
         (
             file_layer.log_format,
@@ -381,6 +391,7 @@ fn settings_from_sources(
         settings.policies = policies_flag.to_vec();
     }
     settings.builders = Builders::from_env(env);
+    settings.signing = evidence::resolve_signing(signing_source, env, &settings.policies)?;
     check_single_mirror(&settings)?;
     Ok(settings)
 }

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod evidence;
 pub mod graph;
 pub mod observe;
 pub mod pipeline;

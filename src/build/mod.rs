@@ -9,13 +9,13 @@
 //!
 //! The engine reads blobs through [`BlobSource`] and knows nothing of registries.
 
-mod decompress;
+pub(crate) mod decompress;
 pub mod dockerfile;
 mod error;
 mod image;
 mod layer;
 pub mod layout;
-mod rootfs;
+pub(crate) mod rootfs;
 mod transform;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,7 @@
 //! exit codes (Terraform's: 0 success, 1 error, 2 "changes present" where asked for).
 
 pub mod apply;
+pub mod attach;
 pub mod graph;
 pub mod plan;
 pub mod validate;
@@ -82,6 +83,8 @@ pub enum Command {
     Drift(plan::DriftArgs),
     /// Render a saved plan file.
     Show(plan::ShowArgs),
+    /// Attach a scan report (SARIF 2.1.0) to an image as an OCI referrer.
+    Attach(attach::AttachArgs),
 }
 
 /// Everything a command needs, found once.
@@ -212,6 +215,7 @@ pub fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Show(args) => plan::run_show(args),
+        Command::Attach(args) => attach::run(&cli.inputs, args),
         other => {
             let ctx = match load_context(&cli.inputs, env) {
                 Ok(c) => c,
@@ -222,7 +226,7 @@ pub fn main() -> ExitCode {
                 Command::Plan(args) => plan::run_plan(args, &ctx),
                 Command::Apply(args) => apply::run(args, &ctx),
                 Command::Drift(args) => plan::run_drift(args, &ctx),
-                Command::Validate(_) | Command::Show(_) => unreachable!("handled above"),
+                Command::Validate(_) | Command::Show(_) | Command::Attach(_) => unreachable!("handled above"),
             }
         }
     };

@@ -25,6 +25,7 @@ pub(super) struct Layer {
     pub concurrency: Option<usize>,
     pub max_prune_fraction: Option<f64>,
     pub policies: Option<Vec<PathBuf>>,
+    pub evidence: super::evidence::EvidenceLayer,
 }
 
 /// Validation context: where values come from and what relative paths are relative to.
@@ -157,6 +158,8 @@ impl<'a> Ctx<'a> {
                 "concurrency",
                 "max_prune_fraction",
                 "policies",
+                "sbom",
+                "signing",
             ],
         )?;
         let mut layer = Layer::default();
@@ -174,6 +177,8 @@ impl<'a> Ctx<'a> {
                     layer.max_prune_fraction = Some(self.prune_fraction(&key, node)?)
                 }
                 "policies" => layer.policies = Some(self.policies(&key, node)?),
+                "sbom" => layer.evidence.sbom = Some(self.sbom(&key, node)?),
+                "signing" => layer.evidence.signing = Some(self.signing(&key, node)?),
                 _ => unreachable!("known_keys checked the key set"),
             }
         }
