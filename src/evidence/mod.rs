@@ -7,6 +7,7 @@
 //! `sha256-<hex>.sig` tag as well).
 
 pub mod collect;
+pub mod placement;
 pub mod referrer;
 pub mod sarif;
 pub mod sbom;

@@ -106,11 +106,8 @@ impl<'a> Header<'a> {
     }
 
     fn package(&self) -> Option<Package> {
+        // Imported signing keys (`gpg-pubkey`) are listed too, as `rpm -qa` and syft list them.
         let name = self.string(TAG_NAME)?;
-        // The public keys rpm imports show up as packages; they are not software.
-        if name == "gpg-pubkey" {
-            return None;
-        }
         let version = self.string(TAG_VERSION)?;
         let release = self.string(TAG_RELEASE)?;
         let epoch = self.int32(TAG_EPOCH);
@@ -195,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sqlite_database_is_read_and_gpg_keys_are_skipped() {
+    fn a_sqlite_database_is_read_in_row_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rpmdb.sqlite");
         let db = rusqlite::Connection::open(&path).unwrap();
@@ -211,8 +208,9 @@ mod tests {
         }
         drop(db);
         let packages = read_sqlite(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(packages.len(), 1);
-        assert_eq!(packages[0].version, "1.2.11-1.el9");
+        assert_eq!(packages.len(), 2);
+        assert_eq!(packages[0].name, "gpg-pubkey");
+        assert_eq!(packages[1].version, "1.2.11-1.el9");
         assert!(read_sqlite(b"not sqlite").is_err());
     }
 }

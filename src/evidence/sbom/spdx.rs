@@ -13,7 +13,12 @@ const IMAGE_ID: &str = "SPDXRef-image";
 /// A declared licence that is a valid SPDX expression of listed licences, else `None` (the
 /// raw text then goes into the licence comment: no guessing what `GPLv2+` means).
 pub(crate) fn spdx_expression(text: &str) -> Option<String> {
-    ::spdx::Expression::parse(text).ok().map(|_| text.to_owned())
+    let expression = ::spdx::Expression::parse(text).ok()?;
+    // A `LicenseRef-` names a licence text the document would have to carry; it has none.
+    let listed = expression
+        .requirements()
+        .all(|r| matches!(r.req.license, ::spdx::LicenseItem::Spdx { .. }));
+    listed.then(|| text.to_owned())
 }
 
 pub(super) fn render(subject: &Subject, inventory: &Inventory) -> Result<Vec<u8>, String> {
@@ -67,7 +72,8 @@ pub(super) fn render(subject: &Subject, inventory: &Inventory) -> Result<Vec<u8>
             package_download_location: "NOASSERTION".to_owned(),
             files_analyzed: Some(false),
             package_summary_description: d.pretty_name.clone(),
-            primary_package_purpose: Some(PrimaryPackagePurpose::OperatingSystem),
+            // spdx-rs spells this purpose `OPERATING_SYSTEM`, SPDX 2.3 `OPERATING-SYSTEM`:
+            // leaving it out keeps the document valid; the SPDXID says what it is.
             ..PackageInformation::default()
         });
         document.relationships.push(Relationship::new(

@@ -37,7 +37,7 @@ fn purls_follow_the_purl_spec_and_syft() {
     );
     assert_eq!(
         purl(&inv.packages[1], inv.distro.as_ref()).unwrap(),
-        "pkg:deb/debian/zlib1g@1%3A1.2.13.dfsg-1?arch=amd64&distro=debian-12"
+        "pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64&distro=debian-12"
     );
     let rpm = Package {
         ecosystem: Ecosystem::Rpm,
