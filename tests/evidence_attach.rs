@@ -8,7 +8,6 @@ mod support;
 use std::path::Path;
 
 use evidence_support::{COSIGN_SIG, openssl_key_pair, referrers_of, verify_signature_with_openssl};
-use houba::registry::Registry;
 use support::houba::Workspace;
 use support::images::{self, OCI_LAYER_GZIP};
 use support::{Auth, TestRegistry, distribution, ferro};
