@@ -25,6 +25,8 @@ pub enum EvidenceError {
     Sbom(#[from] sbom::SbomError),
     #[error(transparent)]
     Sign(#[from] super::sign::SignError),
+    #[error(transparent)]
+    Syft(#[from] super::syft::SyftError),
     #[error("{registry}/{repository}@{digest}: {detail}")]
     Manifest {
         registry: String,

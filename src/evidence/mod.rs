@@ -12,6 +12,7 @@ pub mod referrer;
 pub mod sarif;
 pub mod sbom;
 pub mod sign;
+pub mod syft;
 pub mod upstream;
 
 /// SPDX JSON: the referrer's `artifactType` and its layer's media type.

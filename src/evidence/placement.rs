@@ -23,6 +23,8 @@ use crate::registry::{Descriptor, Referrer, Registry, manifest};
 pub struct EvidenceSpec {
     pub formats: Vec<SbomFormat>,
     pub signer: Option<Arc<dyn Signer>>,
+    /// `Some`: SBOMs come from syft (the program), else houba's native generator.
+    pub syft: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for EvidenceSpec {
@@ -30,6 +32,7 @@ impl std::fmt::Debug for EvidenceSpec {
         f.debug_struct("EvidenceSpec")
             .field("formats", &self.formats)
             .field("signing", &self.signer.is_some())
+            .field("syft", &self.syft)
             .finish()
     }
 }
@@ -124,7 +127,9 @@ pub fn complete_in_cache(
     })
 }
 
-/// What the registry says each subject lacks (one referrers listing per subject).
+/// What the registry says each subject lacks: one referrers listing per subject, and a HEAD
+/// of each listed referrer houba needs, because a fallback index keeps listing a referrer
+/// manifest someone deleted.
 pub async fn live_missing(
     registry: &dyn Registry,
     repository: &str,
@@ -133,7 +138,21 @@ pub async fn live_missing(
 ) -> Result<BTreeMap<String, Missing>, EvidenceError> {
     let mut out = BTreeMap::new();
     for subject in subjects {
-        let listed = registry.referrer_details(repository, &subject.digest).await?;
+        let mut listed = Vec::new();
+        for referrer in registry.referrer_details(repository, &subject.digest).await? {
+            let needed = referrer.artifact_type.as_deref().is_some_and(|t| {
+                t == COSIGN_SIGNATURE_ARTIFACT || spec.formats.iter().any(|f| f.media_type() == t)
+            });
+            if needed
+                && registry
+                    .head_manifest(repository, &referrer.descriptor.digest)
+                    .await?
+                    .is_none()
+            {
+                continue;
+            }
+            listed.push(referrer);
+        }
         let missing = missing_in(&listed, spec);
         if !missing.is_empty() {
             out.insert(subject.digest.clone(), missing);
@@ -153,6 +172,7 @@ pub struct Attached {
 /// `manifest_bytes`) lacks, and records completeness in the cache. `docker_reference` is
 /// `<registry host>/<repository>`, the identity signatures name. Attaching is idempotent:
 /// documents and signatures are deterministic, so a repeat writes the same digests.
+#[allow(clippy::too_many_arguments)]
 pub async fn attach_missing(
     registry: &dyn Registry,
     registry_key: &str,
@@ -163,6 +183,33 @@ pub async fn attach_missing(
     spec: &EvidenceSpec,
     cache: &EvidenceCache,
 ) -> Result<Attached, EvidenceError> {
+    attach_missing_with(
+        registry,
+        registry_key,
+        docker_reference,
+        repository,
+        top,
+        manifest_bytes,
+        spec,
+        cache,
+        false,
+    )
+    .await
+}
+
+/// [`attach_missing`], telling syft whether the registry is plain HTTP.
+#[allow(clippy::too_many_arguments)]
+pub async fn attach_missing_with(
+    registry: &dyn Registry,
+    registry_key: &str,
+    docker_reference: &str,
+    repository: &str,
+    top: &Descriptor,
+    manifest_bytes: &Bytes,
+    spec: &EvidenceSpec,
+    cache: &EvidenceCache,
+    insecure: bool,
+) -> Result<Attached, EvidenceError> {
     let subjects = subjects(top, manifest_bytes);
     let missing = live_missing(registry, repository, &subjects, spec).await?;
     let mut done = Attached::default();
@@ -172,8 +219,21 @@ pub async fn attach_missing(
             continue;
         };
         if !lacks.sbom.is_empty() {
-            let contents = image_contents(registry, repository, &subject.digest, cache).await?;
-            let documents = render_all(&lacks.sbom, docker_reference, &subject.digest, &contents)?;
+            let documents = match &spec.syft {
+                Some(program) => {
+                    let target = super::syft::SyftTarget {
+                        program: program.clone(),
+                        reference: format!("{docker_reference}@{}", subject.digest),
+                        insecure,
+                    };
+                    super::syft::generate(&target, &lacks.sbom).await?
+                }
+                None => {
+                    let contents =
+                        image_contents(registry, repository, &subject.digest, cache).await?;
+                    render_all(&lacks.sbom, docker_reference, &subject.digest, &contents)?
+                }
+            };
             for (format, document) in documents {
                 let evidence = Evidence::document(format.media_type(), document);
                 let attached = referrer::attach(registry, repository, subject, &evidence).await?;
