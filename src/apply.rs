@@ -14,11 +14,12 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::observe::{ManifestCache, Registries};
-use crate::plan::model::{Action, ActionKind, Plan, PruneMode};
-use crate::policy::resolved::TransformStep;
+use crate::plan::model::{
+    Action, ActionKind, Address, Build, Content, Operation, Place, Plan, PruneMode,
+};
 use crate::rebuild::BuilderEndpoint;
+use crate::registry::Registry;
 use crate::registry::transfer::TransferSession;
-use crate::registry::{Registry, TagDeletion};
 use crate::stamp::{self, Stamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,7 +33,7 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ActionResult {
-    pub address: String,
+    pub address: Address,
     pub action: ActionKind,
     pub outcome: Outcome,
     /// Digest the destination tag holds afterwards (done placements and aliases).
@@ -123,20 +124,20 @@ pub struct ApplyContext<'a> {
 pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
     let started = Instant::now();
     let mut results: Vec<ActionResult> = Vec::new();
-    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut failed: BTreeSet<Address> = BTreeSet::new();
     for phase in 0..=2u8 {
         let batch: Vec<&Action> = plan
             .actions
             .iter()
-            .filter(|a| a.action.phase() == phase)
+            .filter(|a| a.kind().phase() == phase)
             .collect();
         let failed_now = &failed;
         let phase_results: Vec<ActionResult> = stream::iter(batch)
             .map(|a| async move {
-                if let Some(dep) = a.depends_on.iter().find(|d| failed_now.contains(*d)) {
+                if let Some(dep) = a.header.depends_on.iter().find(|d| failed_now.contains(*d)) {
                     let r = ActionResult {
-                        address: a.address.clone(),
-                        action: a.action,
+                        address: a.header.address.clone(),
+                        action: a.kind(),
                         outcome: Outcome::Skipped,
                         digest: None,
                         error: Some(format!("not attempted: {dep} failed")),
@@ -149,8 +150,8 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                 let t = Instant::now();
                 let res = execute(a, ctx).await;
                 let r = ActionResult {
-                    address: a.address.clone(),
-                    action: a.action,
+                    address: a.header.address.clone(),
+                    action: a.kind(),
                     outcome: if res.is_ok() {
                         Outcome::Done
                     } else {
@@ -173,13 +174,13 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
         }
         results.extend(phase_results);
     }
-    let order: BTreeMap<&str, usize> = plan
+    let order: BTreeMap<&Address, usize> = plan
         .actions
         .iter()
         .enumerate()
-        .map(|(i, a)| (a.address.as_str(), i))
+        .map(|(i, a)| (&a.header.address, i))
         .collect();
-    results.sort_by_key(|r| order.get(r.address.as_str()).copied().unwrap_or(usize::MAX));
+    results.sort_by_key(|r| order.get(&r.address).copied().unwrap_or(usize::MAX));
     let stats = ctx.session.stats();
     RunReport {
         results,
@@ -195,30 +196,35 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
 async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, String> {
     let dst = ctx
         .registries
-        .destination(&a.destination.registry)
+        .destination(&a.header.destination.registry)
         .map_err(|e| e.to_string())?;
-    match a.action {
-        ActionKind::Copy | ActionKind::Replace if a.recipe.is_none() => {
-            place_copy(a, ctx, dst.as_ref()).await.map(Some)
+    match &a.operation {
+        Operation::Place(place) | Operation::Replace { place, .. } => match &place.content {
+            Content::Copy => place_copy(a, place, ctx, dst.as_ref()).await.map(Some),
+            Content::Build(build) => place_build(a, place, build, ctx, dst.as_ref())
+                .await
+                .map(Some),
+        },
+        Operation::Restamp { annotations, .. } => {
+            restamp(a, annotations, ctx, dst.as_ref()).await.map(Some)
         }
-        ActionKind::Copy | ActionKind::Build | ActionKind::Replace => {
-            place_build(a, ctx, dst.as_ref()).await.map(Some)
-        }
-        ActionKind::Restamp => restamp(a, ctx, dst.as_ref()).await.map(Some),
-        ActionKind::Alias => alias(a, ctx, dst.as_ref()).await.map(Some),
-        ActionKind::Prune => prune(a, ctx, dst.as_ref()).await.map(|()| None),
+        Operation::Alias {
+            target_tag,
+            target_digest,
+            ..
+        } => alias(a, target_tag, target_digest.as_deref(), ctx, dst.as_ref())
+            .await
+            .map(Some),
+        Operation::Prune { mode, .. } => prune(a, *mode, ctx, dst.as_ref()).await.map(|()| None),
     }
 }
 
 async fn source_manifest(
-    a: &Action,
+    place: &Place,
     ctx: &ApplyContext<'_>,
 ) -> Result<(Arc<dyn Registry>, Bytes, String), String> {
-    let src_loc = a.source.as_ref().ok_or("placement without a source")?;
-    let digest = a
-        .source_digest
-        .as_ref()
-        .ok_or("placement without a source digest")?;
+    let src_loc = &place.source.location;
+    let digest = &place.source.digest;
     let src = ctx
         .registries
         .source(&src_loc.registry)
@@ -235,36 +241,36 @@ async fn source_manifest(
             b
         }
     };
-    let media_type =
-        stamp::manifest_media_type(&bytes, a.source_media_type.as_deref().unwrap_or_default());
+    let media_type = stamp::manifest_media_type(&bytes, &place.source.media_type);
     Ok((src, bytes, media_type))
 }
 
 async fn place_copy(
     a: &Action,
+    place: &Place,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
 ) -> Result<String, String> {
-    let (src, bytes, media_type) = source_manifest(a, ctx).await?;
-    let stamped = stamp::stamp_manifest(&bytes, &media_type, &a.annotations, ctx.label_prefix)
-        .map_err(|e| format!("{}: {e}", a.destination))?;
-    if let Some(expected) = &a.after
+    let destination = &a.header.destination;
+    let (src, bytes, media_type) = source_manifest(place, ctx).await?;
+    let stamped = stamp::stamp_manifest(&bytes, &media_type, &place.annotations, ctx.label_prefix)
+        .map_err(|e| format!("{destination}: {e}"))?;
+    if let Some(expected) = &a.header.after
         && expected != &stamped.digest
     {
         return Err(format!(
-            "{}: the stamped manifest would be {} but the plan expected {}; plan again",
-            a.destination, stamped.digest, expected
+            "{destination}: the stamped manifest would be {} but the plan expected {expected}; plan again",
+            stamped.digest
         ));
     }
-    let src_loc = a.source.as_ref().expect("checked in source_manifest");
     ctx.session
         .copy(
             src.as_ref(),
-            &src_loc.repository,
-            a.source_digest.as_deref().unwrap_or_default(),
+            &place.source.location.repository,
+            &place.source.digest,
             dst,
-            &a.destination.repository,
-            &a.destination.tag,
+            &destination.repository,
+            &destination.tag,
             Some((
                 stamped.media_type.clone(),
                 Bytes::from(stamped.bytes.clone()),
@@ -278,71 +284,72 @@ async fn place_copy(
 
 async fn place_build(
     a: &Action,
+    place: &Place,
+    build: &Build,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
 ) -> Result<String, String> {
-    let (src, bytes, media_type) = source_manifest(a, ctx).await?;
-    let src_loc = a.source.as_ref().expect("checked in source_manifest");
+    let destination = &a.header.destination;
+    let (src, bytes, media_type) = source_manifest(place, ctx).await?;
     let request = crate::rebuild::RebuildRequest {
-        label: src_loc.to_string(),
+        label: place.source.location.to_string(),
         source: src,
-        source_repository: &src_loc.repository,
+        source_repository: &place.source.location.repository,
         manifest: bytes,
         media_type,
-        steps: &a.transform,
-        platforms: &a.platforms,
+        steps: &build.steps,
+        platforms: &build.platforms,
         rosters: ctx.rosters,
-        annotations: &a.annotations,
+        annotations: &place.annotations,
         label_prefix: ctx.label_prefix,
     };
-    if a.transform.iter().any(TransformStep::runs_command) {
-        return place_dockerfile_build(a, ctx, dst, request).await;
+    if build.steps.iter().any(|s| s.runs_command()) {
+        return place_dockerfile_build(a, place, ctx, dst, request).await;
     }
     let digest = crate::rebuild::rebuild_and_place(
         request,
         &ctx.session,
         dst,
-        &a.destination.repository,
-        &a.destination.tag,
+        &destination.repository,
+        &destination.tag,
     )
     .await
-    .map_err(|e| format!("{}: {e}", a.destination))?;
+    .map_err(|e| format!("{destination}: {e}"))?;
     Ok(digest)
 }
 
 /// A build whose steps run commands: through the Dockerfile backend and an external builder.
 async fn place_dockerfile_build(
     a: &Action,
+    place: &Place,
     ctx: &ApplyContext<'_>,
     dst: &dyn Registry,
     request: crate::rebuild::RebuildRequest<'_>,
 ) -> Result<String, String> {
+    let at = &a.header.destination;
     let builder = ctx.registries.builders().choose().ok_or_else(|| {
         format!(
-            "{}: a `run` step needs an image builder: install buildah (apt-get install buildah) or set BUILDKIT_HOST",
-            a.destination
+            "{at}: a `run` step needs an image builder: install buildah (apt-get install buildah) or set BUILDKIT_HOST"
         )
     })?;
-    let src_loc = a.source.as_ref().expect("checked in source_manifest");
-    let source = BuilderEndpoint::of(&ctx.registries.source_entry(&src_loc.registry))
-        .map_err(|e| format!("{}: {e}", a.destination))?;
+    let source = BuilderEndpoint::of(&ctx.registries.source_entry(&place.source.location.registry))
+        .map_err(|e| format!("{at}: {e}"))?;
     let dst_entry = ctx
         .registries
-        .destination_entry(&a.destination.registry)
-        .ok_or_else(|| format!("{}: registry not in the roster", a.destination))?;
-    let destination =
-        BuilderEndpoint::of(dst_entry).map_err(|e| format!("{}: {e}", a.destination))?;
+        .destination_entry(&at.registry)
+        .ok_or_else(|| format!("{at}: registry not in the roster"))?;
+    let destination = BuilderEndpoint::of(dst_entry).map_err(|e| format!("{at}: {e}"))?;
     crate::rebuild::build_dockerfile_and_place(
         request,
         &builder,
         &source,
         &destination,
         dst,
-        &a.destination.repository,
-        &a.destination.tag,
+        &at.repository,
+        &at.tag,
     )
     .await
-    .map_err(|e| format!("{}: {e}", a.destination))
+    .map_err(|e| format!("{at}: {e}"))
 }
 
 /// The live manifest bytes a tag held when planning (cache first, else GET by digest).
@@ -356,17 +363,32 @@ async fn live_manifest(
         return Ok(b);
     }
     let (_, b) = dst
-        .get_manifest(&a.destination.repository, digest)
+        .get_manifest(&a.header.destination.repository, digest)
         .await
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{}: manifest {digest} is gone; plan again", a.destination))?;
+        .ok_or_else(|| {
+            format!(
+                "{}: manifest {digest} is gone; plan again",
+                a.header.destination
+            )
+        })?;
     ctx.cache.put(digest, &b);
     Ok(b)
 }
 
 /// Rewrite only the top manifest's annotations: no blob moves.
-async fn restamp(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result<String, String> {
-    let before = a.before.as_deref().ok_or("restamp without a live digest")?;
+async fn restamp(
+    a: &Action,
+    annotations_wanted: &BTreeMap<String, String>,
+    ctx: &ApplyContext<'_>,
+    dst: &dyn Registry,
+) -> Result<String, String> {
+    let destination = &a.header.destination;
+    let before = a
+        .header
+        .before
+        .as_deref()
+        .ok_or("restamp without a live digest")?;
     let live = live_manifest(a, ctx, dst, before).await?;
     let annotations = stamp::manifest_annotations(&live).map_err(|e| e.to_string())?;
     let live_prefix = Stamp::detect(&annotations, ctx.label_prefix)
@@ -375,13 +397,13 @@ async fn restamp(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Resu
     let out = stamp::restamp_manifest(
         &live,
         "",
-        &a.annotations,
+        annotations_wanted,
         &[ctx.label_prefix, live_prefix.as_str()],
     )
-    .map_err(|e| format!("{}: {e}", a.destination))?;
+    .map_err(|e| format!("{destination}: {e}"))?;
     dst.put_manifest(
-        &a.destination.repository,
-        &a.destination.tag,
+        &destination.repository,
+        &destination.tag,
         &out.media_type,
         Bytes::from(out.bytes.clone()),
     )
@@ -392,30 +414,31 @@ async fn restamp(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Resu
 }
 
 /// Point a moving tag at its target placement's manifest.
-async fn alias(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result<String, String> {
-    // The target's current digest: planned (`after`) when known, else read now (a build placed
-    // earlier in this run).
-    let target_tag = a
-        .changes
-        .iter()
-        .find(|c| c.attribute == "target")
-        .and_then(|c| c.after.clone())
-        .ok_or("alias without a target")?;
-    let digest = match &a.after {
-        Some(d) => d.clone(),
+async fn alias(
+    a: &Action,
+    target_tag: &str,
+    target_digest: Option<&str>,
+    ctx: &ApplyContext<'_>,
+    dst: &dyn Registry,
+) -> Result<String, String> {
+    let destination = &a.header.destination;
+    // The target's digest: planned when known, else read now (a build placed earlier in this
+    // run, which this action depends on).
+    let digest = match target_digest {
+        Some(d) => d.to_string(),
         None => {
-            dst.head_manifest(&a.destination.repository, &target_tag)
+            dst.head_manifest(&destination.repository, target_tag)
                 .await
                 .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("{}: target tag {target_tag} is absent", a.destination))?
+                .ok_or_else(|| format!("{destination}: target tag {target_tag} is absent"))?
                 .digest
         }
     };
     let bytes = live_manifest(a, ctx, dst, &digest).await?;
     let media_type = stamp::manifest_media_type(&bytes, stamp::OCI_MANIFEST);
     dst.put_manifest(
-        &a.destination.repository,
-        &a.destination.tag,
+        &destination.repository,
+        &destination.tag,
         &media_type,
         bytes,
     )
@@ -424,71 +447,47 @@ async fn alias(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result
     Ok(digest)
 }
 
-async fn prune(a: &Action, ctx: &ApplyContext<'_>, dst: &dyn Registry) -> Result<(), String> {
-    let repo = &a.destination.repository;
-    let tag = &a.destination.tag;
+async fn prune(
+    a: &Action,
+    mode: PruneMode,
+    ctx: &ApplyContext<'_>,
+    dst: &dyn Registry,
+) -> Result<(), String> {
+    let destination = &a.header.destination;
+    let repo = &destination.repository;
+    let tag = &destination.tag;
+    let planned = a.header.before.as_ref();
     // Never touch a tag that moved since planning.
     let now = dst
         .head_manifest(repo, tag)
         .await
         .map_err(|e| e.to_string())?;
-    if now.as_ref().map(|d| &d.digest) != a.before.as_ref() {
+    if now.as_ref().map(|d| &d.digest) != planned {
         return Err(format!(
-            "{}: the tag moved since planning ({} -> {}); not pruned, plan again",
-            a.destination,
-            a.before.as_deref().unwrap_or("absent"),
+            "{destination}: the tag moved since planning ({} -> {}); not pruned, plan again",
+            planned.map_or("absent", String::as_str),
             now.map(|d| d.digest).unwrap_or_else(|| "absent".into())
         ));
     }
-    match a.prune_mode.unwrap_or(PruneMode::Delete) {
+    match mode {
         PruneMode::Mark => {
-            let before = a.before.as_deref().ok_or("prune without a live digest")?;
+            let before = planned.ok_or("prune without a live digest")?;
             let live = live_manifest(a, ctx, dst, before).await?;
             let annotations = stamp::manifest_annotations(&live).map_err(|e| e.to_string())?;
             let (mut s, p) = Stamp::detect(&annotations, ctx.label_prefix)
-                .ok_or_else(|| format!("{}: not stamped; houba never prunes it", a.destination))?;
+                .ok_or_else(|| format!("{destination}: not stamped; houba never prunes it"))?;
             s.pruned = true;
             let out = stamp::restamp_manifest(&live, "", &s.to_annotations(&p), &[p.as_str()])
                 .map_err(|e| e.to_string())?;
-            dst.put_manifest(repo, tag, &out.media_type, Bytes::from(out.bytes))
+            dst.put_manifest(repo, tag, &out.media_type, Bytes::from(out.bytes.clone()))
                 .await
                 .map_err(|e| e.to_string())?;
+            ctx.cache.put(&out.digest, &out.bytes);
             Ok(())
         }
-        PruneMode::Delete => match dst.delete_tag(repo, tag).await.map_err(|e| e.to_string())? {
-            TagDeletion::Deleted => Ok(()),
-            TagDeletion::Unsupported => delete_tag_via_placeholder(dst, repo, tag)
-                .await
-                .map_err(|e| format!("{}: {e}", a.destination)),
-        },
+        PruneMode::Delete => dst
+            .remove_tag(repo, tag)
+            .await
+            .map_err(|e| format!("{destination}: {e}")),
     }
-}
-
-/// Registries without tag deletion (CNCF distribution) only delete manifests by digest, which
-/// removes every tag pointing at it, aliases included. To remove just this tag: point it at a
-/// placeholder manifest unique to the tag, then delete the placeholder by digest.
-async fn delete_tag_via_placeholder(
-    dst: &dyn Registry,
-    repo: &str,
-    tag: &str,
-) -> Result<(), String> {
-    const EMPTY: &[u8] = b"{}";
-    let empty_digest = stamp::sha256_digest(EMPTY);
-    crate::rebuild::upload_bytes(dst, repo, EMPTY).await?;
-    let placeholder = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": stamp::OCI_MANIFEST,
-        "artifactType": "application/vnd.houba.pruned.v1",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2},
-        "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_digest, "size": 2}],
-        "annotations": {"org.opencontainers.image.ref.name": tag},
-    });
-    let bytes = stamp::canonical_json(&placeholder);
-    let digest = stamp::sha256_digest(&bytes);
-    dst.put_manifest(repo, tag, stamp::OCI_MANIFEST, Bytes::from(bytes))
-        .await
-        .map_err(|e| e.to_string())?;
-    dst.delete_manifest(repo, &digest)
-        .await
-        .map_err(|e| e.to_string())
 }

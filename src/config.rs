@@ -31,13 +31,34 @@ pub enum RegistryEndpoint {
         prefix: Option<String>,
         /// false means plain HTTP (as in the reference deployment's roster).
         tls_verify: bool,
-        /// Extra CA certificate (PEM file) trusted for this registry.
-        ca_cert: Option<PathBuf>,
+        /// Extra CA certificate (PEM file) trusted for this registry, read at load.
+        ca_cert: Option<CaCert>,
         credentials: Credentials,
     },
     /// An OCI image layout directory (`index.json` + `blobs/`); one sub-directory per
     /// repository.
     Layout { path: PathBuf },
+}
+
+/// A registry's extra CA certificate: the file named in the roster and its PEM bytes, read
+/// once by `load_settings` so that connecting to the registry does no file I/O.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaCert {
+    pub path: PathBuf,
+    /// The file's bytes (empty until `load_settings` has read them).
+    #[serde(skip)]
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for CaCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CaCert {{ path: {:?}, {} bytes }}",
+            self.path,
+            self.pem.len()
+        )
+    }
 }
 
 /// Where a registry's credentials come from. Secrets are never stored inline in a committed
@@ -297,11 +318,34 @@ pub fn load_settings(
             }
         },
     };
-    settings_from_sources(
+    let mut settings = settings_from_sources(
         file.as_ref().map(|(p, t)| (*p, t.as_str())),
         policies_flag,
         env,
-    )
+    )?;
+    read_ca_certs(&mut settings)?;
+    Ok(settings)
+}
+
+/// Reads each registry's `ca_cert` file, once, so that clients get the bytes.
+fn read_ca_certs(settings: &mut Settings) -> Result<(), ConfigError> {
+    for (name, entry) in &mut settings.registries {
+        if let RegistryEndpoint::Http {
+            ca_cert: Some(ca), ..
+        } = &mut entry.endpoint
+        {
+            ca.pem = std::fs::read(&ca.path).map_err(|err| {
+                ConfigError::new(
+                    Origin::Merged,
+                    &format!("registries.{name}.ca_cert"),
+                    None,
+                    format!("cannot read CA certificate {}: {err}", ca.path.display()),
+                    Some("point `ca_cert` at a readable PEM file (relative paths are relative to houba.toml)".to_string()),
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// `houba.toml` in the working directory `cwd`, else beside the first policy directory.

@@ -16,6 +16,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
+pub use crate::plan::address::Address;
 use crate::policy::resolved::{
     ArtifactType, DeletionMode, Destination, Platform, ResolvedImport, ResolvedPolicy,
     TransformStep,
@@ -74,7 +75,7 @@ pub enum PlacementKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Placement {
     /// `<policy>/<import>/<variant>[<display host>/<dest-repo>:<dest tag>]`
-    pub address: String,
+    pub address: Address,
     pub policy: String,
     pub import: String,
     pub variant: String,
@@ -113,7 +114,7 @@ impl Placement {
 /// and destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alias {
-    pub address: String,
+    pub address: Address,
     pub policy: String,
     pub import: String,
     pub variant: String,
@@ -122,7 +123,7 @@ pub struct Alias {
     /// The alias tag, variant suffix included.
     pub tag: String,
     /// Address of the placement the alias points at.
-    pub target: String,
+    pub target: Address,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,7 +134,7 @@ pub enum Node {
 }
 
 impl Node {
-    pub fn address(&self) -> &str {
+    pub fn address(&self) -> &Address {
         match self {
             Node::Placement(p) => &p.address,
             Node::Alias(a) => &a.address,
@@ -148,22 +149,37 @@ impl Node {
     }
 }
 
+/// A selection or compile warning about a policy, an import or one artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// What it concerns.
+    pub address: Address,
+    /// One sentence.
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.address, self.message)
+    }
+}
+
 /// Two desired artifacts that would write the same destination tag. The first in compile
 /// order is kept; the other is left out of the graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Collision {
     /// `<display host>/<repository>:<tag>`
     pub destination: String,
-    pub kept: String,
-    pub dropped: String,
+    pub kept: Address,
+    pub dropped: Address,
 }
 
 /// The compiled desired state. Edges point from a node to what it depends on.
 #[derive(Debug, Clone)]
 pub struct DesiredGraph {
     graph: DiGraph<Node, ()>,
-    by_address: BTreeMap<String, NodeIndex>,
-    warnings: Vec<String>,
+    by_address: BTreeMap<Address, NodeIndex>,
+    warnings: Vec<Warning>,
     collisions: Vec<Collision>,
     repositories: Vec<ManagedRepository>,
 }
@@ -197,17 +213,20 @@ pub fn compile(
         repositories: Vec::new(),
     };
     // Destination tag → address of the node writing it, to detect collisions.
-    let mut writers: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    let mut writers: BTreeMap<(String, String, String), Address> = BTreeMap::new();
     let mut ordered: Vec<&ResolvedPolicy> = policies.iter().collect();
     ordered.sort_by(|a, b| a.name.cmp(&b.name));
 
     for policy in ordered {
         let source = &policy.source;
         let Some(tags) = upstream.get(&source.registry, &source.repository) else {
-            out.warnings.push(format!(
-                "{}: no upstream tag list for {}/{}; nothing placed",
-                policy.name, source.registry, source.repository
-            ));
+            out.warnings.push(Warning {
+                address: Address::policy(&policy.name),
+                message: format!(
+                    "no upstream tag list for {}/{}; nothing placed",
+                    source.registry, source.repository
+                ),
+            });
             continue;
         };
         for import in &policy.imports {
@@ -226,12 +245,11 @@ pub fn compile(
                 }
             }
             let selection = select_tags(&import.tags, tags);
-            out.warnings.extend(
-                selection
-                    .warnings
-                    .iter()
-                    .map(|w| format!("{}/{}: {w}", policy.name, import.name)),
-            );
+            out.warnings
+                .extend(selection.warnings.iter().map(|w| Warning {
+                    address: Address::import(&policy.name, &import.name),
+                    message: w.clone(),
+                }));
             for variant in &import.variants {
                 for destination in &import.destinations {
                     let host = destination_host(settings, destination);
@@ -278,10 +296,13 @@ pub fn compile(
                         let tag = format!("{}{}", alias.alias, variant.suffix);
                         let address = at.address(&tag);
                         let Some(&target) = placed.get(alias.target.as_str()) else {
-                            out.warnings.push(format!(
-                                "{address}: its target `{}` was not placed (collision); alias left out",
-                                alias.target
-                            ));
+                            out.warnings.push(Warning {
+                                address,
+                                message: format!(
+                                    "its target `{}` was not placed (collision); alias left out",
+                                    alias.target
+                                ),
+                            });
                             continue;
                         };
                         let node = Node::Alias(Alias {
@@ -292,7 +313,7 @@ pub fn compile(
                             destination: destination.clone(),
                             destination_host: host.clone(),
                             tag,
-                            target: out.graph[target].address().to_string(),
+                            target: out.graph[target].address().clone(),
                         });
                         if let Some(idx) = out.add(node, &mut writers) {
                             out.graph.add_edge(idx, target, ());
@@ -315,14 +336,14 @@ struct Site<'a> {
 }
 
 impl Site<'_> {
-    fn address(&self, tag: &str) -> String {
-        format!(
-            "{}/{}/{}[{}/{}:{tag}]",
-            self.policy.name,
-            self.import.name,
+    fn address(&self, tag: &str) -> Address {
+        Address::artifact(
+            &self.policy.name,
+            &self.import.name,
             self.variant_name,
             self.host,
-            self.destination.repository
+            &self.destination.repository,
+            tag,
         )
     }
 }
@@ -341,7 +362,7 @@ impl DesiredGraph {
     fn add(
         &mut self,
         node: Node,
-        writers: &mut BTreeMap<(String, String, String), String>,
+        writers: &mut BTreeMap<(String, String, String), Address>,
     ) -> Option<NodeIndex> {
         let (registry, repository, tag) = node.destination_key();
         let key = (
@@ -352,7 +373,7 @@ impl DesiredGraph {
         let existing = writers.get(&key).cloned().or_else(|| {
             self.by_address
                 .contains_key(node.address())
-                .then(|| node.address().to_string())
+                .then(|| node.address().clone())
         });
         if let Some(kept) = existing {
             let host = match &node {
@@ -362,11 +383,11 @@ impl DesiredGraph {
             self.collisions.push(Collision {
                 destination: format!("{host}/{}:{}", key.1, key.2),
                 kept,
-                dropped: node.address().to_string(),
+                dropped: node.address().clone(),
             });
             return None;
         }
-        let address = node.address().to_string();
+        let address = node.address().clone();
         writers.insert(key, address.clone());
         let idx = self.graph.add_node(node);
         self.by_address.insert(address, idx);
@@ -398,21 +419,15 @@ impl DesiredGraph {
     }
 
     /// The node at an address.
-    pub fn get(&self, address: &str) -> Option<&Node> {
+    pub fn get(&self, address: &Address) -> Option<&Node> {
         self.by_address.get(address).map(|&i| &self.graph[i])
     }
 
     /// Nodes a `--target` selects, in compile order: the full address, or a prefix ending at
     /// a path segment (`busybox`, `busybox/stable`, `busybox/stable/eu`).
-    pub fn matching(&self, target: &str) -> Vec<&Node> {
+    pub fn matching(&self, target: &Address) -> Vec<&Node> {
         self.nodes()
-            .filter(|n| {
-                let address = n.address();
-                address == target
-                    || address
-                        .strip_prefix(target)
-                        .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('['))
-            })
+            .filter(|n| n.address().is_within(target))
             .collect()
     }
 
@@ -424,7 +439,7 @@ impl DesiredGraph {
     }
 
     /// What the node at `address` depends on.
-    pub fn dependencies(&self, address: &str) -> Vec<&Node> {
+    pub fn dependencies(&self, address: &Address) -> Vec<&Node> {
         let Some(&idx) = self.by_address.get(address) else {
             return Vec::new();
         };
@@ -467,7 +482,7 @@ impl DesiredGraph {
     }
 
     /// Selection and compile warnings, in compile order.
-    pub fn warnings(&self) -> &[String] {
+    pub fn warnings(&self) -> &[Warning] {
         &self.warnings
     }
 

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 
 use crate::config::{RegistryEndpoint, RegistryEntry, Settings};
-use crate::plan::diff::{LiveTag, SourceObservation};
+use crate::live::{LiveTag, SourceObservation};
 use crate::registry::{self, ConnectOptions, Registry, RegistryError, RequestStats};
 use crate::stamp;
 
@@ -145,14 +145,7 @@ impl Registries {
             let s = r.request_stats();
             let e = out.entry(name).or_default();
             // A host read as a source and written as a destination counts once, in total.
-            *e = RequestStats {
-                head: e.head + s.head,
-                get: e.get + s.get,
-                put: e.put + s.put,
-                post: e.post + s.post,
-                patch: e.patch + s.patch,
-                delete: e.delete + s.delete,
-            };
+            *e = e.plus(&s);
         }
         out
     }
@@ -443,32 +436,11 @@ pub async fn observe_destinations(
     Ok(out)
 }
 
-/// Age of an RFC 3339 timestamp (`2024-05-01T12:00:00Z`, fractional seconds and offsets
-/// accepted) relative to `now`. `None` when it does not parse or lies in the future.
-pub fn age_of(rfc3339: &str, now: SystemTime) -> Option<Duration> {
-    let secs = crate::build::rfc3339_seconds(rfc3339)?;
-    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
-    (now >= secs).then(|| Duration::from_secs(now - secs))
-}
+pub use crate::oci::age_of;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn age_of_timestamps_with_offsets() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(951_868_800 + 90);
-        assert_eq!(
-            age_of("2000-03-01T00:00:00Z", now),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            age_of("2000-03-01T02:00:00.5+02:00", now),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(age_of("2000-03-01T00:02:00Z", now), None, "in the future");
-        assert_eq!(age_of("yesterday", now), None);
-    }
 
     #[test]
     fn cache_verifies_content() {

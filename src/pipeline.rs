@@ -1,19 +1,20 @@
 //! The plan pipeline: resolved policies → observe upstream → desired graph → observe
 //! destinations → diff. The I/O happens in `observe`; everything else here is glue between
-//! pure stages.
+//! pure stages. It takes its inputs explicitly ([`PlanInputs`]): it knows nothing of the CLI.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use crate::build::TransformRosters;
-use crate::cli::Context;
 use crate::config::Settings;
 use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
-use crate::observe;
+use crate::live::LiveState;
+use crate::observe::{self, ManifestCache, Registries};
+use crate::plan::address::{self, Address};
 use crate::plan::diff::{
-    self, DesiredAlias, DesiredPlacement, DiffInput, LiveState, ManagedRepository, PlacementKind,
+    self, DesiredAlias, DesiredPlacement, DiffInput, ManagedRepository, PlacementKind,
 };
-use crate::plan::model::{FORMAT_VERSION, Location, Note, Plan, RequestCount};
+use crate::plan::model::{Location, Note, Plan, RequestCount};
 use crate::plan::scope;
 use crate::policy::resolved::{ResolvedPolicy, TransformStep};
 use crate::rebuild;
@@ -22,8 +23,24 @@ use crate::stamp::{self, Stamp};
 /// What part of the policies to plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanRequest {
-    pub targets: Vec<String>,
+    /// `--target` addresses; empty: everything.
+    pub targets: Vec<Address>,
+    /// `(index, count)` of the shard to plan.
     pub shard: Option<(u64, u64)>,
+}
+
+/// Everything a plan is made from, passed explicitly.
+pub struct PlanInputs<'a> {
+    /// Effective configuration.
+    pub settings: &'a Settings,
+    /// Valid, resolved policies.
+    pub policies: &'a [ResolvedPolicy],
+    /// Digest of the resolved policies and configuration, recorded in the plan.
+    pub inputs_digest: &'a str,
+    /// The registry pool.
+    pub registries: &'a Registries,
+    /// The content-addressed manifest cache.
+    pub cache: &'a ManifestCache,
 }
 
 /// The transform rosters of the settings, as the rebuild engine takes them.
@@ -48,7 +65,7 @@ pub fn shard_policies(
 
 /// Read every upstream tag list the policies need.
 pub async fn upstream_tags(
-    registries: &observe::Registries,
+    registries: &Registries,
     policies: &[ResolvedPolicy],
     concurrency: usize,
 ) -> miette::Result<UpstreamTags> {
@@ -64,14 +81,15 @@ pub async fn upstream_tags(
     Ok(upstream)
 }
 
-pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<Plan> {
-    let settings = &ctx.settings;
+/// Observe the registries and diff them against the policies.
+pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette::Result<Plan> {
+    let settings = inputs.settings;
     let concurrency = settings.concurrency.max(1);
-    let policies = shard_policies(&ctx.policies, request.shard);
-    let registries = ctx.registries();
-    let cache = ctx.cache();
+    let policies = shard_policies(inputs.policies, request.shard);
+    let registries = inputs.registries;
+    let cache = inputs.cache;
 
-    let upstream = upstream_tags(&registries, &policies, concurrency).await?;
+    let upstream = upstream_tags(registries, &policies, concurrency).await?;
     let graph = graph::compile(&policies, &upstream, settings);
     if let Some(c) = graph.collisions().first() {
         return Err(miette::miette!(
@@ -94,14 +112,9 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
             )
         })
         .collect();
-    let source_obs = observe::observe_sources(
-        &registries,
-        &cache,
-        &sources,
-        concurrency,
-        SystemTime::now(),
-    )
-    .await?;
+    let source_obs =
+        observe::observe_sources(registries, cache, &sources, concurrency, SystemTime::now())
+            .await?;
 
     let repositories = graph.repositories();
     let repo_keys: BTreeSet<(String, String)> = repositories
@@ -109,38 +122,35 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
         .map(|r| (r.registry.clone(), r.repository.clone()))
         .collect();
     let destinations =
-        observe::observe_destinations(&registries, &cache, &repo_keys, concurrency).await?;
+        observe::observe_destinations(registries, cache, &repo_keys, concurrency).await?;
 
     let mut live = LiveState {
         sources: source_obs,
         destinations,
     };
     let (placements, aliases) = desired(&graph, &live, settings)?;
-    settle_ages(&registries, &cache, &placements, &mut live, settings).await?;
-    let (drift, actions, mut notes) = diff::diff(&DiffInput {
+    settle_ages(registries, cache, &placements, &mut live, settings).await?;
+    let deletion_modes = inputs
+        .policies
+        .iter()
+        .map(|p| (p.name.clone(), p.deletion_mode))
+        .collect();
+    let mut out = diff::diff(&DiffInput {
         placements: &placements,
         aliases: &aliases,
         repositories,
+        unclaimed: &[],
+        deletion_modes: &deletion_modes,
         live: &live,
         label_prefix: &settings.label_prefix,
     });
-    // Graph warnings read `<policy>[/<import>]: <message>`.
-    notes.extend(graph.warnings().iter().map(|w| {
-        let (address, message) = w.split_once(": ").unwrap_or(("", w));
-        Note {
-            address: address.to_string(),
-            message: message.to_string(),
-        }
+    out.notes.extend(graph.warnings().iter().map(|w| Note {
+        address: w.address.clone(),
+        message: w.message.clone(),
     }));
-    let (actions, drift) = scope::select_targets(actions, drift, &request.targets);
-    if !request.targets.is_empty() {
-        notes.retain(|n| {
-            request
-                .targets
-                .iter()
-                .any(|t| scope::matches_target(&n.address, t))
-        });
-    }
+    check_targets(&request.targets, &graph, &out)?;
+    let (actions, drift, notes) =
+        scope::select_targets(out.actions, out.drift, out.notes, &request.targets);
     let requests = registries
         .request_stats()
         .into_iter()
@@ -155,14 +165,14 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
                     patch: s.patch,
                     delete: s.delete,
                     total: s.total(),
+                    rate_limit: s.rate_limit.map(|r| (r.limit, r.remaining)),
                 },
             )
         })
         .collect();
     Ok(Plan {
-        format_version: FORMAT_VERSION.to_string(),
         houba_version: env!("CARGO_PKG_VERSION").to_string(),
-        inputs_digest: ctx.inputs_digest.clone(),
+        inputs_digest: inputs.inputs_digest.to_string(),
         shard: request.shard,
         drift,
         actions,
@@ -172,11 +182,42 @@ pub async fn make_plan(ctx: &Context, request: &PlanRequest) -> miette::Result<P
     })
 }
 
+/// A `--target` that selects nothing is an error naming the closest address: a typo must not
+/// read as "No changes".
+fn check_targets(
+    targets: &[Address],
+    graph: &DesiredGraph,
+    out: &diff::DiffOutput,
+) -> miette::Result<()> {
+    let known: Vec<&Address> = graph
+        .nodes()
+        .map(graph::Node::address)
+        .chain(out.actions.iter().map(|a| &a.header.address))
+        .chain(out.drift.iter().filter_map(|d| d.address.as_ref()))
+        .chain(out.notes.iter().map(|n| &n.address))
+        .collect();
+    for t in targets {
+        if known.iter().any(|a| a.is_within(t)) {
+            continue;
+        }
+        let help = match address::closest(&t.to_string(), known.iter().copied()) {
+            Some(c) => format!("did you mean `{c}`? `houba graph` lists every address"),
+            None => "`houba graph` lists every address".to_string(),
+        };
+        return Err(miette::miette!(
+            code = "houba::plan::unknown_target",
+            help = help,
+            "--target {t} selects nothing: no policy, import or artifact has that address"
+        ));
+    }
+    Ok(())
+}
+
 /// Learn the age of upstream content that moved under a `settle` window when its manifest
 /// does not say (from the image config). Costs requests only for such moves.
 async fn settle_ages(
-    registries: &observe::Registries,
-    cache: &observe::ManifestCache,
+    registries: &Registries,
+    cache: &ManifestCache,
     placements: &[DesiredPlacement],
     live: &mut LiveState,
     settings: &Settings,
@@ -251,7 +292,7 @@ fn managed_tag_counts(
 }
 
 /// A `run` step needs an image builder; none was found in the environment.
-fn no_builder_error(address: &str) -> miette::Report {
+fn no_builder_error(address: &Address) -> miette::Report {
     miette::miette!(
         code = "houba::plan::no_builder",
         help = "install buildah (apt-get install buildah) or set BUILDKIT_HOST to a BuildKit daemon (with `buildctl` on PATH), then plan again",
@@ -287,7 +328,7 @@ fn desired(
                 if settings.builders.choose().is_none() {
                     return Err(no_builder_error(&p.address));
                 }
-                crate::build::dockerfile::check_steps(&p.address, &p.transform)
+                crate::build::dockerfile::check_steps(&p.address.to_string(), &p.transform)
                     .map_err(|e| miette::miette!(code = "houba::plan::recipe", "{e}"))?;
                 if p.platforms.len() > 1 {
                     return Err(miette::miette!(
@@ -326,7 +367,6 @@ fn desired(
                 },
                 pin: p.pin.clone(),
                 kind,
-                steps: p.transform.iter().map(|s| s.name().to_string()).collect(),
                 transform: p.transform.clone(),
                 platforms,
                 recipe,

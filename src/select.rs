@@ -38,7 +38,7 @@ pub struct AliasTarget {
 }
 
 /// Tags the OCI referrers fallback schema writes (`sha256-<64 hex>`): attachments, never images.
-pub use crate::registry::referrers::is_fallback_tag as is_referrers_fallback_tag;
+pub use crate::oci::is_referrers_fallback_tag;
 
 /// Parses a tag as a version, tolerantly: a `v` prefix is ignored, missing minor/patch count as
 /// 0 (`3.20` → 3.20.0), and a suffix after `-` is a prerelease (`1.37.0-glibc`). Numbers with

@@ -19,10 +19,7 @@ pub const OCI_VENDOR: &str = "org.opencontainers.image.vendor";
 pub const OCI_REVISION: &str = "org.opencontainers.image.revision";
 pub const OCI_CREATED: &str = "org.opencontainers.image.created";
 
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub use crate::oci::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 
 /// Everything the stamp says about one placed artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -357,23 +354,7 @@ fn convert_docker_descriptors(obj: &mut Map<String, Value>) {
     }
 }
 
-/// Canonical JSON: object keys sorted recursively, no whitespace.
-pub fn canonical_json(value: &Value) -> Vec<u8> {
-    fn sort(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                Value::Object(keys.into_iter().map(|k| (k.clone(), sort(&m[k]))).collect())
-            }
-            Value::Array(a) => Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
-        }
-    }
-    serde_json::to_vec(&sort(value)).expect("a JSON value always serialises")
-}
-
-pub use crate::registry::digest::sha256_digest;
+pub use crate::oci::{canonical_json, sha256_digest};
 
 #[cfg(test)]
 mod tests {

@@ -270,10 +270,18 @@ async fn target_and_shards_narrow_the_plan() {
         addresses(&ws.plan_json(&["--target", &one]).await),
         vec![one.clone()]
     );
+    // A target matches whole address segments only, and one that selects nothing is an
+    // error naming the closest address (never an empty "No changes").
+    let typo = ws
+        .run(&["plan", "--format", "json", "--target", "busy"])
+        .await;
+    typo.expect_code(1);
+    let message = typo.stderr_flat();
     assert!(
-        addresses(&ws.plan_json(&["--target", "busy"]).await).is_empty(),
-        "a target matches whole address segments only"
+        message.contains("--target busy selects nothing") && message.contains("`busybox`"),
+        "{message}"
     );
+    assert!(typo.stdout.is_empty(), "{}", typo.stdout);
 
     let mut union = vec![];
     for i in 0..3 {

@@ -427,3 +427,107 @@ async fn layout_directory_as_destination_and_source() {
     );
     assert!(layout.list_tags("copy/app").await.unwrap().is_empty());
 }
+
+/// A later run (a new session) remembers, from the cache directory, which repositories of
+/// the destination hold a blob: a new repository gets the blobs by mount, not by upload. A
+/// remembered repository that no longer holds the blob is only a declined mount, then an
+/// upload; the copy is complete either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_run_mounts_blobs_an_earlier_run_placed() {
+    let (source, destination) = (ferro().await, distribution(Auth::None).await);
+    let (src, dst) = (source.client(), destination.client());
+    let image = images::oci_image(
+        "remembered",
+        "amd64",
+        vec![images::noise_layer(OCI_LAYER_GZIP, 11, 64 * 1024)],
+    );
+    images::push_image(src.as_ref(), "upstream/app", "1", &image)
+        .await
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let run = |repository: &'static str| {
+        let (src, dst) = (src.clone(), dst.clone());
+        let cache = cache.path().to_path_buf();
+        async move {
+            let session = TransferSession::default().remembering(Some(cache));
+            session
+                .copy(
+                    src.as_ref(),
+                    "upstream/app",
+                    "1",
+                    dst.as_ref(),
+                    repository,
+                    "1",
+                    None,
+                )
+                .await
+                .unwrap();
+            session.save_memory();
+            session.stats()
+        }
+    };
+    let first = run("mirror/one").await;
+    assert_eq!((first.blobs_uploaded, first.blobs_mounted), (2, 0));
+    let second = run("mirror/two").await;
+    assert_eq!(
+        (
+            second.blobs_uploaded,
+            second.blobs_mounted,
+            second.bytes_uploaded
+        ),
+        (0, 2, 0),
+        "both blobs mounted from mirror/one"
+    );
+    let raw = skopeo_raw(&destination, "mirror/two:1").await;
+    assert_eq!(sha256_digest(&raw), image.digest());
+
+    // Without the memory the same copy uploads: the mount above came from it.
+    let forgetful = TransferSession::default();
+    forgetful
+        .copy(
+            src.as_ref(),
+            "upstream/app",
+            "1",
+            dst.as_ref(),
+            "mirror/three",
+            "1",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(forgetful.stats().blobs_uploaded, 2);
+
+    // A memory naming a repository that never held the blobs: declined, then uploaded.
+    let stale = tempfile::tempdir().unwrap();
+    let memory = houba::registry::holders::HolderMemory::new(Some(stale.path().to_path_buf()));
+    for blob in &image.blobs {
+        memory.learn(
+            destination.host(),
+            &blob.descriptor().digest,
+            "mirror/ghost",
+        );
+    }
+    memory.save();
+    let session = TransferSession::default().remembering(Some(stale.path().to_path_buf()));
+    session
+        .copy(
+            src.as_ref(),
+            "upstream/app",
+            "1",
+            dst.as_ref(),
+            "mirror/four",
+            "1",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            session.stats().blobs_uploaded,
+            session.stats().blobs_mounted
+        ),
+        (2, 0)
+    );
+    let raw = skopeo_raw(&destination, "mirror/four:1").await;
+    assert_eq!(sha256_digest(&raw), image.digest());
+}

@@ -1,7 +1,7 @@
 //! Arbitrary bytes as a policy file, through the same code path as `load_policies`: parse,
 //! structural check, rules, defaults merge, cross-policy checks, diagnostic rendering.
 //!
-//! Run: `cargo fuzz run load_policy fuzz/corpus/load_policy testdata/policies/valid`
+//! Run: `cargo fuzz run load_policy fuzz/corpus/load_policy fuzz/seeds/load_policy`
 
 #![no_main]
 
@@ -27,15 +27,14 @@ fn settings() -> Settings {
         config_file: None,
         policies: Vec::new(),
         registries: BTreeMap::from([("local".to_string(), local)]),
-        ca_certs: BTreeMap::from([(
-            "corporate-root".to_string(),
-            CaSource::Pem(String::new()),
-        )]),
+        ca_certs: BTreeMap::from([("corporate-root".to_string(), CaSource::Pem(String::new()))]),
         package_mirrors: BTreeMap::from([("internal".to_string(), PackageMirror::default())]),
         log_format: LogFormat::Text,
         label_prefix: "io.houba".into(),
         concurrency: 1,
         max_prune_fraction: 0.5,
+        // Fields added later take their defaults, so the target keeps compiling.
+        ..Settings::default()
     }
 }
 

@@ -174,55 +174,6 @@ pub(crate) fn read_base_manifest(
     Ok(out)
 }
 
-/// Seconds since the epoch of an RFC 3339 timestamp (`2024-05-01T12:00:00.123+02:00`).
-pub(crate) fn rfc3339_seconds(text: &str) -> Option<u64> {
-    let b = text.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(r)?;
-        s.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &text[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let (h, m) = (
-                rest.get(1..3)?.parse::<i64>().ok()?,
-                rest.get(4..6)?.parse::<i64>().ok()?,
-            );
-            sign * (h * 3600 + m * 60)
-        }
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    u64::try_from(secs).ok()
-}
-
 /// Applies the rebuild to the base config: a new diff_id, a history entry when the base keeps
 /// history, the environment the steps set. Everything else is kept as it is.
 pub(crate) fn edit_config(
@@ -323,18 +274,6 @@ pub(crate) fn check_config_media_type(image: &str, manifest: &Value) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_parses_offsets_and_fractions() {
-        assert_eq!(rfc3339_seconds("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(rfc3339_seconds("2024-02-29T12:00:00Z"), Some(1_709_208_000));
-        assert_eq!(
-            rfc3339_seconds("2024-02-29T14:00:00.123456789+02:00"),
-            Some(1_709_208_000)
-        );
-        assert_eq!(rfc3339_seconds("not a date"), None);
-        assert_eq!(rfc3339_seconds("1960-01-01T00:00:00Z"), None);
-    }
 
     #[test]
     fn a_config_without_history_or_env_gains_neither_history_nor_lost_fields() {

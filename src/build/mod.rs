@@ -25,7 +25,6 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use error::BuildError;
-pub(crate) use image::rfc3339_seconds;
 pub use image::sha256_digest;
 pub use layer::NewBlob;
 
@@ -199,7 +198,7 @@ fn rebuild_resolved(
     let mtime = config_value
         .get("created")
         .and_then(Value::as_str)
-        .and_then(image::rfc3339_seconds)
+        .and_then(crate::oci::rfc3339_seconds)
         .unwrap_or(0);
     let new_layer = layer::write_layer(image, &entries, mtime, workdir)?;
 

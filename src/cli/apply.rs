@@ -9,10 +9,9 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Context;
-use super::plan::{OutputArgs, ScopeArgs};
+use super::plan::{OutputArgs, ScopeArgs, load_plan};
 use crate::apply::{self, ActionResult, ApplyContext, Outcome, Progress};
 use crate::pipeline;
-use crate::plan::file;
 use crate::plan::model::{Action, ActionKind, Plan};
 use crate::plan::render::{self, Format};
 use crate::plan::stale::{self, Staleness};
@@ -64,12 +63,12 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let rt = ctx.runtime();
     let plan = match &args.plan {
         Some(path) => {
-            let saved = file::load(path)?;
+            let saved = load_plan(path)?;
             let request = pipeline::PlanRequest {
                 targets: vec![],
                 shard: saved.shard,
             };
-            let fresh = rt.block_on(pipeline::make_plan(ctx, &request))?;
+            let fresh = ctx.make_plan(&request)?;
             if let Some(s) = stale::check(&saved, &fresh) {
                 return Err(stale_error(path, s));
             }
@@ -77,7 +76,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         }
         None => {
             let request = args.scope.request()?;
-            let plan = rt.block_on(pipeline::make_plan(ctx, &request))?;
+            let plan = ctx.make_plan(&request)?;
             let output = OutputArgs {
                 format: Format::Text,
                 no_color: args.no_color,
@@ -115,12 +114,15 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         rosters: &rosters,
         registries: &registries,
         cache: &cache,
-        session: Arc::new(TransferSession::new(16)),
+        session: Arc::new(
+            TransferSession::new(16).remembering(crate::observe::default_cache_dir(&ctx.env)),
+        ),
         label_prefix: &ctx.settings.label_prefix,
         concurrency: args.jobs.unwrap_or(ctx.settings.concurrency).max(1),
         progress: &progress,
     };
     let report = rt.block_on(apply::apply(&plan, &apply_ctx));
+    apply_ctx.session.save_memory();
     progress.bar.finish_and_clear();
     match args.format {
         ReportFormat::Json => println!(
@@ -213,13 +215,11 @@ pub fn check_mass_prune(plan: &Plan, fraction: f64) -> miette::Result<()> {
     for a in plan
         .actions
         .iter()
-        .filter(|a| a.action == ActionKind::Prune)
+        .filter(|a| a.kind() == ActionKind::Prune)
     {
+        let d = &a.header.destination;
         *per_repo
-            .entry(format!(
-                "{}/{}",
-                a.destination.display, a.destination.repository
-            ))
+            .entry(format!("{}/{}", d.display, d.repository))
             .or_default() += 1;
     }
     let over: Vec<String> = per_repo
@@ -263,9 +263,12 @@ impl BarProgress {
 
 impl Progress for BarProgress {
     fn started(&self, action: &Action) {
-        self.bar
-            .set_message(format!("{} {}", action.action.as_str(), action.address));
-        tracing::info!(address = %action.address, action = action.action.as_str(), "started");
+        self.bar.set_message(format!(
+            "{} {}",
+            action.kind().as_str(),
+            action.header.address
+        ));
+        tracing::info!(address = %action.header.address, action = action.kind().as_str(), "started");
     }
 
     fn finished(&self, r: &ActionResult) {

@@ -120,6 +120,24 @@ impl Context {
     pub fn cache(&self) -> ManifestCache {
         ManifestCache::new(observe::default_cache_dir(&self.env))
     }
+
+    /// Make a plan from this context's inputs.
+    pub fn make_plan(
+        &self,
+        request: &crate::pipeline::PlanRequest,
+    ) -> miette::Result<crate::plan::model::Plan> {
+        let registries = self.registries();
+        let cache = self.cache();
+        let inputs = crate::pipeline::PlanInputs {
+            settings: &self.settings,
+            policies: &self.policies,
+            inputs_digest: &self.inputs_digest,
+            registries: &registries,
+            cache: &cache,
+        };
+        self.runtime()
+            .block_on(crate::pipeline::make_plan(&inputs, request))
+    }
 }
 
 /// Docker's `config.json`: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.

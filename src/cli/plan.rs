@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::Context;
-use crate::pipeline::{self, PlanRequest};
+use crate::pipeline::PlanRequest;
 use crate::plan::file;
+use crate::plan::model::{Address, Plan};
 use crate::plan::render::{self, Format, Style};
 
 /// Options shared by commands that make a plan.
@@ -28,6 +29,19 @@ pub struct ScopeArgs {
 
 impl ScopeArgs {
     pub fn request(&self) -> miette::Result<PlanRequest> {
+        let targets = self
+            .targets
+            .iter()
+            .map(|t| {
+                t.parse::<Address>().map_err(|e| {
+                    miette::miette!(
+                        code = "houba::cli::target",
+                        help = "an address is <policy>[/<import>[/<variant>[<registry>/<repository>:<tag>]]]; `houba graph` lists them",
+                        "--target {e}"
+                    )
+                })
+            })
+            .collect::<miette::Result<Vec<_>>>()?;
         let shard = match (self.shard_index, self.shard_count) {
             (_, None) | (_, Some(0 | 1)) => None,
             (None, Some(n)) => {
@@ -45,10 +59,7 @@ impl ScopeArgs {
             }
             (Some(i), Some(n)) => Some((i, n)),
         };
-        Ok(PlanRequest {
-            targets: self.targets.clone(),
-            shard,
-        })
+        Ok(PlanRequest { targets, shard })
     }
 }
 
@@ -94,13 +105,13 @@ pub struct PlanArgs {
 
 pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let request = args.scope.request()?;
-    let plan = ctx.runtime().block_on(pipeline::make_plan(ctx, &request))?;
+    let plan = ctx.make_plan(&request)?;
     print!(
         "{}",
         render::render(&plan, args.output.format, args.output.style())
     );
     if let Some(out) = &args.out {
-        file::save(&plan, out)?;
+        save_plan(&plan, out)?;
         eprintln!(
             "Saved the plan to {}. To apply exactly it: houba apply {}",
             out.display(),
@@ -138,7 +149,7 @@ pub struct DriftArgs {
 
 pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let request = args.scope.request()?;
-    let mut plan = ctx.runtime().block_on(pipeline::make_plan(ctx, &request))?;
+    let mut plan = ctx.make_plan(&request)?;
     plan.actions.clear();
     plan.notes.clear();
     match args.output.format {
@@ -178,10 +189,39 @@ pub struct ShowArgs {
 }
 
 pub fn run_show(args: &ShowArgs) -> miette::Result<ExitCode> {
-    let plan = file::load(&args.plan)?;
+    let plan = load_plan(&args.plan)?;
     print!(
         "{}",
         render::render(&plan, args.output.format, args.output.style())
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write a plan file: the bytes the plan module produced, through a temporary file so that a
+/// crash never leaves half a plan.
+pub fn save_plan(plan: &Plan, path: &std::path::Path) -> miette::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, file::to_bytes(plan))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            miette::miette!(
+                code = "houba::plan_file::write",
+                help = "check that the directory exists and is writable",
+                "cannot write plan file {}: {e}",
+                path.display()
+            )
+        })
+}
+
+/// Read a plan file.
+pub fn load_plan(path: &std::path::Path) -> miette::Result<Plan> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        miette::miette!(
+            code = "houba::plan_file::read",
+            help = "give the file written by `houba plan -o FILE`",
+            "cannot read plan file {}: {e}",
+            path.display()
+        )
+    })?;
+    Ok(file::from_bytes(&path.display().to_string(), &bytes)?)
 }

@@ -130,7 +130,10 @@ impl Ctx<'_> {
                     None => true,
                 };
                 let ca_cert = match get("ca_cert") {
-                    Some(e) => Some(self.path(&sub("ca_cert"), &e.node)?),
+                    Some(e) => Some(super::CaCert {
+                        path: self.path(&sub("ca_cert"), &e.node)?,
+                        pem: Vec::new(),
+                    }),
                     None => None,
                 };
                 let credentials = self.credentials(key, table, node)?;

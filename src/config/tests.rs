@@ -103,7 +103,10 @@ apk = "http://apk.example.org/alpine"
             host: "ghcr.io".into(),
             prefix: Some("acme".into()),
             tls_verify: true,
-            ca_cert: Some(PathBuf::from("conf/certs/ghcr.pem")),
+            ca_cert: Some(CaCert {
+                path: PathBuf::from("conf/certs/ghcr.pem"),
+                pem: Vec::new()
+            }),
             credentials: Credentials::PasswordEnv {
                 username: "robot".into(),
                 env: "GHCR_TOKEN".into()

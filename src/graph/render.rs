@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Alias, Collision, DesiredGraph, Node, Placement, PlacementKind};
+use super::{Address, Alias, Collision, DesiredGraph, Node, Placement, PlacementKind};
 
 /// Version of the JSON document `to_json` produces.
 pub const GRAPH_FORMAT_VERSION: u32 = 1;
@@ -15,7 +15,7 @@ struct Document<'g> {
     format_version: u32,
     nodes: Vec<NodeView<'g>>,
     edges: Vec<Edge<'g>>,
-    warnings: &'g [String],
+    warnings: Vec<String>,
     collisions: &'g [Collision],
 }
 
@@ -33,8 +33,8 @@ enum NodeView<'g> {
 /// `from` depends on `to`.
 #[derive(Serialize)]
 struct Edge<'g> {
-    from: &'g str,
-    to: &'g str,
+    from: &'g Address,
+    to: &'g Address,
 }
 
 impl DesiredGraph {
@@ -70,7 +70,7 @@ impl DesiredGraph {
                 })
                 .collect(),
             edges: self.edges_in_order(),
-            warnings: &self.warnings,
+            warnings: self.warnings.iter().map(ToString::to_string).collect(),
             collisions: &self.collisions,
         };
         let mut text = serde_json::to_string_pretty(&doc).expect("plain data serialises");
@@ -114,12 +114,17 @@ impl DesiredGraph {
             let _ = writeln!(
                 out,
                 "  {} [shape={shape}, label={}];",
-                quote(node.address()),
+                quote(&node.address().to_string()),
                 quote(&format!("{}\n{detail}", node.address()))
             );
         }
         for edge in self.edges_in_order() {
-            let _ = writeln!(out, "  {} -> {};", quote(edge.from), quote(edge.to));
+            let _ = writeln!(
+                out,
+                "  {} -> {};",
+                quote(&edge.from.to_string()),
+                quote(&edge.to.to_string())
+            );
         }
         out.push_str("}\n");
         out

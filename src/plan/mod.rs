@@ -1,6 +1,9 @@
-//! The plan: model, diff against live state, scoping (shards, targets), rendering and saved
-//! plan files. Everything here is pure but `file`, which reads and writes plan files.
+//! The plan: model, diff against live state, scoping (shards, targets), views and saved plan
+//! files. Everything here is pure: saving a plan is the CLI writing the bytes `file` produced.
 
+#![warn(missing_docs)]
+
+pub mod address;
 pub mod diff;
 pub mod file;
 pub mod model;

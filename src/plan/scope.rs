@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::model::{Action, Drift};
+use super::model::{Action, Address, Drift, Note};
 
 /// FNV-1a 64: stable across platforms, releases and runs (std's hasher is not), so a policy
 /// stays in the same shard for as long as its name does.
@@ -20,39 +20,33 @@ pub fn in_shard(policy: &str, index: u64, count: u64) -> bool {
     count <= 1 || stable_hash(policy) % count == index
 }
 
-/// Whether an address is selected by a `--target`: the full address, or a prefix ending at a
-/// path segment (`busybox`, `busybox/stable`, `busybox/stable/eu`).
-pub fn matches_target(address: &str, target: &str) -> bool {
-    if address == target {
-        return true;
-    }
-    address
-        .strip_prefix(target)
-        .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('['))
+/// Whether an address is selected by any of `targets` (no targets: everything).
+pub fn selected(address: &Address, targets: &[Address]) -> bool {
+    targets.is_empty() || targets.iter().any(|t| address.is_within(t))
 }
 
-/// Keep the actions selected by `targets` and everything they depend on; keep the drift whose
-/// address is selected. No targets: everything.
+/// Keep the actions selected by `targets` and everything they depend on; keep the drift and
+/// notes whose address is selected. No targets: everything.
 pub fn select_targets(
     actions: Vec<Action>,
     drift: Vec<Drift>,
-    targets: &[String],
-) -> (Vec<Action>, Vec<Drift>) {
+    notes: Vec<Note>,
+    targets: &[Address],
+) -> (Vec<Action>, Vec<Drift>, Vec<Note>) {
     if targets.is_empty() {
-        return (actions, drift);
+        return (actions, drift, notes);
     }
-    let hit = |a: &str| targets.iter().any(|t| matches_target(a, t));
-    let mut keep: BTreeSet<String> = actions
+    let mut keep: BTreeSet<Address> = actions
         .iter()
-        .filter(|a| hit(&a.address))
-        .map(|a| a.address.clone())
+        .filter(|a| selected(&a.header.address, targets))
+        .map(|a| a.header.address.clone())
         .collect();
     // Dependencies of kept actions, transitively.
     loop {
         let before = keep.len();
         for a in &actions {
-            if keep.contains(&a.address) {
-                keep.extend(a.depends_on.iter().cloned());
+            if keep.contains(&a.header.address) {
+                keep.extend(a.header.depends_on.iter().cloned());
             }
         }
         if keep.len() == before {
@@ -61,10 +55,17 @@ pub fn select_targets(
     }
     let actions = actions
         .into_iter()
-        .filter(|a| keep.contains(&a.address))
+        .filter(|a| keep.contains(&a.header.address))
         .collect();
-    let drift = drift.into_iter().filter(|d| hit(&d.address)).collect();
-    (actions, drift)
+    let drift = drift
+        .into_iter()
+        .filter(|d| d.address.as_ref().is_some_and(|a| selected(a, targets)))
+        .collect();
+    let notes = notes
+        .into_iter()
+        .filter(|n| selected(&n.address, targets))
+        .collect();
+    (actions, drift, notes)
 }
 
 #[cfg(test)]
@@ -79,16 +80,5 @@ mod tests {
         for n in &names {
             assert_eq!((0..4).filter(|i| in_shard(n, *i, 4)).count(), 1);
         }
-    }
-
-    #[test]
-    fn targets_match_on_segment_boundaries() {
-        let a = "busybox/stable/default[local/mirror/busybox:1.37.0]";
-        assert!(matches_target(a, "busybox"));
-        assert!(matches_target(a, "busybox/stable"));
-        assert!(matches_target(a, "busybox/stable/default"));
-        assert!(matches_target(a, a));
-        assert!(!matches_target(a, "busy"));
-        assert!(!matches_target(a, "busybox/stab"));
     }
 }

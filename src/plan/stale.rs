@@ -2,15 +2,20 @@
 
 use std::collections::BTreeMap;
 
-use super::model::Plan;
+use super::model::{Address, Plan};
 
 /// Why a saved plan cannot be applied as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Staleness {
     /// The policies or the configuration changed since the plan was made.
-    Inputs { saved: String, current: String },
+    Inputs {
+        /// Inputs digest recorded in the plan.
+        saved: String,
+        /// Inputs digest now.
+        current: String,
+    },
     /// Live digests moved under these addresses (address, what changed).
-    Addresses(Vec<(String, String)>),
+    Addresses(Vec<(Address, String)>),
 }
 
 /// Compare a saved plan with a plan made now from the same inputs. `None`: still valid.
@@ -21,49 +26,51 @@ pub fn check(saved: &Plan, fresh: &Plan) -> Option<Staleness> {
             current: fresh.inputs_digest.clone(),
         });
     }
-    let now: BTreeMap<&str, _> = fresh
+    let now: BTreeMap<&Address, _> = fresh
         .actions
         .iter()
-        .map(|a| (a.address.as_str(), a))
+        .map(|a| (&a.header.address, a))
         .collect();
     let mut stale = Vec::new();
     for a in &saved.actions {
-        let Some(f) = now.get(a.address.as_str()) else {
+        let address = a.header.address.clone();
+        let Some(f) = now.get(&a.header.address) else {
             stale.push((
-                a.address.clone(),
+                address,
                 "no longer needed: the registries changed since the plan was made".into(),
             ));
             continue;
         };
-        if f.action != a.action {
+        let digest = |d: Option<&String>, none: &str| d.cloned().unwrap_or_else(|| none.into());
+        if f.kind() != a.kind() {
             stale.push((
-                a.address.clone(),
+                address,
                 format!(
                     "now needs {} instead of {}",
-                    f.action.as_str(),
-                    a.action.as_str()
+                    f.kind().as_str(),
+                    a.kind().as_str()
                 ),
             ));
-        } else if f.before != a.before {
+        } else if f.header.before != a.header.before {
             stale.push((
-                a.address.clone(),
+                address,
                 format!(
                     "destination digest moved: {} -> {}",
-                    a.before.as_deref().unwrap_or("absent"),
-                    f.before.as_deref().unwrap_or("absent")
+                    digest(a.header.before.as_ref(), "absent"),
+                    digest(f.header.before.as_ref(), "absent")
                 ),
             ));
-        } else if f.source_digest != a.source_digest {
+        } else if f.source().map(|s| &s.digest) != a.source().map(|s| &s.digest) {
             stale.push((
-                a.address.clone(),
+                address,
                 format!(
                     "upstream digest moved: {} -> {}",
-                    a.source_digest.as_deref().unwrap_or("none"),
-                    f.source_digest.as_deref().unwrap_or("none")
+                    digest(a.source().map(|s| &s.digest), "none"),
+                    digest(f.source().map(|s| &s.digest), "none")
                 ),
             ));
-        } else if f.after != a.after || f.annotations != a.annotations {
-            stale.push((a.address.clone(), "the desired content changed".into()));
+        } else if f.header.after != a.header.after || f.operation != a.operation {
+            stale.push((address, "the desired content changed".into()));
         }
     }
     (!stale.is_empty()).then_some(Staleness::Addresses(stale))

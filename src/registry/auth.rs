@@ -212,6 +212,27 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// Longest a token is trusted without asking again, whatever the server says: a huge
+/// `expires_in` must not overflow the clock or pin a revoked token for ever.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// A token server's answer: the token and how long to use it (refreshed a little early so a
+/// token never expires between check and use). The error says what was wrong with the answer.
+pub fn parse_token_response(body: &[u8]) -> std::result::Result<(String, Duration), String> {
+    let body: TokenResponse =
+        serde_json::from_slice(body).map_err(|e| format!("sent an unreadable answer: {e}"))?;
+    let token = body
+        .token
+        .or(body.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or("sent no token")?;
+    let seconds = body
+        .expires_in
+        .unwrap_or(60)
+        .clamp(10, MAX_TOKEN_LIFETIME.as_secs());
+    Ok((token, Duration::from_secs(seconds - 5)))
+}
+
 struct CachedToken {
     token: String,
     expires: Instant,
@@ -354,18 +375,14 @@ impl Authenticator {
                 }
             )));
         }
-        let body: TokenResponse = response.json().await.map_err(|e| {
+        let body = response.bytes().await.map_err(|e| {
             failure(format!(
                 "token server {realm} sent an unreadable answer: {}",
                 without_url(e)
             ))
         })?;
-        let token = body
-            .token
-            .or(body.access_token)
-            .ok_or_else(|| failure(format!("token server {realm} sent no token")))?;
-        // Refresh a little early so a token never expires between check and use.
-        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(60).max(10) - 5);
+        let (token, lifetime) = parse_token_response(&body)
+            .map_err(|m| failure(format!("token server {realm} {m}")))?;
         if let Ok(mut tokens) = self.tokens.lock() {
             tokens.insert(
                 scopes.join(" "),

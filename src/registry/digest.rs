@@ -9,29 +9,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::{ByteStream, RegistryError};
 
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)))
-}
+pub use crate::oci::{sha256_digest, sha256_hex};
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-/// The hex part of a well-formed `sha256:<64 lowercase hex>` digest.
-pub fn sha256_hex(digest: &str) -> Option<&str> {
-    let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    .then_some(hex)
-}
+pub(crate) use crate::oci::hex;
 
 /// Whether a manifest reference is a digest rather than a tag.
 pub fn is_digest(reference: &str) -> bool {

@@ -35,6 +35,8 @@ pub struct HttpRegistry {
     pub(crate) referrers_api: tokio::sync::OnceCell<bool>,
     /// Serialises fallback-index updates so concurrent attaches do not lose entries.
     pub(crate) fallback_lock: tokio::sync::Mutex<()>,
+    /// Keeps manifest deletes apart from tag writes in the same repository.
+    pub(crate) repository_locks: super::untag::RepositoryLocks,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -128,21 +130,29 @@ impl HttpRegistry {
             registry: name.clone(),
             message,
         };
+        // Over TLS, ALPN offers h2 and every request to the registry shares one multiplexed
+        // connection (one handshake per registry); a plain-HTTP registry is spoken to in
+        // HTTP/1.1 over a small pool of kept-alive connections. The per-registry semaphore
+        // (`concurrency`) is the stream limit either way. The adaptive window lets one h2
+        // connection carry blob streams at loopback speed instead of stalling on the default
+        // 64 KiB stream window.
         let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .read_timeout(options.read_timeout)
             .connect_timeout(options.connect_timeout)
-            .pool_max_idle_per_host(entry.concurrency.max(1));
-        if let Some(path) = ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| transport(format!("cannot read ca_cert {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                transport(format!(
-                    "ca_cert {} is not PEM: {}",
-                    path.display(),
-                    auth::without_url(e)
-                ))
-            })?;
+            .pool_max_idle_per_host(entry.concurrency.max(1))
+            .http2_adaptive_window(true)
+            .tcp_nodelay(true);
+        if let Some(ca) = ca_cert {
+            let certs = reqwest::Certificate::from_pem_bundle(&ca.pem)
+                .ok()
+                .filter(|certs| !certs.is_empty())
+                .ok_or_else(|| {
+                    transport(format!(
+                        "ca_cert {} holds no PEM certificate; point it at the CA's PEM file",
+                        ca.path.display()
+                    ))
+                })?;
             builder = builder.tls_certs_merge(certs);
         }
         let client = builder.build().map_err(|e| {
@@ -172,6 +182,7 @@ impl HttpRegistry {
             },
             referrers_api: tokio::sync::OnceCell::new(),
             fallback_lock: tokio::sync::Mutex::new(()),
+            repository_locks: Default::default(),
         })
     }
 
@@ -400,22 +411,18 @@ impl HttpRegistry {
         }
     }
 
-    /// Docker Hub reports its pull budget in `ratelimit-remaining: <n>;w=<window>`.
+    /// Docker Hub reports its pull budget in `ratelimit-limit` / `ratelimit-remaining:
+    /// <n>;w=<window>`: kept for the plan's request line, and warned about when nearly spent.
     fn note_rate_limit(&self, headers: &HeaderMap) {
-        if let Some(remaining) = headers
-            .get("ratelimit-remaining")
-            .and_then(|v| v.to_str().ok())
-        {
-            let count = remaining
-                .split(';')
-                .next()
-                .and_then(|n| n.trim().parse::<u64>().ok());
-            match count {
-                Some(n) if n < 10 => {
-                    tracing::warn!(registry = %self.name, remaining = n, "registry rate limit nearly exhausted")
-                }
-                _ => tracing::debug!(registry = %self.name, remaining, "registry rate limit"),
-            }
+        let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let Some(budget) =
+            stats::RateLimit::from_headers(value("ratelimit-limit"), value("ratelimit-remaining"))
+        else {
+            return;
+        };
+        self.counter.record_rate_limit(budget);
+        if budget.remaining < 10 {
+            tracing::warn!(registry = %self.name, remaining = budget.remaining, limit = budget.limit, "registry rate limit nearly exhausted");
         }
     }
 }
@@ -431,10 +438,19 @@ fn counter_method(method: &Method) -> stats::Method {
     }
 }
 
-/// `Retry-After` as seconds (HTTP-date values fall back to the back-off schedule).
+/// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past
+/// means "now". Anything else is ignored and the back-off schedule applies.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    retry_after_at(headers, std::time::SystemTime::now())
+}
+
+fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// The start of a server answer, for an error message.
@@ -446,9 +462,25 @@ pub(crate) fn snippet(body: &str) -> String {
     }
 }
 
+/// One page of a tag list (`{"tags": [...]}`) or catalog (`{"repositories": [...]}`); a
+/// `null` list is an empty page.
+pub fn parse_listing(body: &[u8]) -> std::result::Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        tags: Option<Vec<String>>,
+        repositories: Option<Vec<String>>,
+    }
+    let page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    Ok(page.tags.or(page.repositories).unwrap_or_default())
+}
+
 /// The `rel="next"` target of a `Link` header.
 pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::LINK)?.to_str().ok()?;
+    next_link_of(headers.get(header::LINK)?.to_str().ok()?)
+}
+
+/// The `rel="next"` target of a `Link` header's value.
+pub fn next_link_of(value: &str) -> Option<String> {
     value.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         params.contains("rel=\"next\"").then(|| {
@@ -497,5 +529,23 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn retry_after_http_date() {
+        let now = httpdate::parse_http_date("Tue, 01 Dec 2026 10:00:00 GMT").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Tue, 01 Dec 2026 10:00:07 GMT"),
+        );
+        assert_eq!(retry_after_at(&headers, now), Some(Duration::from_secs(7)));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Tue, 01 Dec 2026 09:59:00 GMT"),
+        );
+        assert_eq!(retry_after_at(&headers, now), Some(Duration::ZERO));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after_at(&headers, now), None);
     }
 }

@@ -61,11 +61,6 @@ impl HttpRegistry {
         repository: &str,
         scopes: Vec<String>,
     ) -> Result<Option<Vec<String>>> {
-        #[derive(serde::Deserialize)]
-        struct Page {
-            tags: Option<Vec<String>>,
-            repositories: Option<Vec<String>>,
-        }
         let mut seen = BTreeSet::new();
         let mut url = first_url;
         for _ in 0..MAX_PAGES {
@@ -78,14 +73,19 @@ impl HttpRegistry {
                 _ => return Err(self.unexpected(repository, key, "listing", response).await),
             }
             let next = next_link(response.headers());
-            let page: Page = response.json().await.map_err(|e| {
-                self.protocol(
-                    repository,
-                    key,
-                    format!("unreadable {key} listing: {}", super::auth::without_url(e)),
-                )
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| RegistryError::Transport {
+                    registry: self.name.clone(),
+                    message: format!(
+                        "GET {repository} {key} listing: {}",
+                        super::auth::without_url(e)
+                    ),
+                })?;
+            let items = super::http::parse_listing(&body).map_err(|m| {
+                self.protocol(repository, key, format!("unreadable {key} listing: {m}"))
             })?;
-            let items = page.tags.or(page.repositories).unwrap_or_default();
             let before = seen.len();
             seen.extend(items);
             if seen.len() == before {
@@ -121,6 +121,12 @@ impl HttpRegistry {
             .manifest_call(Method::PUT, repository, reference, "pull,push")
             .header(header::CONTENT_TYPE, media_type)
             .body(Body::Bytes(bytes));
+        // A tag write rewrites a tag link: never while a manifest delete walks them.
+        let lock = (!is_digest(reference)).then(|| self.repository_locks.of(repository));
+        let _shared = match &lock {
+            Some(lock) => Some(lock.links.read().await),
+            None => None,
+        };
         let response = self.send(call).await?;
         if response.status().is_success() {
             Ok((digest, response.headers().contains_key("oci-subject")))
@@ -413,6 +419,10 @@ impl Registry for HttpRegistry {
     }
 
     async fn delete_manifest(&self, repository: &str, digest: &str) -> Result<()> {
+        // distribution walks every tag link of the repository during a manifest delete and
+        // fails half-way when one is rewritten meanwhile: no tag write runs alongside.
+        let lock = self.repository_locks.of(repository);
+        let _alone = lock.links.write().await;
         let response = self
             .send(self.manifest_call(Method::DELETE, repository, digest, "pull,push,delete"))
             .await?;
@@ -448,6 +458,12 @@ impl Registry for HttpRegistry {
                 .unexpected(repository, tag, "tag DELETE", response)
                 .await),
         }
+    }
+
+    async fn remove_tag(&self, repository: &str, tag: &str) -> Result<()> {
+        let lock = self.repository_locks.of(repository);
+        let _one_at_a_time = lock.untag.lock().await;
+        super::untag::remove_tag(self, repository, tag).await
     }
 
     async fn referrers(&self, repository: &str, digest: &str) -> Result<Vec<Descriptor>> {

@@ -533,6 +533,10 @@ impl Registry for LayoutRegistry {
         }
     }
 
+    async fn remove_tag(&self, repository: &str, tag: &str) -> Result<()> {
+        super::untag::remove_tag(self, repository, tag).await
+    }
+
     async fn referrers(&self, repository: &str, digest: &str) -> Result<Vec<Descriptor>> {
         Ok(referrers::descriptors(
             self.referrer_details(repository, digest).await?,

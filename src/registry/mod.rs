@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub mod auth;
 mod connect;
 pub mod digest;
+pub mod holders;
 pub mod http;
 mod http_ops;
 pub mod layout;
@@ -20,6 +21,7 @@ pub mod manifest;
 pub mod referrers;
 pub mod stats;
 pub mod transfer;
+pub mod untag;
 
 pub use connect::{ConnectOptions, connect};
 pub use stats::RequestStats;
@@ -185,6 +187,11 @@ pub trait Registry: Send + Sync {
 
     /// Delete a tag only, where the server supports it.
     async fn delete_tag(&self, repository: &str, tag: &str) -> Result<TagDeletion>;
+
+    /// Remove one tag, leaving every other tag of the same manifest in place, on any
+    /// registry (the placeholder cycle where there is no tag DELETE), verified against the
+    /// tag list. Implementations call `untag::remove_tag`.
+    async fn remove_tag(&self, repository: &str, tag: &str) -> Result<()>;
 
     /// Referrers of `digest` (native API, else the `sha256-<hex>` fallback tag schema).
     async fn referrers(&self, repository: &str, digest: &str) -> Result<Vec<Descriptor>>;

@@ -4,20 +4,12 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::digest::sha256_hex;
 use super::manifest::{self, OCI_INDEX};
 use super::{Descriptor, Referrer};
 
-/// The fallback tag for a subject digest, `None` for a digest that is not sha256.
-pub fn fallback_tag(subject_digest: &str) -> Option<String> {
-    sha256_hex(subject_digest).map(|hex| format!("sha256-{hex}"))
-}
-
-/// Whether a tag belongs to the fallback schema (such tags are never selected as images).
-pub fn is_fallback_tag(tag: &str) -> bool {
-    tag.strip_prefix("sha256-")
-        .is_some_and(|hex| sha256_hex(&format!("sha256:{hex}")).is_some())
-}
+pub use crate::oci::{
+    is_referrers_fallback_tag as is_fallback_tag, referrers_fallback_tag as fallback_tag,
+};
 
 /// Referrers listed in an image index (a referrers API answer or a fallback index).
 pub fn parse_listing(bytes: &[u8]) -> Result<Vec<Referrer>, String> {

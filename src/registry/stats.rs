@@ -14,6 +14,27 @@ pub struct RequestStats {
     pub post: u64,
     pub patch: u64,
     pub delete: u64,
+    /// The request budget the registry last announced (Docker Hub's `ratelimit-*` headers).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A registry's announced request budget: `ratelimit-limit` / `ratelimit-remaining`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub remaining: u64,
+}
+
+impl RateLimit {
+    /// Reads `ratelimit-limit: 100;w=21600` and `ratelimit-remaining: 76;w=21600` (the window
+    /// parameter is ignored). `None` unless both are there and numeric.
+    pub fn from_headers(limit: Option<&str>, remaining: Option<&str>) -> Option<RateLimit> {
+        let count = |v: &str| v.split(';').next()?.trim().parse::<u64>().ok();
+        Some(RateLimit {
+            limit: count(limit?)?,
+            remaining: count(remaining?)?,
+        })
+    }
 }
 
 impl RequestStats {
@@ -30,6 +51,20 @@ impl RequestStats {
             post: self.post.saturating_sub(earlier.post),
             patch: self.patch.saturating_sub(earlier.patch),
             delete: self.delete.saturating_sub(earlier.delete),
+            rate_limit: self.rate_limit,
+        }
+    }
+
+    /// Both counts added; the rate limit of either (the later one when both have one).
+    pub fn plus(&self, other: &RequestStats) -> RequestStats {
+        RequestStats {
+            head: self.head + other.head,
+            get: self.get + other.get,
+            put: self.put + other.put,
+            post: self.post + other.post,
+            patch: self.patch + other.patch,
+            delete: self.delete + other.delete,
+            rate_limit: other.rate_limit.or(self.rate_limit),
         }
     }
 }
@@ -59,6 +94,7 @@ pub struct RequestCounter {
     post: AtomicU64,
     patch: AtomicU64,
     delete: AtomicU64,
+    rate_limit: std::sync::Mutex<Option<RateLimit>>,
 }
 
 /// The operations a counter distinguishes (HTTP methods, or their layout equivalents).
@@ -85,6 +121,12 @@ impl RequestCounter {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn record_rate_limit(&self, rate_limit: RateLimit) {
+        if let Ok(mut last) = self.rate_limit.lock() {
+            *last = Some(rate_limit);
+        }
+    }
+
     pub fn snapshot(&self) -> RequestStats {
         RequestStats {
             head: self.head.load(Ordering::Relaxed),
@@ -93,6 +135,7 @@ impl RequestCounter {
             post: self.post.load(Ordering::Relaxed),
             patch: self.patch.load(Ordering::Relaxed),
             delete: self.delete.load(Ordering::Relaxed),
+            rate_limit: self.rate_limit.lock().ok().and_then(|r| *r),
         }
     }
 }
@@ -113,5 +156,18 @@ mod tests {
         assert_eq!(after.total(), 3);
         let delta = after.since(&before);
         assert_eq!((delta.head, delta.put, delta.total()), (1, 1, 2));
+    }
+
+    #[test]
+    fn rate_limit_headers() {
+        assert_eq!(
+            RateLimit::from_headers(Some("100;w=21600"), Some(" 76;w=21600")),
+            Some(RateLimit {
+                limit: 100,
+                remaining: 76
+            })
+        );
+        assert_eq!(RateLimit::from_headers(Some("100"), None), None);
+        assert_eq!(RateLimit::from_headers(Some("x"), Some("1")), None);
     }
 }

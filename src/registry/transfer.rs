@@ -3,7 +3,9 @@
 //!
 //! A `TransferSession` is shared across a run. It remembers, per destination registry and
 //! digest, which repositories hold a blob, so a layer shared by many images crosses the wire
-//! once per destination registry and later repositories get a cross-repository mount. Blobs go
+//! once per destination registry and later repositories get a cross-repository mount; with a
+//! `HolderMemory` kept in the cache, a later run mounts from the repositories earlier runs
+//! placed a blob in, instead of uploading it again. Blobs go
 //! first, then child manifests by digest, and the tag is written last: the tag write is the
 //! commit point, so a failure never leaves a tag pointing at incomplete content.
 
@@ -17,11 +19,16 @@ use futures::future::{BoxFuture, FutureExt, try_join_all};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use super::holders::HolderMemory;
 use super::{Descriptor, Registry, RegistryError, Result, manifest};
 
 /// Attempts of one blob copy when the failure is transient (a reset mid-stream cannot be
 /// retried inside the request: the whole copy starts again from a fresh source stream).
 const BLOB_ATTEMPTS: u32 = 3;
+
+/// Remembered repositories tried as mount sources before uploading (each declined mount is
+/// one request; a memory gone stale must not cost more than an upload saves).
+const MEMORY_MOUNT_ATTEMPTS: usize = 2;
 
 /// What a session has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -75,6 +82,7 @@ pub struct TransferSession {
     placed_manifests: Mutex<HashSet<(String, String, String)>>,
     blob_slots: Semaphore,
     counters: Counters,
+    memory: HolderMemory,
 }
 
 impl Default for TransferSession {
@@ -92,7 +100,20 @@ impl TransferSession {
             placed_manifests: Mutex::new(HashSet::new()),
             blob_slots: Semaphore::new(parallel_blobs.max(1)),
             counters: Counters::default(),
+            memory: HolderMemory::new(None),
         }
+    }
+
+    /// Remember, under `cache_dir`, which repositories hold which blobs, and mount from those
+    /// a previous run remembered (see `holders`). Call `save_memory` when the run is over.
+    pub fn remembering(mut self, cache_dir: Option<std::path::PathBuf>) -> Self {
+        self.memory = HolderMemory::new(cache_dir);
+        self
+    }
+
+    /// Write back what this run learnt about where blobs are.
+    pub fn save_memory(&self) {
+        self.memory.save();
     }
 
     pub fn stats(&self) -> TransferStats {
@@ -291,12 +312,14 @@ impl TransferSession {
         if holders.iter().any(|r| r == dst_repo) {
             return Ok(());
         }
+        let registry = dst.display_name();
         if dst.blob_exists(dst_repo, digest).await? {
             bump(&self.counters.blobs_skipped, 1);
             holders.push(dst_repo.to_owned());
+            self.memory.learn(registry, digest, dst_repo);
             return Ok(());
         }
-        let same_registry = src.display_name() == dst.display_name();
+        let same_registry = src.display_name() == registry;
         let mount_from = holders
             .first()
             .cloned()
@@ -306,7 +329,25 @@ impl TransferSession {
         {
             bump(&self.counters.blobs_mounted, 1);
             holders.push(dst_repo.to_owned());
+            self.memory.learn(registry, digest, dst_repo);
             return Ok(());
+        }
+        // Repositories an earlier run placed the blob in: a hint, checked by the mount itself.
+        if holders.is_empty() {
+            for from in self
+                .memory
+                .candidates(registry, digest, dst_repo)
+                .into_iter()
+                .take(MEMORY_MOUNT_ATTEMPTS)
+            {
+                if dst.mount_blob(dst_repo, &from, digest).await? {
+                    bump(&self.counters.blobs_mounted, 1);
+                    holders.push(dst_repo.to_owned());
+                    self.memory.learn(registry, digest, dst_repo);
+                    return Ok(());
+                }
+                self.memory.forget(registry, digest, &from);
+            }
         }
         let _slot = self
             .blob_slots
@@ -341,6 +382,7 @@ impl TransferSession {
         bump(&self.counters.blobs_uploaded, 1);
         bump(&self.counters.bytes_uploaded, descriptor.size);
         holders.push(dst_repo.to_owned());
+        self.memory.learn(dst.display_name(), digest, dst_repo);
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! A loopback HTTP proxy that forwards to a registry and injects failures on chosen
-//! requests: error statuses, 429 with `Retry-After`, a connection cut in the middle of a
-//! response body, or a stalled answer.
+//! requests: error statuses, 429 with `Retry-After` (seconds or an HTTP date), a connection
+//! cut in the middle of a response body or of a request body, a stalled answer, or Docker
+//! Hub's rate-limit headers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,14 @@ pub enum Fault {
     ResetAfter(usize),
     /// Wait this long before forwarding.
     Stall(Duration),
+    /// Answer 429 with `Retry-After` as an HTTP date this many seconds from now.
+    TooManyRequestsUntil { secs_from_now: u64 },
+    /// Answer 200 with Docker Hub's rate-limit headers (`ratelimit-limit`,
+    /// `ratelimit-remaining`) added to the forwarded answer.
+    RateLimitHeaders { limit: u64, remaining: u64 },
+    /// Read this many bytes of the request body, then drop the connection without answering
+    /// (a reset in the middle of an upload, or a registry going away).
+    DropAfterRequestBytes(usize),
 }
 
 /// Which requests a fault applies to, and how many times.
@@ -135,6 +144,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         .map(|p| p.to_string())
         .unwrap_or_else(|| "/".into());
     let mut cut_after = None;
+    let mut rate_limit = None;
     match state.take_fault(method.as_str(), &path) {
         Some(Fault::Status(code)) => {
             return (
@@ -149,6 +159,31 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
                 .headers_mut()
                 .insert("retry-after", HeaderValue::from(retry_after_secs));
             return response;
+        }
+        Some(Fault::TooManyRequestsUntil { secs_from_now }) => {
+            let at = std::time::SystemTime::now() + Duration::from_secs(secs_from_now);
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+            response.headers_mut().insert(
+                "retry-after",
+                HeaderValue::from_str(&httpdate::fmt_http_date(at)).expect("date header"),
+            );
+            return response;
+        }
+        Some(Fault::RateLimitHeaders { limit, remaining }) => {
+            rate_limit = Some((limit, remaining));
+        }
+        Some(Fault::DropAfterRequestBytes(limit)) => {
+            let mut body = request.into_body().into_data_stream();
+            let mut read = 0usize;
+            while read < limit {
+                match body.next().await {
+                    Some(Ok(chunk)) => read += chunk.len(),
+                    _ => break,
+                }
+            }
+            // Unwinding out of the connection task drops the socket without an answer;
+            // `resume_unwind` skips the panic hook, so nothing is printed.
+            std::panic::resume_unwind(Box::new("injected connection drop"));
         }
         Some(Fault::Stall(duration)) => tokio::time::sleep(duration).await,
         Some(Fault::ResetAfter(bytes)) => cut_after = Some(bytes),
@@ -179,6 +214,11 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         } else if name != "transfer-encoding" && name != "connection" {
             builder = builder.header(name, value);
         }
+    }
+    if let Some((limit, remaining)) = rate_limit {
+        builder = builder
+            .header("ratelimit-limit", format!("{limit};w=21600"))
+            .header("ratelimit-remaining", format!("{remaining};w=21600"));
     }
     let mut sent = 0usize;
     let stream = answer.bytes_stream().map(move |chunk| {

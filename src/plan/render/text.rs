@@ -1,68 +1,9 @@
-//! Plan rendering: Terraform-style text, JSON for machines, Markdown for PR comments.
-//! Pure functions from a `Plan` to a string.
+//! The Terraform-style text view.
 
 use std::fmt::Write as _;
 
-use super::model::{Action, ActionKind, Change, Drift, Plan};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-    Markdown,
-}
-
-/// ANSI colours, or nothing.
-#[derive(Debug, Clone, Copy)]
-pub struct Style {
-    pub color: bool,
-}
-
-impl Style {
-    fn paint(&self, code: &str, s: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    }
-    fn symbol(&self, sym: &str) -> String {
-        let code = match sym {
-            "+" => "32",
-            "-" => "31",
-            "-/+" => "33",
-            "~" => "33",
-            "!" => "35",
-            _ => "0",
-        };
-        self.paint(code, sym)
-    }
-    fn bold(&self, s: &str) -> String {
-        self.paint("1", s)
-    }
-}
-
-pub fn render(plan: &Plan, format: Format, style: Style) -> String {
-    match format {
-        Format::Text => render_text(plan, style),
-        Format::Json => render_json(plan),
-        Format::Markdown => render_markdown(plan),
-    }
-}
-
-pub fn render_json(plan: &Plan) -> String {
-    let mut s = serde_json::to_string_pretty(plan).expect("a plan always serialises");
-    s.push('\n');
-    s
-}
-
-/// Shorten a digest for humans: `sha256:0123456789ab…`. JSON output keeps full digests.
-pub fn short(d: &str) -> String {
-    match d.split_once(':') {
-        Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}…", &hex[..12]),
-        _ => d.to_string(),
-    }
-}
+use super::{Change, Style, changes, drift_detail, drift_heading, reason, short, symbol, will_be};
+use crate::plan::model::{Action, Drift, Plan};
 
 fn shorten_value(v: &str) -> String {
     if v.starts_with("sha256:") {
@@ -72,6 +13,7 @@ fn shorten_value(v: &str) -> String {
     }
 }
 
+/// The Terraform-style text view.
 pub fn render_text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if !plan.drift.is_empty() {
@@ -106,13 +48,11 @@ fn write_legend(out: &mut String, plan: &Plan, style: Style) {
     let _ = writeln!(out, "Actions are indicated with the following symbols:");
     let mut seen = Vec::new();
     for a in &plan.actions {
-        let entry = match a.action {
-            ActionKind::Copy | ActionKind::Build => ("+", "place (copy or build)"),
-            ActionKind::Replace => ("-/+", "replace with new content"),
-            ActionKind::Restamp | ActionKind::Alias => {
-                ("~", "update in place (restamp, re-point alias)")
-            }
-            ActionKind::Prune => ("-", "prune"),
+        let entry = match symbol(a) {
+            "+" => ("+", "create (copy, build, new alias)"),
+            "-/+" => ("-/+", "replace with new content"),
+            "~" => ("~", "update in place (restamp, re-point alias)"),
+            _ => ("-", "prune"),
         };
         if !seen.contains(&entry) {
             seen.push(entry);
@@ -129,34 +69,27 @@ fn write_legend(out: &mut String, plan: &Plan, style: Style) {
 }
 
 fn write_drift(out: &mut String, d: &Drift, style: Style) {
-    let _ = writeln!(out, "  # {} {}", d.location, d.kind.describe());
+    let _ = writeln!(out, "  # {} {}", d.location, drift_heading(d));
     let _ = writeln!(out, "  {} drift {{", style.symbol("!"));
-    let _ = writeln!(out, "      address = \"{}\"", d.address);
+    let _ = writeln!(out, "      address = \"{}\"", d.label());
     let _ = writeln!(out, "      digest  = \"{}\"", short(&d.digest));
-    let _ = writeln!(out, "      # {}", d.detail);
+    let _ = writeln!(out, "      # {}", drift_detail(d));
     let _ = writeln!(out, "    }}");
 }
 
 fn write_action(out: &mut String, a: &Action, style: Style) {
-    let _ = writeln!(out, "  # {} will be {}", a.address, a.action.will_be());
-    for r in &a.reasons {
-        let _ = writeln!(out, "  # ({r})");
-    }
-    let sym = a.action.symbol();
+    let _ = writeln!(out, "  # {} will be {}", a.header.address, will_be(a));
+    let _ = writeln!(out, "  # ({})", reason(a));
     let _ = writeln!(
         out,
         "  {} {} \"{}\" {{",
-        style.symbol(sym),
-        a.action.as_str(),
-        a.destination
+        style.symbol(symbol(a)),
+        a.kind().as_str(),
+        a.header.destination
     );
-    let width = a
-        .changes
-        .iter()
-        .map(|c| c.attribute.len())
-        .max()
-        .unwrap_or(0);
-    for c in &a.changes {
+    let changes = changes(a);
+    let width = changes.iter().map(|c| c.attribute.len()).max().unwrap_or(0);
+    for c in &changes {
         write_change(out, c, width, style);
     }
     let _ = writeln!(out, "    }}\n");
@@ -199,10 +132,14 @@ fn write_requests(out: &mut String, plan: &Plan) {
             .filter(|(_, n)| *n > 0)
             .map(|(m, n)| format!("{m} {n}"))
             .collect();
+            let budget = r
+                .rate_limit
+                .map(|(limit, remaining)| format!(", rate limit {remaining} of {limit} left"))
+                .unwrap_or_default();
             if by_method.is_empty() {
-                format!("{name} 0")
+                format!("{name} 0{budget}")
             } else {
-                format!("{name} {} ({})", r.total, by_method.join(", "))
+                format!("{name} {} ({}{budget})", r.total, by_method.join(", "))
             }
         })
         .collect();
@@ -220,67 +157,9 @@ fn write_notes(out: &mut String, plan: &Plan) {
     out.push('\n');
 }
 
-/// Lines above which the Markdown body is folded into `<details>`.
-const MARKDOWN_FOLD_LINES: usize = 40;
-
-pub fn render_markdown(plan: &Plan) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "### houba plan\n");
-    let _ = writeln!(out, "**{}**", plan.summary_line());
-    if !plan.drift.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n:warning: **{} change(s) outside houba** (drift) — listed first below.",
-            plan.drift.len()
-        );
-    }
-    if !plan.notes.is_empty() {
-        out.push('\n');
-        for n in &plan.notes {
-            let _ = writeln!(out, "- `{}`: {}", n.address, n.message);
-        }
-    }
-    if plan.actions.is_empty() && plan.drift.is_empty() {
-        return out;
-    }
-    let body = render_text(plan, Style { color: false });
-    // In a ```diff block GitHub colours lines by their first character: keep +/- for
-    // placements and prunes, and put `!` (drift) and `~` lines behind a neutral space.
-    let diff: String = body
-        .lines()
-        .map(|l| {
-            let t = l.trim_start();
-            let mark = if t.starts_with("-/+") {
-                '!'
-            } else if t.starts_with('+') {
-                '+'
-            } else if t.starts_with('-') {
-                '-'
-            } else {
-                ' '
-            };
-            format!("{mark}{l}")
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let fold = body.lines().count() > MARKDOWN_FOLD_LINES;
-    out.push('\n');
-    if fold {
-        let _ = writeln!(
-            out,
-            "<details><summary>Show plan ({} lines)</summary>\n",
-            body.lines().count()
-        );
-    }
-    let _ = writeln!(out, "```diff\n{diff}\n```");
-    if fold {
-        let _ = writeln!(out, "\n</details>");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::render_markdown;
     use super::*;
     use crate::plan::model::*;
     use std::collections::BTreeMap;
@@ -294,36 +173,68 @@ mod tests {
         }
     }
 
-    fn action(kind: ActionKind, tag: &str) -> Action {
+    fn address(tag: &str) -> Address {
+        Address::artifact(
+            "busybox",
+            "stable",
+            "default",
+            "registry.local:5000",
+            "demo/busybox",
+            tag,
+        )
+    }
+
+    fn source() -> Source {
+        Source {
+            location: Location {
+                registry: "docker.io".into(),
+                display: "docker.io".into(),
+                repository: "library/busybox".into(),
+                tag: "1.37.0".into(),
+            },
+            digest: format!("sha256:{}", "a".repeat(64)),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        }
+    }
+
+    fn copy(tag: &str) -> Action {
         Action {
-            address: format!("busybox/stable/default[registry.local:5000/demo/busybox:{tag}]"),
-            action: kind,
-            destination: loc(tag),
-            source: None,
-            source_digest: None,
-            source_media_type: None,
-            before: None,
-            after: Some(format!("sha256:{}", "b".repeat(64))),
-            reasons: vec!["new upstream tag".into()],
-            changes: vec![Change {
-                attribute: "digest".into(),
+            header: Header {
+                address: address(tag),
+                destination: loc(tag),
                 before: None,
                 after: Some(format!("sha256:{}", "b".repeat(64))),
-            }],
-            depends_on: vec![],
-            alias_target: None,
-            prune_mode: None,
-            steps: vec![],
-            recipe: None,
-            transform: vec![],
-            platforms: vec![],
-            annotations: BTreeMap::new(),
+                depends_on: vec![],
+            },
+            operation: Operation::Place(Place {
+                source: source(),
+                content: Content::Copy,
+                annotations: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn alias(before: Option<&str>, current: Option<&str>, reason: AliasReason) -> Action {
+        Action {
+            header: Header {
+                address: address("latest"),
+                destination: loc("latest"),
+                before: before.map(str::to_string),
+                after: Some(format!("sha256:{}", "b".repeat(64))),
+                depends_on: vec![],
+            },
+            operation: Operation::Alias {
+                target: address("1.37.0"),
+                target_tag: "1.37.0".into(),
+                target_digest: Some(format!("sha256:{}", "b".repeat(64))),
+                current_tag: current.map(str::to_string),
+                reason,
+            },
         }
     }
 
     fn plan(actions: Vec<Action>) -> Plan {
         Plan {
-            format_version: FORMAT_VERSION.into(),
             houba_version: "0".into(),
             inputs_digest: "sha256:00".into(),
             shard: None,
@@ -338,9 +249,9 @@ mod tests {
     #[test]
     fn summary_lists_every_kind_in_order() {
         let p = plan(vec![
-            action(ActionKind::Copy, "1"),
-            action(ActionKind::Copy, "2"),
-            action(ActionKind::Alias, "latest"),
+            copy("1"),
+            copy("2"),
+            alias(None, None, AliasReason::Absent),
         ]);
         assert_eq!(
             p.summary_line(),
@@ -354,26 +265,81 @@ mod tests {
 
     #[test]
     fn text_uses_terraform_grammar_without_colour() {
-        let p = plan(vec![action(ActionKind::Copy, "1.37.0")]);
+        let p = plan(vec![copy("1.37.0")]);
         let t = render_text(&p, Style { color: false });
         assert!(t.contains(
             "  # busybox/stable/default[registry.local:5000/demo/busybox:1.37.0] will be copied\n"
         ));
-        assert!(t.contains("+ digest = \"sha256:bbbbbbbbbbbb…\""));
+        assert!(
+            t.contains("+ digest      = \"sha256:bbbbbbbbbbbb…\""),
+            "{t}"
+        );
         assert!(!t.contains('\x1b'));
         assert!(render_text(&p, Style { color: true }).contains("\x1b[32m+\x1b[0m"));
     }
 
     #[test]
+    fn a_new_alias_is_created_and_a_moved_one_compares_tags_and_digests() {
+        let new = render_text(
+            &plan(vec![alias(None, None, AliasReason::Absent)]),
+            Style { color: false },
+        );
+        assert!(
+            new.contains("[registry.local:5000/demo/busybox:latest] will be created"),
+            "{new}"
+        );
+        assert!(
+            new.contains("+ alias \"registry.local:5000/demo/busybox:latest\""),
+            "{new}"
+        );
+        assert!(new.contains("+ target = \"1.37.0\""), "{new}");
+        let before = format!("sha256:{}", "c".repeat(64));
+        let moved = render_text(
+            &plan(vec![alias(
+                Some(&before),
+                Some("1.36.1"),
+                AliasReason::NewHighest,
+            )]),
+            Style { color: false },
+        );
+        assert!(moved.contains("will be re-pointed"), "{moved}");
+        assert!(
+            moved.contains("~ target = \"1.36.1\" -> \"1.37.0\""),
+            "{moved}"
+        );
+        assert!(
+            moved.contains("~ digest = \"sha256:cccccccccccc…\" -> \"sha256:bbbbbbbbbbbb…\""),
+            "{moved}"
+        );
+    }
+
+    #[test]
+    fn a_platform_only_build_prints_no_empty_steps() {
+        let mut a = copy("1.37.0");
+        a.header.after = None;
+        a.operation = Operation::Place(Place {
+            source: source(),
+            content: Content::Build(Build {
+                recipe: format!("sha256:{}", "d".repeat(64)),
+                steps: vec![],
+                platforms: vec!["linux/amd64".into()],
+            }),
+            annotations: BTreeMap::new(),
+        });
+        let t = render_text(&plan(vec![a]), Style { color: false });
+        assert!(t.contains("will be built"), "{t}");
+        assert!(!t.contains("steps"), "{t}");
+        assert!(t.contains("+ platforms   = \"linux/amd64\""), "{t}");
+    }
+
+    #[test]
     fn markdown_folds_long_plans() {
-        let short_plan = plan(vec![action(ActionKind::Copy, "1")]);
+        let short_plan = plan(vec![copy("1")]);
         let md = render_markdown(&short_plan);
         assert!(md.starts_with("### houba plan\n\n**Plan: 1 to copy"));
         assert!(md.contains("```diff\n"));
         assert!(!md.contains("<details>"));
-        let long: Vec<Action> = (0..20)
-            .map(|i| action(ActionKind::Copy, &i.to_string()))
-            .collect();
+        let long: Vec<Action> = (0..20).map(|i| copy(&i.to_string())).collect();
         assert!(render_markdown(&plan(long)).contains("<details>"));
     }
 }

@@ -1,5 +1,10 @@
 //! Unit tests of the diff: every action and drift kind from live state alone.
+use bytes::Bytes;
+
 use super::*;
+use crate::plan::model::{
+    ActionKind, AliasReason, Finding, Operation, PruneMode, PruneReason, ReplaceReason,
+};
 
 const PREFIX: &str = "io.houba";
 
@@ -20,9 +25,20 @@ fn loc(registry: &str, repo: &str, tag: &str) -> Location {
     }
 }
 
+fn addr(tag: &str) -> Address {
+    Address::artifact(
+        "busybox",
+        "stable",
+        "default",
+        "local",
+        "mirror/busybox",
+        tag,
+    )
+}
+
 fn placement(tag: &str) -> DesiredPlacement {
     DesiredPlacement {
-        address: format!("busybox/stable/default[local/mirror/busybox:{tag}]"),
+        address: addr(tag),
         policy: "busybox".into(),
         import: "stable".into(),
         variant: "default".into(),
@@ -30,7 +46,6 @@ fn placement(tag: &str) -> DesiredPlacement {
         source: loc("docker.io", "library/busybox", tag),
         pin: None,
         kind: PlacementKind::Copy,
-        steps: vec![],
         transform: vec![],
         platforms: vec![],
         recipe: None,
@@ -86,24 +101,38 @@ fn put(live: &mut LiveState, tag: &str, t: LiveTag) {
         .insert(tag.into(), t);
 }
 
+fn input<'a>(
+    ps: &'a [DesiredPlacement],
+    aliases: &'a [DesiredAlias],
+    live: &'a LiveState,
+    repositories: &'a [ManagedRepository],
+    modes: &'a BTreeMap<String, DeletionMode>,
+) -> DiffInput<'a> {
+    DiffInput {
+        placements: ps,
+        aliases,
+        repositories,
+        unclaimed: &[],
+        deletion_modes: modes,
+        live,
+        label_prefix: PREFIX,
+    }
+}
+
 fn run(
     ps: &[DesiredPlacement],
     aliases: &[DesiredAlias],
     live: &LiveState,
 ) -> (Vec<Drift>, Vec<Action>, Vec<Note>) {
-    diff(&DiffInput {
-        placements: ps,
-        aliases,
-        repositories: &[repo()],
-        live,
-        label_prefix: PREFIX,
-    })
+    let modes = BTreeMap::new();
+    let out = diff(&input(ps, aliases, live, &[repo()], &modes));
+    (out.drift, out.actions, out.notes)
 }
 
 fn kinds(actions: &[Action]) -> Vec<(ActionKind, String)> {
     actions
         .iter()
-        .map(|a| (a.action, a.destination.tag.clone()))
+        .map(|a| (a.kind(), a.header.destination.tag.clone()))
         .collect()
 }
 
@@ -117,7 +146,7 @@ fn absent_tag_is_copied_and_placed_tag_costs_nothing() {
     let (_, actions, _) = run(std::slice::from_ref(&p), &[], &live);
     assert_eq!(kinds(&actions), vec![(ActionKind::Copy, "1.37.0".into())]);
     let placed = place(&mut live, &p, &src);
-    assert_eq!(actions[0].after.as_ref(), Some(&placed.digest));
+    assert_eq!(actions[0].header.after.as_ref(), Some(&placed.digest));
     let (drift, actions, notes) = run(&[p], &[], &live);
     assert!(drift.is_empty() && actions.is_empty() && notes.is_empty());
 }
@@ -134,7 +163,13 @@ fn upstream_move_replaces_and_settle_withholds() {
         kinds(&actions),
         vec![(ActionKind::Replace, "1.37.0".into())]
     );
-    assert_eq!(actions[0].reasons, vec!["the upstream digest moved"]);
+    assert!(matches!(
+        actions[0].operation,
+        Operation::Replace {
+            reason: ReplaceReason::UpstreamMoved,
+            ..
+        }
+    ));
     p.settle = Duration::from_secs(2 * 3600);
     let (_, actions, notes) = run(&[p], &[], &live);
     assert!(actions.is_empty());
@@ -157,25 +192,26 @@ fn owner_edit_is_a_restamp_and_prefix_change_too() {
         kinds(&actions),
         vec![(ActionKind::Restamp, "1.37.0".into())]
     );
-    assert_eq!(actions[0].changes[0].attribute, "owners");
+    let Operation::Restamp { changed, .. } = &actions[0].operation else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(changed[0].key, "owners");
 
-    let (_, actions, _) = diff(&DiffInput {
-        placements: &[placement("1.37.0")],
-        aliases: &[],
-        repositories: &[repo()],
-        live: &live,
-        label_prefix: "com.example",
-    });
+    let modes = BTreeMap::new();
+    let ps = [placement("1.37.0")];
+    let mut other_prefix = input(&ps, &[], &live, &[], &modes);
+    let repos = [repo()];
+    other_prefix.repositories = &repos;
+    other_prefix.label_prefix = "com.example";
+    let actions = diff(&other_prefix).actions;
     assert_eq!(
         kinds(&actions),
         vec![(ActionKind::Restamp, "1.37.0".into())]
     );
-    assert!(
-        actions[0]
-            .changes
-            .iter()
-            .any(|c| c.attribute == "label.prefix")
-    );
+    let Operation::Restamp { changed, .. } = &actions[0].operation else {
+        panic!("{actions:?}")
+    };
+    assert!(changed.iter().any(|c| c.key == "label.prefix"));
 }
 
 #[test]
@@ -195,8 +231,8 @@ fn foreign_unstamped_and_tampered_content_is_drift() {
         },
     );
     let (drift, actions, _) = run(std::slice::from_ref(&p), &[], &live);
-    assert_eq!(drift[0].kind, DriftKind::Unstamped);
-    assert_eq!(actions[0].action, ActionKind::Replace);
+    assert_eq!(drift[0].finding, Finding::Unstamped);
+    assert_eq!(actions[0].kind(), ActionKind::Replace);
     // Stamped content whose layers were swapped: the stamp no longer matches.
     let other = observe_source(&mut live, "other", "e");
     let a = desired_stamp(&p, &src).to_annotations(PREFIX);
@@ -211,8 +247,8 @@ fn foreign_unstamped_and_tampered_content_is_drift() {
         },
     );
     let (drift, actions, _) = run(&[p], &[], &live);
-    assert_eq!(drift[0].kind, DriftKind::Tampered);
-    assert_eq!(actions[0].action, ActionKind::Replace);
+    assert!(matches!(drift[0].finding, Finding::Tampered { .. }));
+    assert_eq!(actions[0].kind(), ActionKind::Replace);
 }
 
 #[test]
@@ -234,24 +270,61 @@ fn aliases_move_only_when_needed_and_hand_moves_are_drift() {
     let p1 = placement("1.36.0");
     let p2 = placement("1.37.0");
     let t1 = place(&mut live, &p1, &s1);
-    let t2 = place(&mut live, &p2, &s2);
     let alias = DesiredAlias {
-        address: "busybox/stable/default[local/mirror/busybox:latest]".into(),
+        address: addr("latest"),
         destination: loc("local", "mirror/busybox", "latest"),
         target: p2.address.clone(),
     };
     let ps = [p1.clone(), p2.clone()];
-    // Absent alias: planned.
+    // A new highest member: the alias moves with it, not drift.
+    put(&mut live, "latest", t1.clone());
+    let (drift, actions, _) = run(&ps, std::slice::from_ref(&alias), &live);
+    assert!(drift.is_empty(), "{drift:?}");
+    assert_eq!(
+        kinds(&actions),
+        vec![
+            (ActionKind::Copy, "1.37.0".into()),
+            (ActionKind::Alias, "latest".into())
+        ]
+    );
+    assert!(matches!(
+        &actions[1].operation,
+        Operation::Alias { reason: AliasReason::NewHighest, current_tag: Some(t), .. } if t == "1.36.0"
+    ));
+    assert_eq!(actions[1].header.depends_on, vec![p2.address.clone()]);
+    let t2 = place(&mut live, &p2, &s2);
+    live.destinations
+        .get_mut(&("local".into(), "mirror/busybox".into()))
+        .unwrap()
+        .remove("latest");
+    // Absent alias: created.
     let (_, actions, _) = run(&ps, std::slice::from_ref(&alias), &live);
     assert_eq!(kinds(&actions), vec![(ActionKind::Alias, "latest".into())]);
+    assert!(matches!(
+        actions[0].operation,
+        Operation::Alias {
+            reason: AliasReason::Absent,
+            ..
+        }
+    ));
     // Right alias: free.
     put(&mut live, "latest", t2.clone());
     let (drift, actions, _) = run(&ps, std::slice::from_ref(&alias), &live);
     assert!(actions.is_empty() && drift.is_empty());
-    // Pointing at an older member: moves, not drift.
+    // Moved by hand to another placed member: drift, and houba points it back.
     put(&mut live, "latest", t1);
     let (drift, actions, _) = run(&ps, std::slice::from_ref(&alias), &live);
-    assert!(drift.is_empty());
+    assert_eq!(
+        drift[0].finding,
+        Finding::AliasMoved {
+            expected_tag: "1.37.0".into(),
+            found_tag: Some("1.36.0".into())
+        }
+    );
+    assert_eq!(
+        crate::plan::render::drift_detail(&drift[0]),
+        "alias latest was moved outside houba from 1.37.0 to 1.36.0; houba will point it back"
+    );
     assert_eq!(kinds(&actions), vec![(ActionKind::Alias, "latest".into())]);
     // Pointing at something houba never placed: drift.
     let foreign = upstream_manifest("f");
@@ -265,7 +338,13 @@ fn aliases_move_only_when_needed_and_hand_moves_are_drift() {
         },
     );
     let (drift, actions, _) = run(&ps, &[alias], &live);
-    assert_eq!(drift[0].kind, DriftKind::AliasMoved);
+    assert!(matches!(
+        drift[0].finding,
+        Finding::AliasMoved {
+            found_tag: None,
+            ..
+        }
+    ));
     assert_eq!(actions.len(), 1);
 }
 
@@ -297,8 +376,65 @@ fn prune_touches_only_own_stamped_tags() {
     // 1.36.0 is no longer desired.
     let (drift, actions, _) = run(&[], &[], &live);
     assert_eq!(kinds(&actions), vec![(ActionKind::Prune, "1.36.0".into())]);
-    assert_eq!(actions[0].prune_mode, Some(PruneMode::Delete));
+    assert_eq!(
+        actions[0].operation,
+        Operation::Prune {
+            mode: PruneMode::Delete,
+            reason: PruneReason::NoLongerSelected
+        }
+    );
     assert_eq!(drift.len(), 1);
-    assert_eq!(drift[0].kind, DriftKind::Bypass);
+    assert_eq!(drift[0].finding, Finding::Bypass);
     assert_eq!(drift[0].location.tag, "hotfix");
+}
+
+#[test]
+fn orphans_of_unclaimed_repositories_are_pruned_and_unstamped_tags_never() {
+    let mut live = LiveState::default();
+    let s1 = observe_source(&mut live, "1.36.0", "a");
+    let p1 = placement("1.36.0");
+    place(&mut live, &p1, &s1);
+    let foreign = upstream_manifest("f");
+    put(
+        &mut live,
+        "hand-pushed",
+        LiveTag {
+            digest: stamp::sha256_digest(&foreign),
+            media_type: stamp::OCI_MANIFEST.into(),
+            manifest: foreign,
+        },
+    );
+    let unclaimed = [UnclaimedRepository {
+        registry: "local".into(),
+        display: "local".into(),
+        repository: "mirror/busybox".into(),
+    }];
+    let mut modes = BTreeMap::new();
+    let mut i = input(&[], &[], &live, &[], &modes);
+    i.unclaimed = &unclaimed;
+    let out = diff(&i);
+    assert!(out.drift.is_empty(), "{:?}", out.drift);
+    assert_eq!(
+        kinds(&out.actions),
+        vec![(ActionKind::Prune, "1.36.0".into())]
+    );
+    assert_eq!(
+        out.actions[0].operation,
+        Operation::Prune {
+            mode: PruneMode::Mark,
+            reason: PruneReason::Orphaned
+        },
+        "a policy that is gone: its tags are marked, never deleted"
+    );
+    modes.insert("busybox".to_string(), DeletionMode::Purge);
+    let mut i = input(&[], &[], &live, &[], &modes);
+    i.unclaimed = &unclaimed;
+    assert_eq!(
+        diff(&i).actions[0].operation,
+        Operation::Prune {
+            mode: PruneMode::Delete,
+            reason: PruneReason::Orphaned
+        },
+        "a policy that moved its destination prunes in its own deletion mode"
+    );
 }

@@ -1,0 +1,48 @@
+//! What the registries held when observed: plain data written by `observe` and read by the
+//! plan's diff. Kept apart from both so that the pure core (`plan`) never depends on the code
+//! that does I/O (`observe`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// What an upstream tag held when observed.
+#[derive(Debug, Clone)]
+pub struct SourceObservation {
+    /// Manifest digest.
+    pub digest: String,
+    /// Manifest media type.
+    pub media_type: String,
+    /// Manifest bytes.
+    pub manifest: Bytes,
+    /// Age of the upstream content, when it declares a creation time (for `settle`).
+    pub age: Option<Duration>,
+}
+
+/// What a destination tag held when observed.
+#[derive(Debug, Clone)]
+pub struct LiveTag {
+    /// Manifest digest.
+    pub digest: String,
+    /// Manifest media type.
+    pub media_type: String,
+    /// Manifest bytes.
+    pub manifest: Bytes,
+}
+
+/// `(registry, repository, tag)`.
+pub type TagKey = (String, String, String);
+
+/// `(registry, repository)`.
+pub type RepositoryKey = (String, String);
+
+/// Everything observed in the registries, keyed by location.
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    /// (registry, repository, tag) → observation. Absent: the tag vanished upstream.
+    pub sources: BTreeMap<TagKey, SourceObservation>,
+    /// (registry, repository) → tag → live content. A managed repository with no entry was not
+    /// observed (an error); an empty map means it holds no tags.
+    pub destinations: BTreeMap<RepositoryKey, BTreeMap<String, LiveTag>>,
+}
