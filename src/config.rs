@@ -436,6 +436,7 @@ fn settings_from_sources(
     }
     settings.builders = Builders::from_env(env);
     settings.signing = evidence::resolve_signing(signing_source, env, &settings.policies)?;
+    settings.sbom.syft = find_on_path(env.get("PATH").map(String::as_str).unwrap_or(""), "syft");
     check_single_mirror(&settings)?;
     Ok(settings)
 }

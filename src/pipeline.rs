@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use crate::build::TransformRosters;
+use crate::evidence::collect::EvidenceCache;
 use crate::config::Settings;
 use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
 use crate::live::LiveState;
@@ -20,6 +21,10 @@ use crate::policy::resolved::{ResolvedPolicy, TransformStep};
 use crate::rebuild;
 use crate::stamp::{self, Stamp};
 
+mod evidence;
+
+pub use evidence::formats as evidence_formats;
+
 /// What part of the policies to plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanRequest {
@@ -27,6 +32,9 @@ pub struct PlanRequest {
     pub targets: Vec<Address>,
     /// `(index, count)` of the shard to plan.
     pub shard: Option<(u64, u64)>,
+    /// List the referrers of every placed digest, even those the evidence cache knows complete
+    /// (`houba drift --deep`): finds evidence deleted outside houba.
+    pub deep_evidence: bool,
 }
 
 /// Everything a plan is made from, passed explicitly.
@@ -41,6 +49,8 @@ pub struct PlanInputs<'a> {
     pub registries: &'a Registries,
     /// The content-addressed manifest cache.
     pub cache: &'a ManifestCache,
+    /// What evidence houba attached (and saw accepted), per digest.
+    pub evidence_cache: &'a EvidenceCache,
 }
 
 /// The transform rosters of the settings, as the rebuild engine takes them.
@@ -127,8 +137,19 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
     let mut live = LiveState {
         sources: source_obs,
         destinations,
+        evidence: BTreeMap::new(),
     };
     let (placements, aliases) = desired(&graph, &live, settings)?;
+    live.evidence = evidence::observe_placed(
+        registries,
+        inputs.evidence_cache,
+        &placements,
+        &live,
+        settings,
+        request.deep_evidence,
+    )
+    .await?;
+    let wanted = evidence::wanted_plan(settings);
     settle_ages(registries, cache, &placements, &mut live, settings).await?;
     let deletion_modes = inputs
         .policies
@@ -143,7 +164,9 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         deletion_modes: &deletion_modes,
         live: &live,
         label_prefix: &settings.label_prefix,
+        evidence: &wanted,
     });
+    evidence::count_upstream(registries, &upstream, &mut out.actions).await?;
     out.notes.extend(graph.warnings().iter().map(|w| Note {
         address: w.address.clone(),
         message: w.message.clone(),

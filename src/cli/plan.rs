@@ -59,7 +59,11 @@ impl ScopeArgs {
             }
             (Some(i), Some(n)) => Some((i, n)),
         };
-        Ok(PlanRequest { targets, shard })
+        Ok(PlanRequest {
+            targets,
+            shard,
+            deep_evidence: false,
+        })
     }
 }
 
@@ -145,10 +149,16 @@ pub struct DriftArgs {
     /// Accepted for symmetry with `plan`: drift always exits 2 when drift is found.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also list the referrers of every placed digest, to find SBOMs and signatures deleted
+    /// outside houba (without it, evidence the cache knows complete is not asked for again:
+    /// one request per placed digest and platform).
+    #[arg(long)]
+    pub deep: bool,
 }
 
 pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
-    let request = args.scope.request()?;
+    let mut request = args.scope.request()?;
+    request.deep_evidence = args.deep;
     let mut plan = ctx.make_plan(&request)?;
     plan.actions.clear();
     plan.notes.clear();

@@ -28,6 +28,9 @@ pub struct SbomSettings {
     /// Formats attached to every placed digest, in a fixed order: `spdx`, `cyclonedx`.
     pub formats: Vec<String>,
     pub generator: SbomGenerator,
+    /// `syft` found on `PATH` (read from the environment here, like the image builders).
+    #[serde(skip)]
+    pub syft: Option<PathBuf>,
 }
 
 impl Default for SbomSettings {
@@ -35,6 +38,7 @@ impl Default for SbomSettings {
         SbomSettings {
             formats: vec!["spdx".into(), "cyclonedx".into()],
             generator: SbomGenerator::Native,
+            syft: None,
         }
     }
 }

@@ -7,8 +7,10 @@
 //! `sha256-<hex>.sig` tag as well).
 
 pub mod collect;
+pub mod observe;
 pub mod placement;
 pub mod referrer;
+pub mod runtime;
 pub mod sarif;
 pub mod sbom;
 pub mod sign;

@@ -37,7 +37,36 @@ impl std::fmt::Debug for EvidenceSpec {
     }
 }
 
+/// What every placed digest must carry (no key material: enough to check, not to sign).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub formats: Vec<SbomFormat>,
+    pub signature: bool,
+}
+
+impl Wanted {
+    /// The evidence kinds every digest needs, as recorded in the cache.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .formats
+            .iter()
+            .map(|f| format!("sbom:{}", f.name()))
+            .collect();
+        if self.signature {
+            kinds.push("signature".into());
+        }
+        kinds
+    }
+}
+
 impl EvidenceSpec {
+    pub fn wanted(&self) -> Wanted {
+        Wanted {
+            formats: self.formats.clone(),
+            signature: self.signer.is_some(),
+        }
+    }
+
     /// The evidence kinds every digest needs, as recorded in the cache.
     pub fn kinds(&self) -> Vec<String> {
         let mut kinds: Vec<String> = self
@@ -73,7 +102,7 @@ impl Missing {
 }
 
 /// What `referrers` (of one digest) lack against `spec`.
-pub fn missing_in(referrers: &[Referrer], spec: &EvidenceSpec) -> Missing {
+pub fn missing_in(referrers: &[Referrer], spec: &Wanted) -> Missing {
     let has = |artifact: &str| {
         referrers
             .iter()
@@ -86,7 +115,7 @@ pub fn missing_in(referrers: &[Referrer], spec: &EvidenceSpec) -> Missing {
             .copied()
             .filter(|f| !has(f.media_type()))
             .collect(),
-        signature: spec.signer.is_some() && !has(COSIGN_SIGNATURE_ARTIFACT),
+        signature: spec.signature && !has(COSIGN_SIGNATURE_ARTIFACT),
     }
 }
 
@@ -118,7 +147,7 @@ pub fn complete_in_cache(
     registry: &str,
     repository: &str,
     subjects: &[Descriptor],
-    spec: &EvidenceSpec,
+    spec: &Wanted,
 ) -> bool {
     let needed = spec.kinds();
     subjects.iter().all(|s| {
@@ -134,7 +163,7 @@ pub async fn live_missing(
     registry: &dyn Registry,
     repository: &str,
     subjects: &[Descriptor],
-    spec: &EvidenceSpec,
+    spec: &Wanted,
 ) -> Result<BTreeMap<String, Missing>, EvidenceError> {
     let mut out = BTreeMap::new();
     for subject in subjects {
@@ -211,7 +240,7 @@ pub async fn attach_missing_with(
     insecure: bool,
 ) -> Result<Attached, EvidenceError> {
     let subjects = subjects(top, manifest_bytes);
-    let missing = live_missing(registry, repository, &subjects, spec).await?;
+    let missing = live_missing(registry, repository, &subjects, &spec.wanted()).await?;
     let mut done = Attached::default();
     for subject in &subjects {
         let Some(lacks) = missing.get(&subject.digest) else {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use super::address::Address;
+pub use super::evidence::EvidencePlan;
 use crate::policy::resolved::TransformStep;
 
 /// A registry location: roster entry + repository + tag.
@@ -49,17 +50,20 @@ pub enum ActionKind {
     Alias,
     /// Retire a tag houba placed that is no longer desired.
     Prune,
+    /// Attach missing evidence (SBOMs, signatures) to content a tag already holds.
+    Attach,
 }
 
 impl ActionKind {
     /// Every kind, in summary-line order.
-    pub const ALL: [ActionKind; 6] = [
+    pub const ALL: [ActionKind; 7] = [
         ActionKind::Copy,
         ActionKind::Build,
         ActionKind::Replace,
         ActionKind::Restamp,
         ActionKind::Alias,
         ActionKind::Prune,
+        ActionKind::Attach,
     ];
 
     /// Terraform-style symbol: `+`, `-/+`, `~` or `-`.
@@ -69,6 +73,7 @@ impl ActionKind {
             ActionKind::Replace => "-/+",
             ActionKind::Restamp | ActionKind::Alias => "~",
             ActionKind::Prune => "-",
+            ActionKind::Attach => "+",
         }
     }
 
@@ -81,6 +86,7 @@ impl ActionKind {
             ActionKind::Restamp => "restamp",
             ActionKind::Alias => "alias",
             ActionKind::Prune => "prune",
+            ActionKind::Attach => "attach",
         }
     }
 
@@ -90,6 +96,7 @@ impl ActionKind {
             ActionKind::Copy | ActionKind::Build | ActionKind::Replace | ActionKind::Restamp => 0,
             ActionKind::Alias => 1,
             ActionKind::Prune => 2,
+            ActionKind::Attach => 0,
         }
     }
 }
@@ -108,6 +115,9 @@ pub struct Header {
     pub after: Option<String>,
     /// Actions that must succeed first.
     pub depends_on: Vec<Address>,
+    /// Evidence attached with the change (placements, restamps and attaches).
+    #[serde(default, skip_serializing_if = "EvidencePlan::is_empty")]
+    pub evidence: EvidencePlan,
 }
 
 /// Upstream content as observed when planning.
@@ -266,6 +276,8 @@ pub enum Operation {
         /// Why.
         reason: AliasReason,
     },
+    /// Attach the evidence in the header to the content the tag holds (`header.before`).
+    Attach,
     /// Retire a tag.
     Prune {
         /// Delete or mark.
@@ -296,6 +308,7 @@ impl Action {
             Operation::Restamp { .. } => ActionKind::Restamp,
             Operation::Alias { .. } => ActionKind::Alias,
             Operation::Prune { .. } => ActionKind::Prune,
+            Operation::Attach => ActionKind::Attach,
         }
     }
 
@@ -309,7 +322,7 @@ impl Action {
         match &self.operation {
             Operation::Place(p) | Operation::Replace { place: p, .. } => Some(&p.source),
             Operation::Restamp { source, .. } => Some(source),
-            Operation::Alias { .. } | Operation::Prune { .. } => None,
+            Operation::Alias { .. } | Operation::Prune { .. } | Operation::Attach => None,
         }
     }
 }
@@ -339,6 +352,11 @@ pub enum Finding {
     },
     /// A tag in a managed repository that houba did not place: a bypass of the front door.
     Bypass,
+    /// Evidence houba attached to placed content is gone (deleted outside houba).
+    EvidenceMissing {
+        /// What is missing.
+        missing: EvidencePlan,
+    },
     /// A tag stamped by another policy than the one owning its repository.
     ForeignInRepository {
         /// The policy named in the stamp.
@@ -357,6 +375,7 @@ impl Finding {
             Finding::Tampered { .. } => "tampered",
             Finding::AliasMoved { .. } => "alias-moved",
             Finding::Bypass => "bypass",
+            Finding::EvidenceMissing { .. } => "evidence-missing",
         }
     }
 }
@@ -455,8 +474,34 @@ impl Plan {
         }
         let parts: Vec<String> = ActionKind::ALL
             .iter()
+            // Attaching evidence to content already in place is counted only when it happens.
+            .filter(|k| **k != ActionKind::Attach || self.count(**k) > 0)
             .map(|k| format!("{} to {}", self.count(*k), k.as_str()))
             .collect();
         format!("Plan: {}.", parts.join(", "))
+    }
+
+    /// `Evidence: 4 SBOMs, 2 signatures, 1 upstream referrer.`, or `None` when the plan
+    /// attaches none.
+    pub fn evidence_line(&self) -> Option<String> {
+        let (mut sboms, mut signatures, mut upstream) = (0, 0, 0);
+        for a in &self.actions {
+            let e = &a.header.evidence;
+            sboms += e.sbom.len();
+            signatures += usize::from(e.signature);
+            upstream += e.upstream;
+        }
+        if sboms + signatures + upstream == 0 {
+            return None;
+        }
+        let plural = |n: usize, one: &str, many: &str| {
+            format!("{n} {}", if n == 1 { one } else { many })
+        };
+        Some(format!(
+            "Evidence: {}, {}, {} (per digest; every platform of an index gets its own).",
+            plural(sboms, "SBOM", "SBOMs"),
+            plural(signatures, "signature", "signatures"),
+            plural(upstream, "upstream referrer", "upstream referrers")
+        ))
     }
 }

@@ -38,6 +38,7 @@ fn prune(
             destination: location,
             before: Some(live.digest.clone()),
             after: None,
+            evidence: Default::default(),
             depends_on: vec![],
         },
         operation: Operation::Prune { mode, reason },

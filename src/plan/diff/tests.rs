@@ -101,6 +101,12 @@ fn put(live: &mut LiveState, tag: &str, t: LiveTag) {
         .insert(tag.into(), t);
 }
 
+static NO_EVIDENCE: EvidencePlan = EvidencePlan {
+    sbom: Vec::new(),
+    signature: false,
+    upstream: 0,
+};
+
 fn input<'a>(
     ps: &'a [DesiredPlacement],
     aliases: &'a [DesiredAlias],
@@ -116,6 +122,7 @@ fn input<'a>(
         deletion_modes: modes,
         live,
         label_prefix: PREFIX,
+        evidence: &NO_EVIDENCE,
     }
 }
 

@@ -122,6 +122,9 @@ pub struct JsonAction {
     pub alias: Option<JsonAlias>,
     /// Prunes: `delete` or `mark`.
     pub prune_mode: Option<PruneMode>,
+    /// Evidence attached with this action (SBOM formats, signature, upstream referrers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<crate::plan::evidence::EvidencePlan>,
 }
 
 /// One drift finding.
@@ -156,6 +159,7 @@ fn reason_code(a: &Action) -> String {
         Operation::Restamp { .. } => serde_json::Value::String("stamp_changed".into()),
         Operation::Alias { reason, .. } => serde_json::to_value(reason).unwrap_or_default(),
         Operation::Prune { reason, .. } => serde_json::to_value(reason).unwrap_or_default(),
+        Operation::Attach => serde_json::Value::String("evidence_missing".into()),
     };
     v.as_str().unwrap_or_default().to_string()
 }
@@ -205,6 +209,7 @@ fn action(a: &Action) -> JsonAction {
             Operation::Prune { mode, .. } => Some(*mode),
             _ => None,
         },
+        evidence: (!h.evidence.is_empty()).then(|| h.evidence.clone()),
     }
 }
 
