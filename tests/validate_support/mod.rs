@@ -52,6 +52,8 @@ pub fn test_settings() -> Settings {
         concurrency: 8,
         max_prune_fraction: 0.5,
         builders: Default::default(),
+        sbom: Default::default(),
+        signing: None,
     }
 }
 

@@ -211,6 +211,7 @@ mod tests {
                 before: None,
                 after: Some(format!("sha256:{}", "b".repeat(64))),
                 depends_on: vec![],
+                evidence: Default::default(),
             },
             operation: Operation::Place(Place {
                 source: source(),
@@ -228,6 +229,7 @@ mod tests {
                 before: before.map(str::to_string),
                 after: Some(format!("sha256:{}", "b".repeat(64))),
                 depends_on: vec![],
+                evidence: Default::default(),
             },
             operation: Operation::Alias {
                 target: address("1.37.0"),
