@@ -45,11 +45,22 @@ fn main() -> ExitCode {
             .head_manifest(repository, &args.reference)
             .await
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{}: no image named {}", args.layout.display(), args.reference))?;
+            .ok_or_else(|| {
+                format!(
+                    "{}: no image named {}",
+                    args.layout.display(),
+                    args.reference
+                )
+            })?;
         // No cache: every layer is read, as on a first placement.
-        let contents = image_contents(&registry, repository, &descriptor.digest, &EvidenceCache::new(None))
-            .await
-            .map_err(|e| e.to_string())?;
+        let contents = image_contents(
+            &registry,
+            repository,
+            &descriptor.digest,
+            &EvidenceCache::new(None),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let docs = render_all(&SbomFormat::ALL, repository, &descriptor.digest, &contents)
             .map_err(|e| e.to_string())?;
         Ok::<_, String>((contents.inventory.packages.len(), docs))

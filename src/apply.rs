@@ -463,8 +463,10 @@ async fn complete_evidence(
         }
         _ => None,
     };
-    let upstream = upstream.as_ref().zip(place).map(|((src, bytes, media_type), place)| {
-        UpstreamSource {
+    let upstream = upstream
+        .as_ref()
+        .zip(place)
+        .map(|((src, bytes, media_type), place)| UpstreamSource {
             registry: src.as_ref(),
             repository: &place.source.location.repository,
             descriptor: crate::registry::Descriptor {
@@ -473,8 +475,7 @@ async fn complete_evidence(
                 size: bytes.len() as u64,
             },
             bytes: bytes.clone(),
-        }
-    });
+        });
     ctx.evidence
         .complete(&ctx.session, &placed, upstream.as_ref())
         .await

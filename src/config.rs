@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use parse::{Ctx, DEFAULT_CONCURRENCY, Layer};
 pub use evidence::{SbomGenerator, SbomSettings, SecretPem, SigningSettings};
+use parse::{Ctx, DEFAULT_CONCURRENCY, Layer};
 pub use tree::ConfigError;
 use tree::{Node, Origin, Value};
 

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use crate::build::TransformRosters;
-use crate::evidence::collect::EvidenceCache;
 use crate::config::Settings;
+use crate::evidence::collect::EvidenceCache;
 use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
 use crate::live::LiveState;
 use crate::observe::{self, ManifestCache, Registries};

@@ -174,7 +174,7 @@ pub fn select_tags(rules: &TagRules, upstream: &[String]) -> Selection {
         Some(_) if names_only => Vec::new(),
         Some(filters) => present
             .iter()
-            .filter(|tag| !is_referrers_fallback_tag(tag))
+            .filter(|tag| !crate::oci::is_evidence_tag(tag))
             .map(|tag| Ranked {
                 tag,
                 version: parse_version(tag),

@@ -40,13 +40,32 @@ async fn attach_records_reports(destination: TestRegistry, native_referrers: boo
     let image_ref = format!("{}/demo/app:1.0", destination.host());
 
     // A report that is not SARIF: a clear error naming the first problem, nothing attached.
-    std::fs::write(ws.path("bad.json"), r#"{"version":"2.1.0","runs":[{"tool":{}}]}"#).unwrap();
+    std::fs::write(
+        ws.path("bad.json"),
+        r#"{"version":"2.1.0","runs":[{"tool":{}}]}"#,
+    )
+    .unwrap();
     let bad = ws
-        .run(&["attach", &image_ref, "--report", ws.path("bad.json").to_str().unwrap()])
+        .run(&[
+            "attach",
+            &image_ref,
+            "--report",
+            ws.path("bad.json").to_str().unwrap(),
+        ])
         .await;
     bad.expect_code(1);
-    assert!(bad.stderr_flat().contains("$.runs[0].tool.driver"), "{}", bad.stderr);
-    assert!(client.referrer_details("demo/app", &digest).await.unwrap().is_empty());
+    assert!(
+        bad.stderr_flat().contains("$.runs[0].tool.driver"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        client
+            .referrer_details("demo/app", &digest)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The grype report has a critical and a high finding: attached, then exit 3.
     let run = ws
@@ -64,26 +83,57 @@ async fn attach_records_reports(destination: TestRegistry, native_referrers: boo
     let reports = referrers_of(client.as_ref(), "demo/app", &digest, SARIF).await;
     assert_eq!(reports.len(), 1);
     let counts = &reports[0].annotations;
-    for (severity, n) in [("critical", "1"), ("high", "1"), ("medium", "1"), ("low", "1")] {
-        assert_eq!(counts[&format!("io.houba.scan.{severity}")], n, "{counts:?}");
+    for (severity, n) in [
+        ("critical", "1"),
+        ("high", "1"),
+        ("medium", "1"),
+        ("low", "1"),
+    ] {
+        assert_eq!(
+            counts[&format!("io.houba.scan.{severity}")],
+            n,
+            "{counts:?}"
+        );
     }
     assert_eq!(counts["io.houba.scan.tool"], "grype");
     assert!(counts.contains_key("org.opencontainers.image.created"));
     let report_digest = reports[0].descriptor.digest.clone();
     let scratch = tempfile::tempdir().unwrap();
-    let signed =
-        verify_signature_with_openssl(client.as_ref(), "demo/app", &report_digest, &public, scratch.path())
-            .await;
-    assert_eq!(signed, report_digest, "the payload names the report it signs");
+    let signed = verify_signature_with_openssl(
+        client.as_ref(),
+        "demo/app",
+        &report_digest,
+        &public,
+        scratch.path(),
+    )
+    .await;
+    assert_eq!(
+        signed, report_digest,
+        "the payload names the report it signs"
+    );
 
     // Only a medium finding: --fail-on high passes, --fail-on medium does not.
     let medium = fixture("grype-alpine-medium.sarif.json");
-    ws.run(&["attach", &image_ref, "--report", &medium, "--fail-on", "high"])
-        .await
-        .expect_code(0);
-    ws.run(&["attach", &image_ref, "--report", &medium, "--fail-on", "medium"])
-        .await
-        .expect_code(3);
+    ws.run(&[
+        "attach",
+        &image_ref,
+        "--report",
+        &medium,
+        "--fail-on",
+        "high",
+    ])
+    .await
+    .expect_code(0);
+    ws.run(&[
+        "attach",
+        &image_ref,
+        "--report",
+        &medium,
+        "--fail-on",
+        "medium",
+    ])
+    .await
+    .expect_code(3);
     let reports = referrers_of(client.as_ref(), "demo/app", &digest, SARIF).await;
     assert_eq!(reports.len(), 2, "the same report twice is one referrer");
 
@@ -94,7 +144,10 @@ async fn attach_records_reports(destination: TestRegistry, native_referrers: boo
         assert!(!tags.contains(&fallback), "{tags:?}");
     } else {
         assert!(tags.contains(&fallback), "{tags:?}");
-        assert!(tags.contains(&format!("sha256-{hex}.sig")), "cosign's tag: {tags:?}");
+        assert!(
+            tags.contains(&format!("sha256-{hex}.sig")),
+            "cosign's tag: {tags:?}"
+        );
     }
     let sigs = referrers_of(client.as_ref(), "demo/app", &report_digest, COSIGN_SIG).await;
     assert_eq!(sigs.len(), 1);

@@ -7,12 +7,11 @@
 mod evidence_support;
 mod support;
 
-use std::process::Command;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use evidence_support::{
-    COSIGN_SIG, openssl_key_pair, referrers_of, verify_signature_with_openssl,
+    COSIGN_SIG, alpine_index, openssl_key_pair, publisher_signature, referrers_of,
+    verify_signature_with_openssl,
 };
 use houba::evidence::collect::EvidenceCache;
 use houba::evidence::placement::{
@@ -23,30 +22,11 @@ use houba::evidence::sign::KeySigner;
 use houba::evidence::upstream;
 use houba::registry::Registry;
 use houba::registry::transfer::TransferSession;
-use support::images::{self, OCI_INDEX, OCI_LAYER_GZIP};
+use support::images;
 use support::{Auth, TestRegistry, distribution, ferro};
 
 const SPDX: &str = "application/spdx+json";
 const CYCLONEDX: &str = "application/vnd.cyclonedx+json";
-
-fn alpine_index() -> images::Built {
-    let installed = b"C:Q1abc=\nP:musl\nV:1.2.5-r0\nA:x86_64\nL:MIT\no:musl\n\nC:Q1def=\nP:busybox\nV:1.36.1-r29\nA:x86_64\nL:GPL-2.0-only\no:busybox\n\n";
-    let base = images::tar_layer(
-        OCI_LAYER_GZIP,
-        &[
-            ("etc/os-release", b"ID=alpine\nVERSION_ID=3.20.3\n"),
-            ("lib/apk/db/installed", installed),
-        ],
-    );
-    let children = ["amd64", "arm64"]
-        .iter()
-        .map(|arch| {
-            let app = images::tar_layer(OCI_LAYER_GZIP, &[("app/arch", arch.as_bytes())]);
-            images::oci_image("alpine", arch, vec![base.clone(), app])
-        })
-        .collect();
-    images::index(OCI_INDEX, children)
-}
 
 async fn count(registry: &dyn Registry, repo: &str, digest: &str, artifact: &str) -> usize {
     referrers_of(registry, repo, digest, artifact).await.len()
@@ -61,8 +41,8 @@ async fn placed_images_carry_complete_evidence(destination: TestRegistry) {
         .unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let (private, public) = openssl_key_pair(scratch.path());
-    let signer = KeySigner::from_pkcs8_pem(&std::fs::read_to_string(&private).unwrap(), "test")
-        .unwrap();
+    let signer =
+        KeySigner::from_pkcs8_pem(&std::fs::read_to_string(&private).unwrap(), "test").unwrap();
     let spec = EvidenceSpec {
         formats: SbomFormat::ALL.to_vec(),
         signer: Some(Arc::new(signer)),
@@ -72,7 +52,13 @@ async fn placed_images_carry_complete_evidence(destination: TestRegistry) {
     let identity = format!("{}/{repo}", destination.host());
     let all = subjects(&top, &image.manifest);
     assert_eq!(all.len(), 3, "the index and its two platforms");
-    assert!(!complete_in_cache(&cache, "dest", repo, &all, &spec.wanted()));
+    assert!(!complete_in_cache(
+        &cache,
+        "dest",
+        repo,
+        &all,
+        &spec.wanted()
+    ));
 
     let attach = || {
         attach_missing(
@@ -87,7 +73,14 @@ async fn placed_images_carry_complete_evidence(destination: TestRegistry) {
         )
     };
     let first = attach().await.unwrap();
-    assert_eq!(first, Attached { sboms: 6, signatures: 9 }, "3 digests, 2 SBOMs each, all signed");
+    assert_eq!(
+        first,
+        Attached {
+            sboms: 6,
+            signatures: 9
+        },
+        "3 digests, 2 SBOMs each, all signed"
+    );
     for subject in &all {
         let d = &subject.digest;
         assert_eq!(count(client.as_ref(), repo, d, SPDX).await, 1);
@@ -107,13 +100,22 @@ async fn placed_images_carry_complete_evidence(destination: TestRegistry) {
             assert_eq!(signed, sbom.descriptor.digest, "every SBOM is signed");
         }
     }
-    assert!(complete_in_cache(&cache, "dest", repo, &all, &spec.wanted()));
+    assert!(complete_in_cache(
+        &cache,
+        "dest",
+        repo,
+        &all,
+        &spec.wanted()
+    ));
     let tags_before = client.list_tags(repo).await.unwrap();
 
     // A second run adds nothing.
     assert_eq!(attach().await.unwrap(), Attached::default());
     assert_eq!(count(client.as_ref(), repo, &top.digest, SPDX).await, 1);
-    assert_eq!(count(client.as_ref(), repo, &top.digest, COSIGN_SIG).await, 1);
+    assert_eq!(
+        count(client.as_ref(), repo, &top.digest, COSIGN_SIG).await,
+        1
+    );
     assert_eq!(client.list_tags(repo).await.unwrap(), tags_before);
 
     // Someone deletes the index's SPDX SBOM: the registry says it is missing, attaching restores it.
@@ -122,12 +124,19 @@ async fn placed_images_carry_complete_evidence(destination: TestRegistry) {
         .delete_manifest(repo, &spdx[0].descriptor.digest)
         .await
         .unwrap();
-    let missing = live_missing(client.as_ref(), repo, &all, &spec.wanted()).await.unwrap();
+    let missing = live_missing(client.as_ref(), repo, &all, &spec.wanted())
+        .await
+        .unwrap();
     assert_eq!(missing.len(), 1, "{missing:?}");
     assert_eq!(missing[&top.digest].sbom, vec![SbomFormat::Spdx]);
     let restored = attach().await.unwrap();
     assert_eq!(restored.sboms, 1);
-    assert!(live_missing(client.as_ref(), repo, &all, &spec.wanted()).await.unwrap().is_empty());
+    assert!(
+        live_missing(client.as_ref(), repo, &all, &spec.wanted())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         client
             .head_manifest(repo, &spdx[0].descriptor.digest)
@@ -146,46 +155,6 @@ async fn evidence_on_a_registry_with_the_referrers_api() {
 #[tokio::test]
 async fn evidence_on_a_registry_without_the_referrers_api() {
     placed_images_carry_complete_evidence(distribution(Auth::None).await).await;
-}
-
-/// The publisher signs with its own key, through openssl: cosign's simple signing layout.
-fn publisher_signature(
-    dir: &std::path::Path,
-    key: &std::path::Path,
-    identity: &str,
-    subject: &houba::registry::Descriptor,
-) -> images::Built {
-    let payload = format!(
-        r#"{{"critical":{{"identity":{{"docker-reference":"{identity}"}},"image":{{"docker-manifest-digest":"{}"}},"type":"cosign container image signature"}},"optional":null}}"#,
-        subject.digest
-    );
-    let payload_file = dir.join("publisher-payload.json");
-    let signature_file = dir.join("publisher.sig");
-    std::fs::write(&payload_file, &payload).unwrap();
-    let ok = Command::new("openssl")
-        .args(["dgst", "-sha256", "-sign"])
-        .arg(key)
-        .arg("-out")
-        .arg(&signature_file)
-        .arg(&payload_file)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    use base64::Engine as _;
-    let signature =
-        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&signature_file).unwrap());
-    let mut built = images::artifact(
-        COSIGN_SIG,
-        "application/vnd.dev.cosign.simplesigning.v1+json",
-        payload.as_bytes(),
-        Some(subject),
-    );
-    let mut manifest: serde_json::Value = serde_json::from_slice(&built.manifest).unwrap();
-    manifest["layers"][0]["annotations"] =
-        serde_json::json!({"dev.cosignproject.cosign/signature": signature});
-    built.manifest = Bytes::from(serde_json::to_vec(&manifest).unwrap());
-    built
 }
 
 async fn upstream_evidence_travels(destination: TestRegistry) {
@@ -209,10 +178,20 @@ async fn upstream_evidence_travels(destination: TestRegistry) {
         .unwrap();
     // cosign's own tag for the same signature, as cosign writes it on registries without the API.
     let sig_tag = format!("sha256-{}.sig", &upstream_digest.digest[7..]);
-    up.put_manifest("library/app", &sig_tag, images::OCI_MANIFEST, signature.manifest.clone())
-        .await
-        .unwrap();
-    let sbom = images::artifact(SPDX, SPDX, br#"{"spdxVersion":"SPDX-2.3"}"#, Some(&upstream_digest));
+    up.put_manifest(
+        "library/app",
+        &sig_tag,
+        images::OCI_MANIFEST,
+        signature.manifest.clone(),
+    )
+    .await
+    .unwrap();
+    let sbom = images::artifact(
+        SPDX,
+        SPDX,
+        br#"{"spdxVersion":"SPDX-2.3"}"#,
+        Some(&upstream_digest),
+    );
     images::attach(up.as_ref(), "library/app", &upstream_digest, &sbom)
         .await
         .unwrap();
@@ -245,7 +224,10 @@ async fn upstream_evidence_travels(destination: TestRegistry) {
             .unwrap()
             .is_some()
     );
-    assert_eq!(count(dst.as_ref(), "mirror/app", &upstream_digest.digest, SPDX).await, 1);
+    assert_eq!(
+        count(dst.as_ref(), "mirror/app", &upstream_digest.digest, SPDX).await,
+        1
+    );
     let signed = verify_signature_with_openssl(
         dst.as_ref(),
         "mirror/app",
@@ -255,7 +237,12 @@ async fn upstream_evidence_travels(destination: TestRegistry) {
     )
     .await;
     assert_eq!(signed, upstream_digest.digest);
-    assert!(dst.list_tags("mirror/app").await.unwrap().contains(&sig_tag));
+    assert!(
+        dst.list_tags("mirror/app")
+            .await
+            .unwrap()
+            .contains(&sig_tag)
+    );
     // Carrying again changes nothing.
     let listed = dst
         .referrer_details("mirror/app", &upstream_digest.digest)

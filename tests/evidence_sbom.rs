@@ -134,7 +134,11 @@ fn cyclonedx_schema() -> PathBuf {
         ])
         .output()
         .expect("the test venv's python runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
@@ -182,7 +186,10 @@ fn check_image(root: &Path, repository: &str, reference: &str, expected_min: usi
         from_spdx.len()
     );
     let syft = syft_packages(&root.join(repository));
-    assert_eq!(from_spdx, syft, "{repository}: houba's packages differ from syft's");
+    assert_eq!(
+        from_spdx, syft,
+        "{repository}: houba's packages differ from syft's"
+    );
     // The same image gives the same bytes.
     let again = houba_sboms(root, repository, reference);
     assert_eq!(again.spdx, sboms.spdx);
@@ -195,7 +202,12 @@ fn alpine_like_image_matches_syft_and_validates() {
     let scratch = tempfile::tempdir().unwrap();
     let layout = LayoutDir::init(scratch.path().join("alpine")).unwrap();
     packages::alpine_with_apk_db(&layout);
-    let sboms = check_image(scratch.path(), "alpine", "alpine", packages::APK_PACKAGES.len());
+    let sboms = check_image(
+        scratch.path(),
+        "alpine",
+        "alpine",
+        packages::APK_PACKAGES.len(),
+    );
     let cdx = json(&sboms.cyclonedx);
     let musl = cdx["components"]
         .as_array()
@@ -230,10 +242,12 @@ fn ubi_like_image_with_an_rpm_sqlite_database_matches_syft_and_validates() {
         openssl["externalRefs"][0]["referenceLocator"],
         "pkg:rpm/redhat/openssl-libs@3.0.7-27.el9?arch=x86_64&distro=rhel-9.4&epoch=1"
     );
-    assert!(spdx["documentNamespace"]
-        .as_str()
-        .unwrap()
-        .contains(&sboms.digest));
+    assert!(
+        spdx["documentNamespace"]
+            .as_str()
+            .unwrap()
+            .contains(&sboms.digest)
+    );
     validate(&sboms, scratch.path());
 }
 

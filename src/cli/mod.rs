@@ -250,7 +250,9 @@ pub fn main() -> ExitCode {
                 Command::Plan(args) => plan::run_plan(args, &ctx),
                 Command::Apply(args) => apply::run(args, &ctx),
                 Command::Drift(args) => plan::run_drift(args, &ctx),
-                Command::Validate(_) | Command::Show(_) | Command::Attach(_) => unreachable!("handled above"),
+                Command::Validate(_) | Command::Show(_) | Command::Attach(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     };

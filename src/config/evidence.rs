@@ -141,7 +141,10 @@ impl Ctx<'_> {
 
     pub(super) fn signing(&self, key: &str, node: &Node) -> Result<KeySource, ConfigError> {
         let table = self.table(key, node)?;
-        if let Some(e) = table.iter().find(|e| matches!(e.name.as_str(), "key" | "pem" | "private_key")) {
+        if let Some(e) = table
+            .iter()
+            .find(|e| matches!(e.name.as_str(), "key" | "pem" | "private_key"))
+        {
             return Err(self.err_help(
                 &join_key(key, &e.name),
                 &e.key_span,
@@ -202,7 +205,11 @@ pub(super) fn resolve_signing(
             if let Some(dir) = policies.iter().find(|d| within(&path, d)) {
                 return Err(err(
                     &key,
-                    format!("{} is inside the policy directory {}", path.display(), dir.display()),
+                    format!(
+                        "{} is inside the policy directory {}",
+                        path.display(),
+                        dir.display()
+                    ),
                     "keep private keys out of the policy repository: mount the key from a secret store and point `key_file` at it",
                 ));
             }

@@ -74,7 +74,9 @@ impl EvidenceCache {
 
     /// Best effort: a cache that cannot be written only costs a re-scan later.
     pub fn put_layer(&self, digest: &str, findings: &LayerFindings) {
-        let Some(hex) = sha256_hex(digest) else { return };
+        let Some(hex) = sha256_hex(digest) else {
+            return;
+        };
         if let Ok(bytes) = serde_json::to_vec(findings) {
             self.write(self.file("layers", hex), &bytes);
         }
@@ -90,20 +92,32 @@ impl EvidenceCache {
     /// The referrer digests houba attached (and saw accepted) for `subject` at
     /// `registry/repository`. Used so a warm run knows evidence is complete without asking.
     pub fn attached(&self, registry: &str, repository: &str, subject: &str) -> Vec<String> {
-        self.file("attached", &Self::attached_key(registry, repository, subject))
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        self.file(
+            "attached",
+            &Self::attached_key(registry, repository, subject),
+        )
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
     }
 
-    pub fn record_attached(&self, registry: &str, repository: &str, subject: &str, referrers: &[String]) {
+    pub fn record_attached(
+        &self,
+        registry: &str,
+        repository: &str,
+        subject: &str,
+        referrers: &[String],
+    ) {
         let mut all = self.attached(registry, repository, subject);
         all.extend(referrers.iter().cloned());
         all.sort();
         all.dedup();
         if let Ok(bytes) = serde_json::to_vec(&all) {
             self.write(
-                self.file("attached", &Self::attached_key(registry, repository, subject)),
+                self.file(
+                    "attached",
+                    &Self::attached_key(registry, repository, subject),
+                ),
                 &bytes,
             );
         }
@@ -111,7 +125,10 @@ impl EvidenceCache {
 
     /// Forgets what was attached (after drift found a referrer missing).
     pub fn forget_attached(&self, registry: &str, repository: &str, subject: &str) {
-        if let Some(p) = self.file("attached", &Self::attached_key(registry, repository, subject)) {
+        if let Some(p) = self.file(
+            "attached",
+            &Self::attached_key(registry, repository, subject),
+        ) {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -235,7 +252,10 @@ pub async fn image_contents(
                 continue;
             };
             // Attestation manifests of BuildKit (`unknown/unknown`) describe, not contain.
-            if child.pointer("/annotations/vnd.docker.reference.type").is_some() {
+            if child
+                .pointer("/annotations/vnd.docker.reference.type")
+                .is_some()
+            {
                 continue;
             }
             let contents = Box::pin(image_contents(registry, repository, &d.digest, cache)).await?;

@@ -36,7 +36,13 @@ pub async fn observe(
     for p in placed {
         let all = subjects(&p.top, p.manifest);
         if !deep
-            && super::placement::complete_in_cache(cache, p.registry_key, p.repository, &all, wanted)
+            && super::placement::complete_in_cache(
+                cache,
+                p.registry_key,
+                p.repository,
+                &all,
+                wanted,
+            )
         {
             continue;
         }
@@ -50,7 +56,8 @@ pub async fn observe(
             };
             for format in &lacks.sbom {
                 let name = format.name().to_owned();
-                if recorded.contains(&format!("sbom:{name}")) && !gap.vanished_sbom.contains(&name) {
+                if recorded.contains(&format!("sbom:{name}")) && !gap.vanished_sbom.contains(&name)
+                {
                     gap.vanished_sbom.push(name.clone());
                 }
                 if !gap.missing_sbom.contains(&name) {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::COSIGN_SIGNATURE_ARTIFACT;
 use super::collect::{EvidenceCache, EvidenceError, image_contents, render_all};
 use super::referrer::{self, Evidence};
 use super::sbom::SbomFormat;
 use super::sign::Signer;
-use super::COSIGN_SIGNATURE_ARTIFACT;
 use crate::registry::{Descriptor, Referrer, Registry, manifest};
 
 /// What every placed digest carries.
@@ -168,7 +168,10 @@ pub async fn live_missing(
     let mut out = BTreeMap::new();
     for subject in subjects {
         let mut listed = Vec::new();
-        for referrer in registry.referrer_details(repository, &subject.digest).await? {
+        for referrer in registry
+            .referrer_details(repository, &subject.digest)
+            .await?
+        {
             let needed = referrer.artifact_type.as_deref().is_some_and(|t| {
                 t == COSIGN_SIGNATURE_ARTIFACT || spec.formats.iter().any(|f| f.media_type() == t)
             });

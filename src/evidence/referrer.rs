@@ -101,7 +101,8 @@ pub fn manifest(subject: &Descriptor, evidence: &Evidence) -> Bytes {
             media_type: &evidence.layer_media_type,
             digest: sha256_digest(&evidence.document),
             size: evidence.document.len() as u64,
-            annotations: non_empty(&evidence.layer_annotations).map(|_| &evidence.layer_annotations),
+            annotations: non_empty(&evidence.layer_annotations)
+                .map(|_| &evidence.layer_annotations),
         }],
         subject: ManifestDescriptor {
             media_type: &subject.media_type,
@@ -199,7 +200,10 @@ mod tests {
         assert!(value.get("annotations").is_none());
         assert_eq!(
             cosign_signature_tag(&subject.digest).unwrap(),
-            format!("sha256-{}.sig", subject.digest.trim_start_matches("sha256:"))
+            format!(
+                "sha256-{}.sig",
+                subject.digest.trim_start_matches("sha256:")
+            )
         );
     }
 }

@@ -72,7 +72,10 @@ impl EvidenceRuntime {
         placed: &PlacedAt<'_>,
         upstream: Option<&UpstreamSource<'_>>,
     ) -> Result<(), String> {
-        let at = format!("{}/{}@{}", placed.display, placed.repository, placed.descriptor.digest);
+        let at = format!(
+            "{}/{}@{}",
+            placed.display, placed.repository, placed.descriptor.digest
+        );
         if let Some(up) = upstream {
             let found = discover_upstream(up.registry, up.repository, &up.descriptor.digest)
                 .await

@@ -98,7 +98,9 @@ impl Report {
             .insert(format!("{prefix}.scan.tool"), self.tools.join(","));
         evidence.annotations.insert(
             "org.opencontainers.image.created".to_owned(),
-            self.end_time.clone().unwrap_or_else(|| attached_at.to_owned()),
+            self.end_time
+                .clone()
+                .unwrap_or_else(|| attached_at.to_owned()),
         );
         evidence
     }
@@ -132,9 +134,10 @@ fn array<'v>(value: &'v Value, path: &str) -> Result<&'v Vec<Value>, Invalid> {
 }
 
 fn rfc3339(text: &str) -> Option<String> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| {
+        t.with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    })
 }
 
 /// Validates the structure SARIF 2.1.0 requires and counts results per severity.
@@ -164,7 +167,11 @@ pub fn parse(document: &[u8]) -> Result<Report, Invalid> {
         if !run.is_object() {
             return Err(invalid(path, "a run is a JSON object"));
         }
-        let driver = field(field(run, &path, "tool")?, &format!("{path}.tool"), "driver")?;
+        let driver = field(
+            field(run, &path, "tool")?,
+            &format!("{path}.tool"),
+            "driver",
+        )?;
         let driver_path = format!("{path}.tool.driver");
         let name = field(driver, &driver_path, "name")?
             .as_str()
@@ -180,11 +187,16 @@ pub fn parse(document: &[u8]) -> Result<Report, Invalid> {
         for (i, rule) in rules.iter().enumerate() {
             let id = field(rule, &format!("{driver_path}.rules[{i}]"), "id")?
                 .as_str()
-                .ok_or_else(|| invalid(format!("{driver_path}.rules[{i}].id"), "must be a string"))?;
+                .ok_or_else(|| {
+                    invalid(format!("{driver_path}.rules[{i}].id"), "must be a string")
+                })?;
             rule_ids.entry(id).or_insert(i);
         }
         if let Some(invocations) = run.get("invocations") {
-            for (i, invocation) in array(invocations, &format!("{path}.invocations"))?.iter().enumerate() {
+            for (i, invocation) in array(invocations, &format!("{path}.invocations"))?
+                .iter()
+                .enumerate()
+            {
                 if let Some(end) = invocation.get("endTimeUtc") {
                     let end_path = format!("{path}.invocations[{i}].endTimeUtc");
                     let end = end
@@ -200,7 +212,10 @@ pub fn parse(document: &[u8]) -> Result<Report, Invalid> {
         let Some(results) = run.get("results") else {
             continue;
         };
-        for (i, result) in array(results, &format!("{path}.results"))?.iter().enumerate() {
+        for (i, result) in array(results, &format!("{path}.results"))?
+            .iter()
+            .enumerate()
+        {
             let result_path = format!("{path}.results[{i}]");
             let message = field(result, &result_path, "message")?;
             if message.get("text").is_none() && message.get("id").is_none() {
@@ -212,7 +227,10 @@ pub fn parse(document: &[u8]) -> Result<Report, Invalid> {
             let rule = match (result.get("ruleIndex"), result.get("ruleId")) {
                 (Some(index), _) => {
                     let index = index.as_u64().ok_or_else(|| {
-                        invalid(format!("{result_path}.ruleIndex"), "must be a non-negative integer")
+                        invalid(
+                            format!("{result_path}.ruleIndex"),
+                            "must be a non-negative integer",
+                        )
                     })? as usize;
                     Some(rules.get(index).ok_or_else(|| {
                         invalid(
@@ -221,7 +239,10 @@ pub fn parse(document: &[u8]) -> Result<Report, Invalid> {
                         )
                     })?)
                 }
-                (None, Some(id)) => id.as_str().and_then(|id| rule_ids.get(id)).map(|i| &rules[*i]),
+                (None, Some(id)) => id
+                    .as_str()
+                    .and_then(|id| rule_ids.get(id))
+                    .map(|i| &rules[*i]),
                 (None, None) => None,
             };
             let cvss = rule

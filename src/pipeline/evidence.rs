@@ -61,7 +61,10 @@ pub async fn observe_placed(
     for (i, p) in placements.iter().enumerate() {
         let Some(tag) = live
             .destinations
-            .get(&(p.destination.registry.clone(), p.destination.repository.clone()))
+            .get(&(
+                p.destination.registry.clone(),
+                p.destination.repository.clone(),
+            ))
             .and_then(|tags| tags.get(&p.destination.tag))
         else {
             continue;
@@ -84,8 +87,10 @@ pub async fn observe_placed(
     let mut placed = Vec::new();
     for (i, registry) in &connected {
         let p = &placements[*i];
-        let tag = &live.destinations[&(p.destination.registry.clone(), p.destination.repository.clone())]
-            [&p.destination.tag];
+        let tag = &live.destinations[&(
+            p.destination.registry.clone(),
+            p.destination.repository.clone(),
+        )][&p.destination.tag];
         placed.push(Placed {
             registry_key: &p.destination.registry,
             registry: registry.as_ref(),

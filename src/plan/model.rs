@@ -494,9 +494,8 @@ impl Plan {
         if sboms + signatures + upstream == 0 {
             return None;
         }
-        let plural = |n: usize, one: &str, many: &str| {
-            format!("{n} {}", if n == 1 { one } else { many })
-        };
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         Some(format!(
             "Evidence: {}, {}, {} (per digest; every platform of an index gets its own).",
             plural(sboms, "SBOM", "SBOMs"),

@@ -57,8 +57,18 @@ pub fn tar_of(entries: &[Entry<'_>]) -> Vec<u8> {
 pub const APK_PACKAGES: &[(&str, &str, &str, &str)] = &[
     ("musl", "1.2.5-r0", "MIT", "musl"),
     ("busybox", "1.36.1-r29", "GPL-2.0-only", "busybox"),
-    ("alpine-baselayout-data", "3.6.5-r0", "GPL-2.0-only", "alpine-baselayout"),
-    ("ca-certificates-bundle", "20240705-r0", "MPL-2.0 AND MIT", "ca-certificates"),
+    (
+        "alpine-baselayout-data",
+        "3.6.5-r0",
+        "GPL-2.0-only",
+        "alpine-baselayout",
+    ),
+    (
+        "ca-certificates-bundle",
+        "20240705-r0",
+        "MPL-2.0 AND MIT",
+        "ca-certificates",
+    ),
     ("libcrypto3", "3.3.2-r0", "Apache-2.0", "openssl"),
     ("zlib", "1.3.1-r1", "Zlib", "zlib"),
 ];
@@ -138,7 +148,10 @@ pub fn rpm_header(tags: &[(u32, RpmValue)]) -> Vec<u8> {
             RpmValue::Strings(items) => (
                 RPM_STRING_ARRAY,
                 items.len() as u32,
-                items.iter().flat_map(|s| [s.as_bytes(), &[0]].concat()).collect(),
+                items
+                    .iter()
+                    .flat_map(|s| [s.as_bytes(), &[0]].concat())
+                    .collect(),
                 1,
             ),
         };
@@ -167,9 +180,21 @@ pub enum RpmValue {
 /// (name, epoch, version, release, license) of the rpm packages.
 pub const RPM_PACKAGES: &[(&str, Option<u32>, &str, &str, &str)] = &[
     ("bash", None, "5.1.8", "9.el9", "GPL-3.0-or-later"),
-    ("glibc", None, "2.34", "100.el9_4.2", "LGPL-2.1-or-later AND GPL-2.0-or-later"),
+    (
+        "glibc",
+        None,
+        "2.34",
+        "100.el9_4.2",
+        "LGPL-2.1-or-later AND GPL-2.0-or-later",
+    ),
     ("openssl-libs", Some(1), "3.0.7", "27.el9", "Apache-2.0"),
-    ("tzdata", None, "2024a", "1.el9", "LicenseRef-Fedora-Public-Domain"),
+    (
+        "tzdata",
+        None,
+        "2024a",
+        "1.el9",
+        "LicenseRef-Fedora-Public-Domain",
+    ),
     ("zlib", None, "1.2.11", "40.el9", "zlib and Boost"),
 ];
 
@@ -190,7 +215,10 @@ pub fn write_rpmdb(path: &Path) {
             (1000, RpmValue::Str("gpg-pubkey")),
             (1001, RpmValue::Str("fd431d51")),
             (1002, RpmValue::Str("4ae0493b")),
-            (1004, RpmValue::Str("gpg(Red Hat, Inc. (release key 2) <security@redhat.com>)")),
+            (
+                1004,
+                RpmValue::Str("gpg(Red Hat, Inc. (release key 2) <security@redhat.com>)"),
+            ),
         ]),
     )];
     for (name, epoch, version, release, license) in RPM_PACKAGES {

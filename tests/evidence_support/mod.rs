@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
+use bytes::Bytes;
+
+use crate::support::images;
 use futures::StreamExt;
 use houba::registry::{Referrer, Registry};
 use serde_json::Value;
@@ -19,7 +22,14 @@ pub fn openssl_key_pair(dir: &Path) -> (PathBuf, PathBuf) {
     let private = dir.join("signing.pem");
     let public = dir.join("signing.pub.pem");
     let ok = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
         .arg(&private)
         .status()
         .unwrap()
@@ -118,4 +128,64 @@ pub async fn verify_signature_with_openssl(
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// A two-platform Alpine-like index with a real apk database in its shared base layer.
+pub fn alpine_index() -> images::Built {
+    let installed = b"C:Q1abc=\nP:musl\nV:1.2.5-r0\nA:x86_64\nL:MIT\no:musl\n\nC:Q1def=\nP:busybox\nV:1.36.1-r29\nA:x86_64\nL:GPL-2.0-only\no:busybox\n\n";
+    let base = images::tar_layer(
+        images::OCI_LAYER_GZIP,
+        &[
+            ("etc/os-release", b"ID=alpine\nVERSION_ID=3.20.3\n"),
+            ("lib/apk/db/installed", installed),
+        ],
+    );
+    let children = ["amd64", "arm64"]
+        .iter()
+        .map(|arch| {
+            let app = images::tar_layer(images::OCI_LAYER_GZIP, &[("app/arch", arch.as_bytes())]);
+            images::oci_image("alpine", arch, vec![base.clone(), app])
+        })
+        .collect();
+    images::index(images::OCI_INDEX, children)
+}
+
+/// The publisher signs with its own key, through openssl: cosign's simple signing layout.
+pub fn publisher_signature(
+    dir: &std::path::Path,
+    key: &std::path::Path,
+    identity: &str,
+    subject: &houba::registry::Descriptor,
+) -> images::Built {
+    let payload = format!(
+        r#"{{"critical":{{"identity":{{"docker-reference":"{identity}"}},"image":{{"docker-manifest-digest":"{}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+        subject.digest
+    );
+    let payload_file = dir.join("publisher-payload.json");
+    let signature_file = dir.join("publisher.sig");
+    std::fs::write(&payload_file, &payload).unwrap();
+    let ok = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .arg("-out")
+        .arg(&signature_file)
+        .arg(&payload_file)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    use base64::Engine as _;
+    let signature =
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&signature_file).unwrap());
+    let mut built = images::artifact(
+        COSIGN_SIG,
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        payload.as_bytes(),
+        Some(subject),
+    );
+    let mut manifest: serde_json::Value = serde_json::from_slice(&built.manifest).unwrap();
+    manifest["layers"][0]["annotations"] =
+        serde_json::json!({"dev.cosignproject.cosign/signature": signature});
+    built.manifest = Bytes::from(serde_json::to_vec(&manifest).unwrap());
+    built
 }

@@ -211,10 +211,12 @@ impl MergedFiles {
 
     /// The regular files directly inside `dir`, in name order.
     pub fn children<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-        self.files.iter().filter_map(move |(path, found)| match found {
-            Found::File(data) if parent(path) == dir => Some((path.as_str(), data.as_slice())),
-            _ => None,
-        })
+        self.files
+            .iter()
+            .filter_map(move |(path, found)| match found {
+                Found::File(data) if parent(path) == dir => Some((path.as_str(), data.as_slice())),
+                _ => None,
+            })
     }
 }
 
@@ -273,7 +275,11 @@ mod tests {
             ("lib/apk/db/installed", Some(b"P:musl\n")),
             ("usr/bin/other", Some(b"ignored")),
         ]));
-        assert_eq!(bottom.files.len(), 3, "md5sums and other files are not kept");
+        assert_eq!(
+            bottom.files.len(),
+            3,
+            "md5sums and other files are not kept"
+        );
         let middle = scan(layer(&[
             ("var/lib/dpkg/status.d/.wh.gone", Some(b"")),
             ("lib/apk/db/.wh..wh..opq", Some(b"")),
@@ -305,9 +311,10 @@ mod tests {
             "etc/os-release".into(),
             Found::Symlink("../usr/lib/os-release".into()),
         );
-        bottom
-            .files
-            .insert("usr/lib/os-release".into(), Found::File(b"ID=debian\n".to_vec()));
+        bottom.files.insert(
+            "usr/lib/os-release".into(),
+            Found::File(b"ID=debian\n".to_vec()),
+        );
         let top = scan(layer(&[("var/lib/.wh.dpkg", Some(b""))]));
         let merged = merge([&bottom, &top]);
         assert!(merged.read(DPKG_STATUS).is_none());

@@ -88,7 +88,8 @@ struct Dependency {
 /// A name-based UUID (version 5 layout) from the described digest: the same image always
 /// gets the same serial number, and two images never share one.
 fn serial_number(digest: &str) -> String {
-    let hash = crate::registry::digest::sha256_digest(format!("houba cyclonedx {digest}").as_bytes());
+    let hash =
+        crate::registry::digest::sha256_digest(format!("houba cyclonedx {digest}").as_bytes());
     let mut bytes: Vec<u8> = (0..16)
         .map(|i| u8::from_str_radix(&hash[7 + 2 * i..9 + 2 * i], 16).unwrap_or(0))
         .collect();
@@ -159,7 +160,10 @@ pub(super) fn render(subject: &Subject, inventory: &Inventory) -> Result<Vec<u8>
             ..Component::default()
         });
     }
-    let depends_on = components.iter().filter_map(|c| c.bom_ref.clone()).collect();
+    let depends_on = components
+        .iter()
+        .filter_map(|c| c.bom_ref.clone())
+        .collect();
     let bom = Bom {
         bom_format: "CycloneDX",
         spec_version: "1.6",

@@ -118,7 +118,8 @@ pub fn purl(package: &Package, distro: Option<&Distro>) -> Option<String> {
             .to_owned(),
         _ => package.version.clone(),
     };
-    let mut purl = packageurl::PackageUrl::new(package.ecosystem.purl_type(), &*package.name).ok()?;
+    let mut purl =
+        packageurl::PackageUrl::new(package.ecosystem.purl_type(), &*package.name).ok()?;
     purl.with_namespace(namespace).ok()?;
     purl.with_version(version).ok()?;
     if let Some(arch) = &package.arch {

@@ -94,10 +94,12 @@ pub fn inventory(files: &MergedFiles) -> Result<Inventory, DatabaseError> {
     }
     for path in RPM_SQLITE {
         if let Some(db) = files.read(path) {
-            packages.extend(rpm::read_sqlite(db).map_err(|detail| DatabaseError::Unreadable {
-                path: (*path).to_owned(),
-                detail,
-            })?);
+            packages.extend(
+                rpm::read_sqlite(db).map_err(|detail| DatabaseError::Unreadable {
+                    path: (*path).to_owned(),
+                    detail,
+                })?,
+            );
             break;
         }
     }
@@ -249,8 +251,13 @@ mod tests {
 
     #[test]
     fn os_release_values_may_be_quoted() {
-        let d = parse_os_release(b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n");
+        let d = parse_os_release(
+            b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+        );
         assert_eq!(d.qualifier(), "debian-12");
-        assert_eq!(d.pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(
+            d.pretty_name.as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
     }
 }

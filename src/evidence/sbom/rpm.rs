@@ -39,7 +39,9 @@ pub fn read_sqlite(db: &[u8]) -> Result<Vec<Package>, String> {
         .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
         .map_err(|e| format!("no Packages table: {e}"))?;
     let rows = statement
-        .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
         .map_err(|e| format!("reading Packages: {e}"))?;
     let mut packages = Vec::new();
     for row in rows {
@@ -196,11 +198,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rpmdb.sqlite");
         let db = rusqlite::Connection::open(&path).unwrap();
-        db.execute_batch("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL);")
-            .unwrap();
+        db.execute_batch(
+            "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL);",
+        )
+        .unwrap();
         for (name, version) in [("gpg-pubkey", "fd431d51"), ("zlib", "1.2.11")] {
             let blob = header(
-                &[(TAG_NAME, name), (TAG_VERSION, version), (TAG_RELEASE, "1.el9")],
+                &[
+                    (TAG_NAME, name),
+                    (TAG_VERSION, version),
+                    (TAG_RELEASE, "1.el9"),
+                ],
                 None,
             );
             db.execute("INSERT INTO Packages (blob) VALUES (?1)", [blob])

@@ -27,7 +27,8 @@ pub(super) fn diff_evidence(
         if outcomes.get(&p.address).is_none_or(|o| o.changes) {
             continue;
         }
-        let Some(live) = repo_tags(input.live, &p.destination).and_then(|t| t.get(&p.destination.tag))
+        let Some(live) =
+            repo_tags(input.live, &p.destination).and_then(|t| t.get(&p.destination.tag))
         else {
             continue;
         };

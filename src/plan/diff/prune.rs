@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::{DiffInput, DiffOutput, live_stamp};
 use crate::live::LiveTag;
-use crate::oci::is_referrers_fallback_tag;
+use crate::oci::is_evidence_tag;
 use crate::plan::model::{
     Action, Address, Drift, Finding, Header, Location, Operation, PruneMode, PruneReason,
 };
@@ -61,7 +61,7 @@ pub(super) fn diff_prunes(input: &DiffInput<'_>, out: &mut DiffOutput) {
             continue;
         };
         for (tag, live) in tags {
-            if is_referrers_fallback_tag(tag)
+            if is_evidence_tag(tag)
                 || desired.contains(&(key.0.clone(), key.1.clone(), tag.clone()))
             {
                 continue;
@@ -103,7 +103,7 @@ pub(super) fn diff_prunes(input: &DiffInput<'_>, out: &mut DiffOutput) {
             continue;
         };
         for (tag, live) in tags {
-            if is_referrers_fallback_tag(tag) {
+            if is_evidence_tag(tag) {
                 continue;
             }
             // Only what houba stamped is ever touched; an unstamped tag here is not ours.

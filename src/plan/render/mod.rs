@@ -291,9 +291,8 @@ pub fn drift_detail(d: &Drift) -> String {
         Finding::ForeignInRepository { stamped_by, owner } => {
             format!("stamped by policy {stamped_by} but the repository belongs to {owner}")
         }
-        Finding::EvidenceMissing { missing } => format!(
-            "missing: {}; houba will attach it again",
-            missing.summary()
-        ),
+        Finding::EvidenceMissing { missing } => {
+            format!("missing: {}; houba will attach it again", missing.summary())
+        }
     }
 }
