@@ -173,6 +173,21 @@ pub async fn attach(
     Ok(descriptor)
 }
 
+/// Signs `subject` (cosign simple signing for `docker_reference`, the `<registry>/<repository>`
+/// it lives at) and attaches the signature. Returns the signature manifest's descriptor.
+pub async fn attach_signature(
+    registry: &dyn Registry,
+    repository: &str,
+    docker_reference: &str,
+    subject: &Descriptor,
+    signer: &dyn super::sign::Signer,
+    optional: BTreeMap<String, String>,
+) -> Result<Descriptor, super::collect::EvidenceError> {
+    let payload = super::sign::SimpleSigning::new(docker_reference, &subject.digest, optional);
+    let signed = super::sign::sign_payload(signer, &payload)?;
+    Ok(attach(registry, repository, subject, &Evidence::signature(&signed)).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,19 +221,4 @@ mod tests {
             )
         );
     }
-}
-
-/// Signs `subject` (cosign simple signing for `docker_reference`, the `<registry>/<repository>`
-/// it lives at) and attaches the signature. Returns the signature manifest's descriptor.
-pub async fn attach_signature(
-    registry: &dyn Registry,
-    repository: &str,
-    docker_reference: &str,
-    subject: &Descriptor,
-    signer: &dyn super::sign::Signer,
-    optional: BTreeMap<String, String>,
-) -> Result<Descriptor, super::collect::EvidenceError> {
-    let payload = super::sign::SimpleSigning::new(docker_reference, &subject.digest, optional);
-    let signed = super::sign::sign_payload(signer, &payload)?;
-    Ok(attach(registry, repository, subject, &Evidence::signature(&signed)).await?)
 }
