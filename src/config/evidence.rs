@@ -243,6 +243,50 @@ pub(super) fn resolve_signing(
 mod tests {
     use super::*;
 
+    fn load(text: &str, vars: &[(&str, &str)]) -> Result<super::super::Settings, ConfigError> {
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        super::super::settings_from_sources(Some((Path::new("conf/houba.toml"), text)), &[], &env)
+    }
+
+    #[test]
+    fn sbom_formats_are_chosen_never_switched_off() {
+        let s = load(
+            "[sbom]\nformats = [\"cyclonedx\", \"spdx\"]\ngenerator = \"syft\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.sbom.formats, vec!["spdx", "cyclonedx"], "fixed order");
+        assert_eq!(s.sbom.generator, SbomGenerator::Syft);
+        assert_eq!(load("", &[]).unwrap().sbom, SbomSettings::default());
+        let e = load("[sbom]\nformats = []\n", &[]).unwrap_err();
+        assert_eq!(e.key(), "sbom.formats");
+        let e = load("[sbom]\nformats = [\"swid\"]\n", &[]).unwrap_err();
+        assert!(e.message().contains("swid"), "{e}");
+        let e = load("[sbom]\nenabled = false\n", &[]).unwrap_err();
+        assert_eq!(e.key(), "sbom.enabled");
+        assert_eq!(e.location(), "conf/houba.toml:2:1");
+    }
+
+    #[test]
+    fn signing_keys_come_from_a_variable_or_a_file_never_inline() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nsecret-material\n-----END PRIVATE KEY-----\n";
+        let s = load("[signing]\nkey_env = \"K\"\n", &[("K", pem)]).unwrap();
+        let signing = s.signing.unwrap();
+        assert_eq!(signing.key.expose(), pem);
+        assert_eq!(signing.origin, "environment variable K");
+        let e = load("[signing]\nkey = \"secret-material\"\n", &[]).unwrap_err();
+        assert_eq!(e.location(), "conf/houba.toml:2:1");
+        assert!(!e.message().contains("secret-material"));
+        let e = load("[signing]\n", &[]).unwrap_err();
+        assert_eq!(e.key(), "signing");
+        let e = load("[signing]\nkey_file = \"a\"\nkey_env = \"B\"\n", &[]).unwrap_err();
+        assert!(e.message().contains("both"), "{e}");
+        assert!(load("", &[]).unwrap().signing.is_none(), "off by default");
+    }
+
     #[test]
     fn the_key_is_redacted_and_not_serialised() {
         let s = SigningSettings {
