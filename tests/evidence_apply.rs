@@ -188,3 +188,60 @@ async fn evidence_end_to_end_with_the_referrers_api() {
 async fn evidence_end_to_end_with_fallback_tags() {
     evidence_end_to_end(distribution(Auth::None).await).await;
 }
+
+/// `[sbom] generator = "syft"`: syft scans the placed image from the destination registry and
+/// its documents are attached (no signing configured: no signature is asked for).
+#[tokio::test]
+async fn the_syft_generator_attaches_what_syft_writes() {
+    let upstream = ferro().await;
+    let destination = ferro().await;
+    images::push_image(
+        upstream.client().as_ref(),
+        "library/alpine",
+        "3.20.3",
+        &alpine_index(),
+    )
+    .await
+    .unwrap();
+    let ws = Workspace::new(upstream.host(), &[("dest", destination.host())]);
+    ws.write_config("[sbom]\nformats = [\"cyclonedx\"]\ngenerator = \"syft\"\n");
+    let policy = Policy::new("alpine", "alpine", r"^3\.20\.\d+$", "dest");
+    ws.policy("alpine", &policy.yaml());
+    let text = ws.plan_text().await;
+    assert!(text.contains("+ sbom cyclonedx"), "{text}");
+    assert!(!text.contains("+ signature"), "{text}");
+    ws.apply_and_converge().await;
+    let dst = destination.client();
+    let repo = policy.destination_repository();
+    let top = dst.head_manifest(&repo, "3.20.3").await.unwrap().unwrap();
+    let boms = referrers_of(dst.as_ref(), &repo, &top.digest, CYCLONEDX).await;
+    assert_eq!(boms.len(), 1);
+    assert!(
+        referrers_of(dst.as_ref(), &repo, &top.digest, SPDX)
+            .await
+            .is_empty()
+    );
+    let manifest =
+        evidence_support::manifest_json(dst.as_ref(), &repo, &boms[0].descriptor.digest).await;
+    let bom = evidence_support::blob(
+        dst.as_ref(),
+        &repo,
+        manifest["layers"][0]["digest"].as_str().unwrap(),
+    )
+    .await;
+    let bom: serde_json::Value = serde_json::from_slice(&bom).unwrap();
+    assert_eq!(
+        bom["metadata"]["tools"]["components"][0]["name"], "syft",
+        "{bom}"
+    );
+    let names: Vec<&str> = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"musl") && names.contains(&"busybox"),
+        "{names:?}"
+    );
+}
