@@ -40,6 +40,7 @@ fn rules() -> TagRules {
         exclude_regex: vec!["-rc".into()],
         semver_only: true,
         semver: Some(">=1, <4".into()),
+        prerelease: false,
         latest: Some(50),
         names: vec!["nightly-6".into()],
         aliases: vec![

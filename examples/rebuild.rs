@@ -87,6 +87,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         rosters.package_mirrors.insert("mirror".to_string(), mirror);
         steps.push(TransformStep::RewritePackageSources {
             mirror: "mirror".to_string(),
+            managers: vec![],
         });
     }
     if let Some(zone) = &args.zone {
@@ -97,7 +98,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let (_, digest, _) = layout.resolve_ref(&args.from)?;
     let manifest = layout.read_blob(&digest)?;
     let label = format!("{}:{}", args.layout.display(), args.from);
-    let recipe = recipe_digest(&steps, &rosters, &digest)?;
+    let recipe = recipe_digest(&steps, &[], &rosters, &digest)?;
     let annotations = BTreeMap::from([
         (
             "org.opencontainers.image.base.digest".to_string(),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use evidence::{SbomGenerator, SbomSettings, SecretPem, SigningSettings};
-use parse::{Ctx, DEFAULT_CONCURRENCY, Layer};
+use parse::{Ctx, DEFAULT_CONCURRENCY, Layer, Problems};
 pub use tree::ConfigError;
 use tree::{Node, Origin, Value};
 
@@ -376,23 +376,31 @@ fn settings_from_sources(
 ) -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
     let mut file_layer = Layer::default();
+    // Every problem of the file and of the environment is reported in one run.
+    let mut problems = Problems::default();
     if let Some((path, text)) = file {
-        let origin = Origin::File { path, text };
         let doc = toml::de::DeTable::parse(text).map_err(|err| {
             ConfigError::new(
-                origin,
+                Origin::File { path, text },
                 "",
                 err.span(),
                 format!("invalid TOML: {}", err.message().trim_end()),
                 Some("fix the TOML syntax at the marked position".to_string()),
             )
         })?;
+        let root = Node::from_toml_document(&doc);
+        // Snippets are cut from this copy, where secret values are masked.
+        let shown = tree::redact_secrets(text, &root);
+        let origin = Origin::File { path, text: &shown };
         let base_dir = path.parent().unwrap_or(Path::new(""));
-        file_layer = Ctx { origin, base_dir }.file_layer(&Node::from_toml_document(&doc))?;
+        file_layer = problems
+            .take(Ctx { origin, base_dir }.file_layer(&root))
+            .unwrap_or_default();
         settings.config_file = Some(path.to_path_buf());
         settings.policies = vec![base_dir.join(DEFAULT_POLICIES_DIR)];
     }
-    let env_layer = env_layer(env)?;
+    let env_layer = problems.take(env_layer(env)).unwrap_or_default();
+    problems.finish(())?;
 
     settings.registries = file_layer.registries;
     settings.registries.extend(env_layer.registries);
@@ -444,6 +452,7 @@ fn settings_from_sources(
 /// Reads the `HOUBA_*` variables that override the file.
 fn env_layer(env: &BTreeMap<String, String>) -> Result<Layer, ConfigError> {
     let mut layer = Layer::default();
+    let mut problems = Problems::default();
     let ctx = |var| Ctx {
         origin: Origin::Env { var },
         base_dir: Path::new(""),
@@ -454,32 +463,37 @@ fn env_layer(env: &BTreeMap<String, String>) -> Result<Layer, ConfigError> {
     };
     if let Some(text) = non_empty(env, "HOUBA_REGISTRIES") {
         let var = "HOUBA_REGISTRIES";
-        let json: serde_json::Value = serde_json::from_str(text).map_err(|err| {
-            ConfigError::new(
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(json) => {
+                layer.registries = problems
+                    .take(ctx(var).registries("registries", &Node::from_json(&json)))
+                    .unwrap_or_default();
+            }
+            Err(err) => problems.push(ConfigError::new(
                 Origin::Env { var },
                 "registries",
                 None,
                 format!("invalid JSON at line {}, column {}", err.line(), err.column()),
                 Some(r#"give a JSON object of roster entries, e.g. {"local":{"host":"registry.example:5000","tls_verify":false}}"#.to_string()),
-            )
-        })?;
-        layer.registries = ctx(var).registries("registries", &Node::from_json(&json))?;
+            )),
+        }
     }
     if let Some(text) = non_empty(env, "HOUBA_LOG_FORMAT") {
-        layer.log_format = Some(ctx("HOUBA_LOG_FORMAT").log_format("log_format", &string(text))?);
+        layer.log_format =
+            problems.take(ctx("HOUBA_LOG_FORMAT").log_format("log_format", &string(text)));
     }
     if let Some(text) = non_empty(env, "HOUBA_LABEL_PREFIX") {
         layer.label_prefix =
-            Some(ctx("HOUBA_LABEL_PREFIX").label_prefix("label_prefix", &string(text))?);
+            problems.take(ctx("HOUBA_LABEL_PREFIX").label_prefix("label_prefix", &string(text)));
     }
     if let Some(text) = non_empty(env, "HOUBA_CONCURRENCY") {
-        layer.concurrency =
-            Some(ctx("HOUBA_CONCURRENCY").concurrency("concurrency", &parse::env_scalar(text))?);
+        layer.concurrency = problems
+            .take(ctx("HOUBA_CONCURRENCY").concurrency("concurrency", &parse::env_scalar(text)));
     }
     if let Some(text) = non_empty(env, "HOUBA_MAX_PRUNE_FRACTION") {
-        layer.max_prune_fraction = Some(
+        layer.max_prune_fraction = problems.take(
             ctx("HOUBA_MAX_PRUNE_FRACTION")
-                .prune_fraction("max_prune_fraction", &parse::env_scalar(text))?,
+                .prune_fraction("max_prune_fraction", &parse::env_scalar(text)),
         );
     }
     if let Some(text) = non_empty(env, "HOUBA_POLICIES") {
@@ -490,7 +504,7 @@ fn env_layer(env: &BTreeMap<String, String>) -> Result<Layer, ConfigError> {
                 .collect(),
         );
     }
-    Ok(layer)
+    problems.finish(layer)
 }
 
 /// Two entries standing in for the same upstream would make reads ambiguous.

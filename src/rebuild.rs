@@ -38,31 +38,9 @@ pub struct RebuildRequest<'a> {
     pub label_prefix: &'a str,
 }
 
-/// The recipe digest of a placement that needs a rebuild: the engine's recipe for the steps,
-/// combined with the platform filter (which also changes the bytes placed).
-pub fn recipe_digest(
-    steps: &[TransformStep],
-    platforms: &[String],
-    rosters: &TransformRosters,
-    base_digest: &str,
-) -> Result<String, BuildError> {
-    let steps_recipe = if steps.is_empty() {
-        None
-    } else {
-        Some(build::recipe_digest(steps, rosters, base_digest)?)
-    };
-    let mut recipe = serde_json::json!({
-        "engine": build::ENGINE_FORMAT_VERSION,
-        "base": base_digest,
-        "steps": steps_recipe,
-        "platforms": platforms,
-    });
-    if steps.iter().any(TransformStep::runs_command) {
-        // Built from a rendered Dockerfile: a change in the rendering must rebuild.
-        recipe["dockerfile"] = Value::from(build::dockerfile::RENDER_VERSION);
-    }
-    Ok(stamp::sha256_digest(&stamp::canonical_json(&recipe)))
-}
+/// The recipe digest the plan records and the rebuild is checked against: one implementation,
+/// in the pure build engine.
+pub use crate::build::recipe_digest;
 
 fn is_index(media_type: &str) -> bool {
     media_type == stamp::OCI_INDEX || media_type == stamp::DOCKER_LIST

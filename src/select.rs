@@ -136,58 +136,262 @@ fn compile(rules: &TagRules, warnings: &mut Vec<String>) -> Option<Filters> {
     })
 }
 
+/// Why one upstream tag was selected or dropped: data, rendered by [`Verdict`]'s `Display`
+/// (`selected: includeRegex`, `dropped: excludeRegex -rc`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "camelCase")]
+pub enum Verdict {
+    /// Listed in `names` (names bypass every filter).
+    Named,
+    /// Passed the filters; `by` names the selecting ones (`includeRegex`, `semver …`,
+    /// `latest N`), or `semverOnly` / `no filter` when none of them is set.
+    Filtered { by: Vec<String> },
+    /// `sha256-<hex>`: an OCI referrers fallback tag, an attachment and never an image.
+    ReferrersFallback,
+    /// `names` is given alone (no `includeRegex`, `semver` nor `latest`), and this tag is
+    /// not one of them.
+    NotNamed,
+    /// Does not match `includeRegex`.
+    IncludeRegex { pattern: String },
+    /// Matches one of `excludeRegex`.
+    ExcludeRegex { pattern: String },
+    /// Not a version, and `semverOnly` is on (or a `semver` range is set).
+    NotSemver,
+    /// A pre-release (`-rc1`, `-beta.2`, …) and `prerelease` is off.
+    Prerelease,
+    /// A version outside the `semver` range.
+    OutsideRange { range: String },
+    /// Passed the filters but is not among the `latest` N highest.
+    NotInLatest { n: usize },
+    /// The rules do not compile (validation prevents this); nothing passes the filters.
+    BrokenRules,
+}
+
+impl Verdict {
+    /// Whether the tag is part of the selection.
+    pub fn is_selected(&self) -> bool {
+        matches!(self, Verdict::Named | Verdict::Filtered { .. })
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Named => write!(f, "selected: names"),
+            Verdict::Filtered { by } => write!(f, "selected: {}", by.join(", ")),
+            Verdict::ReferrersFallback => {
+                write!(f, "dropped: referrers fallback tag (an attachment)")
+            }
+            Verdict::NotNamed => write!(f, "dropped: not in names (names given alone)"),
+            Verdict::IncludeRegex { pattern } => {
+                write!(f, "dropped: does not match includeRegex {pattern}")
+            }
+            Verdict::ExcludeRegex { pattern } => write!(f, "dropped: excludeRegex {pattern}"),
+            Verdict::NotSemver => write!(f, "dropped: not a version (semverOnly)"),
+            Verdict::Prerelease => write!(f, "dropped: pre-release (prerelease: false)"),
+            Verdict::OutsideRange { range } => write!(f, "dropped: outside semver {range}"),
+            Verdict::NotInLatest { n } => write!(f, "dropped: not in latest {n}"),
+            Verdict::BrokenRules => write!(f, "dropped: the tag rules do not compile"),
+        }
+    }
+}
+
+/// One upstream tag and what selection made of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagExplanation {
+    pub tag: String,
+    pub verdict: Verdict,
+}
+
+/// Pre-release markers, matched against the first identifier of a version's suffix (`rc1`
+/// in `2.0.0-rc1`, `beta` in `1.5.0-beta.2`). Other suffixes are build flavours
+/// (`1.37.0-glibc`, `3.12-alpine`), not pre-releases.
+static PRERELEASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?i:alpha|beta|rc|cr|pre|preview|dev|snapshot|nightly|canary|milestone|m|ea|unstable|experimental|insiders?)[0-9]*$",
+    )
+    .expect("static regex")
+});
+
+/// Whether a version is a pre-release: its suffix starts with a marker such as `rc`, `alpha`,
+/// `beta`, `pre`, `dev`, `snapshot` or `nightly`, optionally followed by digits.
+pub fn is_prerelease(version: &Version) -> bool {
+    let first = version
+        .pre
+        .as_str()
+        .split(['.', '-'])
+        .next()
+        .unwrap_or_default();
+    !first.is_empty() && PRERELEASE.is_match(first)
+}
+
 impl Filters {
-    fn admits(&self, rules: &TagRules, tag: &str, version: Option<&Version>) -> bool {
+    /// The first filter that refuses the tag, or `None` when it passes them all.
+    fn refuses(&self, rules: &TagRules, tag: &str, version: Option<&Version>) -> Option<Verdict> {
         if let Some(include) = &self.include
             && !include.is_match(tag)
         {
-            return false;
+            return Some(Verdict::IncludeRegex {
+                pattern: include.as_str().to_string(),
+            });
         }
-        if self.exclude.iter().any(|r| r.is_match(tag)) {
-            return false;
+        if let Some(exclude) = self.exclude.iter().find(|r| r.is_match(tag)) {
+            return Some(Verdict::ExcludeRegex {
+                pattern: exclude.as_str().to_string(),
+            });
         }
         match (version, &self.range) {
-            (None, _) if rules.semver_only => false,
+            (None, _) if rules.semver_only => Some(Verdict::NotSemver),
             // A range constrains versions; a tag that is not one cannot satisfy it.
-            (None, Some(_)) => false,
-            (Some(v), Some(range)) => range.matches(v),
-            _ => true,
+            (None, Some(_)) => Some(Verdict::NotSemver),
+            (Some(v), _) if !rules.prerelease && is_prerelease(v) => Some(Verdict::Prerelease),
+            (Some(v), Some(range)) if !range.matches(v) => Some(Verdict::OutsideRange {
+                range: rules.semver.clone().unwrap_or_default(),
+            }),
+            _ => None,
         }
     }
+}
+
+/// `names` given without `includeRegex`, `semver` or `latest`: exactly those tags. The other
+/// fields (`excludeRegex`, `semverOnly`, `prerelease`) only refine a filter selection.
+pub fn names_alone(rules: &TagRules) -> bool {
+    !rules.names.is_empty()
+        && rules.include_regex.is_none()
+        && rules.semver.is_none()
+        && rules.latest.is_none()
+}
+
+/// The selecting filters a tag passed, as [`Verdict::Filtered`] names them.
+fn selecting_filters(rules: &TagRules) -> Vec<String> {
+    let mut by = Vec::new();
+    if rules.include_regex.is_some() {
+        by.push("includeRegex".to_string());
+    }
+    if let Some(range) = &rules.semver {
+        by.push(format!("semver {range}"));
+    }
+    if let Some(n) = rules.latest {
+        by.push(format!("latest {n}"));
+    }
+    if by.is_empty() {
+        by.push(
+            if rules.semver_only {
+                "semverOnly"
+            } else {
+                "no filter"
+            }
+            .to_string(),
+        );
+    }
+    by
+}
+
+/// The decision for every distinct upstream tag, plus the tags the filters selected (ranked,
+/// `latest` applied) and the names added after them: the one computation behind both
+/// [`select_tags`] and [`explain_tags`], so the explanation cannot disagree with the selection.
+struct Decision<'t> {
+    verdicts: BTreeMap<&'t str, Verdict>,
+    /// In selection order: filter-selected highest first, then names in their written order.
+    ranked: Vec<Ranked<'t>>,
+    filters: Option<Filters>,
+}
+
+fn decide<'t>(
+    rules: &TagRules,
+    present: &BTreeSet<&'t str>,
+    warnings: &mut Vec<String>,
+) -> Decision<'t> {
+    let filters = compile(rules, warnings);
+    let alone = names_alone(rules);
+    let mut verdicts = BTreeMap::new();
+    let mut ranked = Vec::new();
+    for &tag in present {
+        let version = parse_version(tag);
+        // cosign's `sha256-<hex>.sig/.att/.sbom` are attachments too.
+        let refused = if crate::oci::is_evidence_tag(tag) {
+            Some(Verdict::ReferrersFallback)
+        } else if alone {
+            Some(Verdict::NotNamed)
+        } else {
+            match &filters {
+                None => Some(Verdict::BrokenRules),
+                Some(f) => f.refuses(rules, tag, version.as_ref()),
+            }
+        };
+        match refused {
+            Some(verdict) => {
+                verdicts.insert(tag, verdict);
+            }
+            None => ranked.push(Ranked { tag, version }),
+        }
+    }
+    ranked.sort_by(by_rank);
+    if let Some(n) = rules.latest
+        && ranked.len() > n
+    {
+        for r in ranked.drain(n..) {
+            verdicts.insert(r.tag, Verdict::NotInLatest { n });
+        }
+    }
+    let by = selecting_filters(rules);
+    for r in &ranked {
+        verdicts.insert(r.tag, Verdict::Filtered { by: by.clone() });
+    }
+    for name in &rules.names {
+        let Some(&tag) = present.get(name.as_str()) else {
+            continue;
+        };
+        if crate::oci::is_evidence_tag(tag) {
+            continue;
+        }
+        let verdict = verdicts
+            .get_mut(tag)
+            .expect("every present tag has a verdict");
+        if !verdict.is_selected() {
+            *verdict = Verdict::Named;
+            ranked.push(Ranked {
+                tag,
+                version: parse_version(tag),
+            });
+        }
+    }
+    Decision {
+        verdicts,
+        ranked,
+        filters,
+    }
+}
+
+/// Why each upstream tag was selected or dropped, highest version first, then non-version
+/// tags by name. Pure, and the same decision [`select_tags`] acts on.
+pub fn explain_tags(rules: &TagRules, upstream: &[String]) -> Vec<TagExplanation> {
+    let present: BTreeSet<&str> = upstream.iter().map(String::as_str).collect();
+    let decision = decide(rules, &present, &mut Vec::new());
+    let mut all: Vec<Ranked<'_>> = present
+        .iter()
+        .map(|tag| Ranked {
+            tag,
+            version: parse_version(tag),
+        })
+        .collect();
+    all.sort_by(by_rank);
+    all.into_iter()
+        .map(|r| TagExplanation {
+            tag: r.tag.to_string(),
+            verdict: decision.verdicts[r.tag].clone(),
+        })
+        .collect()
 }
 
 /// Selects an import's tags from the upstream list and resolves its alias templates.
 pub fn select_tags(rules: &TagRules, upstream: &[String]) -> Selection {
     let mut warnings = Vec::new();
-    let filters = compile(rules, &mut warnings);
     let present: BTreeSet<&str> = upstream.iter().map(String::as_str).collect();
-
-    // `names` alone (no regex, range, latest-N, and semverOnly off) means exactly those tags:
-    // with no filter left, "every tag" is never what such a policy asks for.
-    let names_only = !rules.names.is_empty()
-        && rules.include_regex.is_none()
-        && rules.semver.is_none()
-        && rules.latest.is_none()
-        && !rules.semver_only;
-    let mut ranked: Vec<Ranked<'_>> = match &filters {
-        None => Vec::new(),
-        Some(_) if names_only => Vec::new(),
-        Some(filters) => present
-            .iter()
-            .filter(|tag| !crate::oci::is_evidence_tag(tag))
-            .map(|tag| Ranked {
-                tag,
-                version: parse_version(tag),
-            })
-            .filter(|r| filters.admits(rules, r.tag, r.version.as_ref()))
-            .collect(),
-    };
-    ranked.sort_by(by_rank);
-    if let Some(n) = rules.latest {
-        ranked.truncate(n);
-    }
-
-    let mut chosen: BTreeSet<&str> = ranked.iter().map(|r| r.tag).collect();
+    let Decision {
+        ranked, filters, ..
+    } = decide(rules, &present, &mut warnings);
+    let chosen: BTreeSet<&str> = ranked.iter().map(|r| r.tag).collect();
     for name in &rules.names {
         if is_referrers_fallback_tag(name) {
             warnings.push(format!(
@@ -195,11 +399,6 @@ pub fn select_tags(rules: &TagRules, upstream: &[String]) -> Selection {
             ));
         } else if !present.contains(name.as_str()) {
             warnings.push(format!("names: `{name}` is not present upstream; skipped"));
-        } else if chosen.insert(name) {
-            ranked.push(Ranked {
-                tag: name,
-                version: parse_version(name),
-            });
         }
     }
 

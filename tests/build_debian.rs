@@ -105,6 +105,7 @@ fn steps() -> Vec<TransformStep> {
         },
         TransformStep::RewritePackageSources {
             mirror: "internal".into(),
+            managers: vec![],
         },
         TransformStep::SetTimezone {
             zone: "Asia/Tokyo".into(),

@@ -145,22 +145,22 @@ fn the_same_build_twice_gives_identical_digests() {
 
     // The recipe digest moves with the certificate bytes, the base and the steps.
     let steps = all_steps();
-    let r1 = recipe_digest(&steps, &rosters(&fake_pem(1)), &base.digest).unwrap();
+    let r1 = recipe_digest(&steps, &[], &rosters(&fake_pem(1)), &base.digest).unwrap();
     assert_eq!(
         r1,
-        recipe_digest(&steps, &rosters(&fake_pem(1)), &base.digest).unwrap()
+        recipe_digest(&steps, &[], &rosters(&fake_pem(1)), &base.digest).unwrap()
     );
     assert_ne!(
         r1,
-        recipe_digest(&steps, &rosters(&fake_pem(2)), &base.digest).unwrap()
+        recipe_digest(&steps, &[], &rosters(&fake_pem(2)), &base.digest).unwrap()
     );
     assert_ne!(
         r1,
-        recipe_digest(&steps, &rosters(&fake_pem(1)), "sha256:other").unwrap()
+        recipe_digest(&steps, &[], &rosters(&fake_pem(1)), "sha256:other").unwrap()
     );
     assert_ne!(
         r1,
-        recipe_digest(&steps[..2], &rosters(&fake_pem(1)), &base.digest).unwrap()
+        recipe_digest(&steps[..2], &[], &rosters(&fake_pem(1)), &base.digest).unwrap()
     );
     assert!(r1.starts_with("sha256:") && r1.len() == 71);
 }

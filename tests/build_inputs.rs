@@ -186,6 +186,7 @@ fn transforms_that_find_nothing_fail_with_what_they_looked_for() {
     let unknown = err(
         &[TransformStep::RewritePackageSources {
             mirror: "nope".into(),
+            managers: vec![],
         }],
         &good,
     );

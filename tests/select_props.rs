@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use houba::policy::resolved::TagRules;
-use houba::select::{parse_version, select_tags};
+use houba::select::{explain_tags, parse_version, select_tags};
 use proptest::prelude::*;
 
 /// Tags that look like what registries hold: versions (partial, `v`-prefixed, prereleases),
@@ -55,14 +55,25 @@ fn rules() -> impl Strategy<Value = TagRules> {
             ],
             0..2,
         ),
+        any::<bool>(),
     )
         .prop_map(
-            |(semver_only, latest, include_regex, semver, aliases, names, exclude_regex)| {
+            |(
+                semver_only,
+                latest,
+                include_regex,
+                semver,
+                aliases,
+                names,
+                exclude_regex,
+                prerelease,
+            )| {
                 TagRules {
                     include_regex,
                     exclude_regex,
                     semver_only,
                     semver,
+                    prerelease,
                     latest,
                     names,
                     aliases,
@@ -104,6 +115,18 @@ proptest! {
         for t in &sel.tags {
             prop_assert!(list.contains(&t.tag));
             prop_assert!(!t.tag.starts_with("sha256-") || t.tag.len() != 71);
+        }
+    }
+
+    #[test]
+    fn explanation_agrees_with_selection(rules in rules(), list in prop::collection::vec(tag(), 0..24)) {
+        let sel = select_tags(&rules, &list);
+        let selected: BTreeSet<&str> = sel.tags.iter().map(|t| t.tag.as_str()).collect();
+        let explained = explain_tags(&rules, &list);
+        let distinct: BTreeSet<&str> = list.iter().map(String::as_str).collect();
+        prop_assert_eq!(explained.len(), distinct.len(), "one explanation per distinct tag");
+        for e in &explained {
+            prop_assert_eq!(e.verdict.is_selected(), selected.contains(e.tag.as_str()), "{} {}", e.tag, e.verdict);
         }
     }
 

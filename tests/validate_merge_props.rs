@@ -22,14 +22,26 @@ fn tag_spec() -> impl Strategy<Value = TagSpec> {
             "sha256:[0-9a-f]{4}",
             0..3,
         )),
+        proptest::option::of(any::<bool>()),
     )
         .prop_map(
-            |(include_regex, exclude_regex, semver_only, semver, latest, names, aliases, pins)| {
+            |(
+                include_regex,
+                exclude_regex,
+                semver_only,
+                semver,
+                latest,
+                names,
+                aliases,
+                pins,
+                prerelease,
+            )| {
                 TagSpec {
                     include_regex,
                     exclude_regex,
                     semver_only,
                     semver,
+                    prerelease,
                     latest,
                     names,
                     aliases,
@@ -47,6 +59,7 @@ proptest! {
         prop_assert_eq!(merged.exclude_regex, own.exclude_regex.clone().or(defaults.exclude_regex.clone()));
         prop_assert_eq!(merged.semver_only, own.semver_only.or(defaults.semver_only));
         prop_assert_eq!(merged.semver, own.semver.clone().or(defaults.semver.clone()));
+        prop_assert_eq!(merged.prerelease, own.prerelease.or(defaults.prerelease));
         prop_assert_eq!(merged.latest, own.latest.or(defaults.latest));
         prop_assert_eq!(merged.names, own.names.clone().or(defaults.names.clone()));
         prop_assert_eq!(merged.aliases, own.aliases.clone().or(defaults.aliases.clone()));

@@ -132,7 +132,8 @@ fn inherited_transforms_precede_variant_steps_and_rosters_resolve() {
                 certs: vec!["corporate-root".into()]
             },
             TransformStep::RewritePackageSources {
-                mirror: "internal".into()
+                mirror: "internal".into(),
+                managers: vec![],
             },
         ]
     );

@@ -364,6 +364,7 @@ mod tests {
         let steps = [
             TransformStep::RewritePackageSources {
                 mirror: "internal".into(),
+                managers: vec![],
             },
             TransformStep::Run {
                 command: "true".into(),

@@ -108,20 +108,30 @@ impl BuiltIndex {
     }
 }
 
-/// `sha256:` over the canonical resolved recipe (steps with the certificates' PEM bytes and the
-/// mirrors' URLs), the base digest and [`ENGINE_FORMAT_VERSION`]: equal digests mean equal
-/// output bytes. Fails when a step names a roster entry that is missing or invalid.
+/// The recipe digest of a rebuild (`io.houba.recipe`): `sha256:` over the canonical resolved
+/// recipe, the one value the plan compares and the stamp records. It covers the base digest,
+/// [`ENGINE_FORMAT_VERSION`], the platform filter (which changes the bytes placed), the
+/// Dockerfile rendering version when a step runs a command, and each step with exactly the
+/// roster values it uses (the certificates' PEM bytes; the mirror URLs of the package
+/// managers it rewrites). Equal digests mean equal output bytes. Pure; fails when a step names
+/// a roster entry that is missing or invalid.
 pub fn recipe_digest(
     steps: &[TransformStep],
+    platforms: &[String],
     rosters: &TransformRosters,
     base_digest: &str,
 ) -> Result<String, BuildError> {
     let resolved = transform::resolve_steps(base_digest, steps, rosters)?;
-    let recipe = serde_json::json!({
+    let mut recipe = serde_json::json!({
         "engine": ENGINE_FORMAT_VERSION,
         "base": base_digest,
         "steps": resolved.iter().map(|s| s.canonical()).collect::<Vec<_>>(),
+        "platforms": platforms,
     });
+    if steps.iter().any(TransformStep::runs_command) {
+        // Built from a rendered Dockerfile: a change in the rendering must rebuild.
+        recipe["dockerfile"] = serde_json::Value::from(dockerfile::RENDER_VERSION);
+    }
     Ok(sha256_digest(&canonical_json(&recipe)))
 }
 
@@ -429,4 +439,71 @@ fn platform_label(platform: &Value) -> Option<String> {
 pub fn manifest_media_type(manifest: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(manifest).ok()?;
     image::manifest_media_type(&value).map(str::to_string)
+}
+
+#[cfg(test)]
+mod recipe_tests {
+    use super::*;
+    use crate::policy::resolved::PackageManager;
+
+    fn rosters(apt: &str) -> TransformRosters {
+        TransformRosters {
+            ca_certs: BTreeMap::new(),
+            package_mirrors: BTreeMap::from([(
+                "corp".to_string(),
+                PackageMirror {
+                    apt: Some(apt.to_string()),
+                    apk: Some("https://apk.corp.example/alpine".to_string()),
+                    yum: Some("https://yum.corp.example/ubi".to_string()),
+                },
+            )]),
+        }
+    }
+
+    fn rewrite(managers: &[PackageManager]) -> Vec<TransformStep> {
+        vec![
+            TransformStep::RewritePackageSources {
+                mirror: "corp".into(),
+                managers: managers.to_vec(),
+            },
+            TransformStep::SetTimezone {
+                zone: "Europe/Paris".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_mirror_change_moves_only_the_recipes_that_use_it() {
+        let (before, after) = (
+            rosters("https://deb.corp.example/debian"),
+            rosters("https://deb2.corp.example/debian"),
+        );
+        let recipe = |steps: &[TransformStep], r: &TransformRosters| {
+            recipe_digest(steps, &[], r, "sha256:base").unwrap()
+        };
+        let debian = rewrite(&[PackageManager::Apt]);
+        let alpine = rewrite(&[PackageManager::Apk]);
+        let ubi = rewrite(&[PackageManager::Yum]);
+        assert_ne!(recipe(&debian, &before), recipe(&debian, &after));
+        assert_eq!(recipe(&alpine, &before), recipe(&alpine, &after));
+        assert_eq!(recipe(&ubi, &before), recipe(&ubi, &after));
+        // Without `managers` the step may rewrite any of them: every URL is in its recipe.
+        let any = rewrite(&[]);
+        assert_ne!(recipe(&any, &before), recipe(&any, &after));
+        // The platform filter and a Dockerfile build are part of the one recipe.
+        assert_ne!(
+            recipe(&alpine, &before),
+            recipe_digest(&alpine, &["linux/amd64".into()], &before, "sha256:base").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_named_manager_the_mirror_lacks_is_an_error() {
+        let mut r = rosters("https://deb.corp.example/debian");
+        r.package_mirrors.get_mut("corp").unwrap().yum = None;
+        let err = recipe_digest(&rewrite(&[PackageManager::Yum]), &[], &r, "sha256:base")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has no `yum` URL"), "{err}");
+    }
 }

@@ -20,6 +20,15 @@ Examples:
   # Machine-readable: every placement with its source, transform steps and owners
   houba graph --format json --tags tags.json | jq '.nodes[] | select(.node == \"placement\") | .address'
 
+  # Why was each upstream tag selected or dropped?
+  houba graph --explain --tags tags.json
+    busybox/stable (docker.io/library/busybox)
+      1.38.0-rc1  dropped: pre-release (prerelease: false)
+      1.37.0      selected: includeRegex, latest 2
+      1.36.1      selected: includeRegex, latest 2
+      1.36.0      dropped: not in latest 2
+      musl        dropped: does not match includeRegex ^1\\.
+
 The tag file maps `<upstream host>/<repository>` (as policies write `source`) to the tags
 upstream holds:
   {
@@ -50,6 +59,11 @@ pub struct GraphArgs {
     /// selection runs against, so the graph can be inspected without network access.
     #[arg(long, value_name = "FILE")]
     pub tags: Option<PathBuf>,
+    /// Instead of the graph, print per import why each upstream tag was selected or dropped
+    /// (`selected: includeRegex`, `dropped: excludeRegex -rc`, `dropped: not in latest 5`).
+    /// Text, or a JSON document with `--format json`.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// A tag file that cannot be used.
@@ -81,7 +95,11 @@ pub fn run(args: &GraphArgs, ctx: &Context) -> miette::Result<ExitCode> {
             ))?
         }
     };
-    print_graph(args, &ctx.settings, &ctx.policies, &upstream);
+    if args.explain {
+        print!("{}", explain(args.format, &ctx.policies, &upstream));
+    } else {
+        print_graph(args, &ctx.settings, &ctx.policies, &upstream);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -117,6 +135,62 @@ fn print_graph(
         GraphFormat::Json => graph.to_json(),
     };
     print!("{out}");
+}
+
+/// The selection report of `--explain`: per policy and import (by name), every upstream tag
+/// with its verdict, from [`crate::select::explain_tags`].
+pub fn explain(
+    format: GraphFormat,
+    policies: &[ResolvedPolicy],
+    upstream: &UpstreamTags,
+) -> String {
+    let mut ordered: Vec<&ResolvedPolicy> = policies.iter().collect();
+    ordered.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut text = String::new();
+    let mut imports = Vec::new();
+    for policy in ordered {
+        let source = format!("{}/{}", policy.source.registry, policy.source.repository);
+        let tags = upstream.get(&policy.source.registry, &policy.source.repository);
+        for import in &policy.imports {
+            text.push_str(&format!("{}/{} ({source})\n", policy.name, import.name));
+            let Some(tags) = tags else {
+                text.push_str("  no upstream tag list; nothing selected\n");
+                imports.push(serde_json::json!({
+                    "policy": policy.name, "import": import.name, "source": source, "tags": null,
+                }));
+                continue;
+            };
+            let explained = crate::select::explain_tags(&import.tags, tags);
+            let width = explained.iter().map(|e| e.tag.len()).max().unwrap_or(0);
+            for e in &explained {
+                text.push_str(&format!("  {:width$}  {}\n", e.tag, e.verdict));
+            }
+            let rows: Vec<serde_json::Value> = explained
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "tag": e.tag,
+                        "selected": e.verdict.is_selected(),
+                        "reason": e.verdict.to_string(),
+                        "verdict": e.verdict,
+                    })
+                })
+                .collect();
+            imports.push(serde_json::json!({
+                "policy": policy.name, "import": import.name, "source": source, "tags": rows,
+            }));
+        }
+    }
+    match format {
+        GraphFormat::Dot => text,
+        GraphFormat::Json => {
+            let doc = serde_json::json!({"format_version": 1, "imports": imports});
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).expect("JSON values serialise")
+            )
+        }
+    }
 }
 
 /// Parses the `--tags` file format.

@@ -230,8 +230,39 @@ fn inputs_digest(policies_digest: &str, settings: &Settings) -> String {
     )
 }
 
+/// Parses the command line. A usage error exits 1 with clap's message (clap's own default, 2,
+/// is the code CI reads as "changes present"); `--help` and `--version` exit 0.
+fn parse_args() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// The warning printed when the policy directories hold no MirrorPolicy: with nothing to
+/// compare, a plan is empty and an apply does nothing, which is almost always a path mistake
+/// or a volume that is not mounted.
+pub fn no_policies_message(paths: &[PathBuf]) -> String {
+    let read: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    format!(
+        "no policies found in {}: is the volume mounted?",
+        if read.is_empty() {
+            "(no policy directory configured)".to_string()
+        } else {
+            read.join(", ")
+        }
+    )
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let env = config::process_env();
     let result = match &cli.command {
         Command::Validate(args) => match load_settings(&cli.inputs, &env) {
@@ -245,6 +276,18 @@ pub fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if ctx.policies.is_empty() {
+                let message = no_policies_message(&ctx.settings.policies);
+                if let Command::Apply(args) = other
+                    && args.auto
+                {
+                    eprintln!(
+                        "error: {message} Nothing was applied (--auto refuses an empty policy set)."
+                    );
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("warning: {message}");
+            }
             match other {
                 Command::Graph(args) => graph::run(args, &ctx),
                 Command::Plan(args) => plan::run_plan(args, &ctx),

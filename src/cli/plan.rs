@@ -19,7 +19,12 @@ pub struct ScopeArgs {
     pub targets: Vec<String>,
     /// This job's shard (0-based). Defaults to $JOB_COMPLETION_INDEX when set (Kubernetes
     /// indexed Jobs). Needs --shard-count.
-    #[arg(long, value_name = "I", env = "JOB_COMPLETION_INDEX")]
+    #[arg(
+        long,
+        value_name = "I",
+        env = "JOB_COMPLETION_INDEX",
+        requires = "shard_count"
+    )]
     pub shard_index: Option<u64>,
     /// Split policies into N shards by a stable hash of the policy name; collision checks
     /// still cover every policy.

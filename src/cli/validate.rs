@@ -56,6 +56,9 @@ pub fn run(args: &ValidateArgs, settings: &Settings) -> ExitCode {
         &args.paths
     };
     let outcome = load_policies(paths, settings);
+    if outcome.is_ok() && outcome.policies.is_empty() {
+        eprintln!("warning: {}", super::no_policies_message(paths));
+    }
     let written = match args.format {
         ValidateFormat::Text => print_text(&outcome),
         ValidateFormat::Json => print_json(&outcome),

@@ -37,6 +37,40 @@ pub(super) struct Ctx<'a> {
 
 pub(super) type Table<'n> = &'n [Entry];
 
+/// The problems found so far: validation records one and goes on with the next key, so a
+/// single run reports them all.
+#[derive(Default)]
+pub(super) struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// The value, or `None` with the problem recorded.
+    pub fn take<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.0.push(e);
+                None
+            }
+        }
+    }
+
+    pub fn push(&mut self, e: ConfigError) {
+        self.0.push(e);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `value` when nothing was recorded, else one error carrying every problem.
+    pub fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+        match ConfigError::merge(self.0) {
+            None => Ok(value),
+            Some(e) => Err(e),
+        }
+    }
+}
+
 impl<'a> Ctx<'a> {
     pub(super) fn err(
         &self,
@@ -132,21 +166,23 @@ impl<'a> Ctx<'a> {
         table: Table<'_>,
         allowed: &[&str],
     ) -> Result<(), ConfigError> {
-        match table.iter().find(|e| !allowed.contains(&e.name.as_str())) {
-            None => Ok(()),
-            Some(e) => Err(self.err_help(
+        let mut problems = Problems::default();
+        for e in table.iter().filter(|e| !allowed.contains(&e.name.as_str())) {
+            problems.push(self.err_help(
                 &join_key(prefix, &e.name),
                 &e.key_span,
                 "unknown key",
                 format!("accepted keys here: {}", allowed.join(", ")),
-            )),
+            ));
         }
+        problems.finish(())
     }
 
     /// Reads a whole `houba.toml` document.
     pub fn file_layer(&self, root: &Node) -> Result<Layer, ConfigError> {
         let table = self.table("", root)?;
-        self.known_keys(
+        let mut problems = Problems::default();
+        problems.take(self.known_keys(
             "",
             table,
             &[
@@ -161,33 +197,52 @@ impl<'a> Ctx<'a> {
                 "sbom",
                 "signing",
             ],
-        )?;
+        ));
         let mut layer = Layer::default();
         for e in table {
             let key = join_key("", &e.name);
             let node = &e.node;
+            let p = &mut problems;
             match e.name.as_str() {
-                "registries" => layer.registries = self.registries(&key, node)?,
-                "ca_certs" => layer.ca_certs = self.ca_certs(&key, node)?,
-                "package_mirrors" => layer.package_mirrors = self.package_mirrors(&key, node)?,
-                "log_format" => layer.log_format = Some(self.log_format(&key, node)?),
-                "label_prefix" => layer.label_prefix = Some(self.label_prefix(&key, node)?),
-                "concurrency" => layer.concurrency = Some(self.positive_int(&key, node)?),
-                "max_prune_fraction" => {
-                    layer.max_prune_fraction = Some(self.prune_fraction(&key, node)?)
+                "registries" => {
+                    layer.registries = p.take(self.registries(&key, node)).unwrap_or_default()
                 }
-                "policies" => layer.policies = Some(self.policies(&key, node)?),
-                "sbom" => layer.evidence.sbom = Some(self.sbom(&key, node)?),
-                "signing" => layer.evidence.signing = Some(self.signing(&key, node)?),
-                _ => unreachable!("known_keys checked the key set"),
+                "ca_certs" => {
+                    layer.ca_certs = p.take(self.ca_certs(&key, node)).unwrap_or_default()
+                }
+                "package_mirrors" => {
+                    layer.package_mirrors =
+                        p.take(self.package_mirrors(&key, node)).unwrap_or_default()
+                }
+                "log_format" => layer.log_format = p.take(self.log_format(&key, node)),
+                "label_prefix" => layer.label_prefix = p.take(self.label_prefix(&key, node)),
+                "concurrency" => layer.concurrency = p.take(self.positive_int(&key, node)),
+                "max_prune_fraction" => {
+                    layer.max_prune_fraction = p.take(self.prune_fraction(&key, node))
+                }
+                "policies" => layer.policies = p.take(self.policies(&key, node)),
+                "sbom" => layer.evidence.sbom = p.take(self.sbom(&key, node)),
+                "signing" => layer.evidence.signing = p.take(self.signing(&key, node)),
+                // Reported by known_keys above.
+                _ => {}
             }
         }
-        Ok(layer)
+        problems.finish(layer)
     }
 
     fn ca_certs(&self, key: &str, node: &Node) -> Result<BTreeMap<String, CaSource>, ConfigError> {
         let mut out = BTreeMap::new();
+        let mut problems = Problems::default();
         for e in self.table(key, node)? {
+            if let Some(source) = problems.take(self.ca_cert(key, e)) {
+                out.insert(e.name.clone(), source);
+            }
+        }
+        problems.finish(out)
+    }
+
+    fn ca_cert(&self, key: &str, e: &Entry) -> Result<CaSource, ConfigError> {
+        {
             let k = join_key(key, &e.name);
             let t = self.table(&k, &e.node)?;
             self.known_keys(&k, t, &["path", "pem"])?;
@@ -217,9 +272,8 @@ impl<'a> Ctx<'a> {
                     ));
                 }
             };
-            out.insert(e.name.clone(), source);
+            Ok(source)
         }
-        Ok(out)
     }
 
     fn package_mirrors(
@@ -228,30 +282,35 @@ impl<'a> Ctx<'a> {
         node: &Node,
     ) -> Result<BTreeMap<String, PackageMirror>, ConfigError> {
         let mut out = BTreeMap::new();
+        let mut problems = Problems::default();
         for e in self.table(key, node)? {
             let k = join_key(key, &e.name);
-            let t = self.table(&k, &e.node)?;
-            self.known_keys(&k, t, &["apt", "apk", "yum"])?;
+            let Some(t) = problems.take(self.table(&k, &e.node)) else {
+                continue;
+            };
+            problems.take(self.known_keys(&k, t, &["apt", "apk", "yum"]));
             if t.is_empty() {
-                return Err(self.err_help(
+                problems.push(self.err_help(
                     &k,
                     &e.node.span,
                     "names no mirror",
                     "set at least one of `apt`, `apk`, `yum` to a base URL",
                 ));
+                continue;
             }
             let mut mirror = PackageMirror::default();
             for m in t {
-                let url = Some(self.http_url(&join_key(&k, &m.name), &m.node)?);
+                let url = problems.take(self.http_url(&join_key(&k, &m.name), &m.node));
                 match m.name.as_str() {
                     "apt" => mirror.apt = url,
                     "apk" => mirror.apk = url,
-                    _ => mirror.yum = url,
+                    "yum" => mirror.yum = url,
+                    _ => {}
                 }
             }
             out.insert(e.name.clone(), mirror);
         }
-        Ok(out)
+        problems.finish(out)
     }
 
     fn http_url(&self, key: &str, node: &Node) -> Result<String, ConfigError> {

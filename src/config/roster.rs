@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::parse::{Ctx, DEFAULT_CONCURRENCY, Table};
+use super::parse::{Ctx, DEFAULT_CONCURRENCY, Problems, Table};
 use super::tree::{ConfigError, Node, join_key};
 use super::{Credentials, RegistryEndpoint, RegistryEntry};
 
@@ -16,22 +16,22 @@ impl Ctx<'_> {
         node: &Node,
     ) -> Result<BTreeMap<String, RegistryEntry>, ConfigError> {
         let mut out = BTreeMap::new();
+        let mut problems = Problems::default();
         for e in self.table(key, node)? {
             let entry_key = join_key(key, &e.name);
             if !valid_entry_name(&e.name) {
-                return Err(self.err_help(
+                problems.push(self.err_help(
                     &entry_key,
                     &e.key_span,
                     "invalid registry entry name",
                     "use letters, digits, '-', '_' or '.' (policies refer to entries by this name)",
                 ));
             }
-            out.insert(
-                e.name.clone(),
-                self.registry_entry(&e.name, &entry_key, &e.node)?,
-            );
+            if let Some(entry) = problems.take(self.registry_entry(&e.name, &entry_key, &e.node)) {
+                out.insert(e.name.clone(), entry);
+            }
         }
-        Ok(out)
+        problems.finish(out)
     }
 
     fn registry_entry(
@@ -41,67 +41,67 @@ impl Ctx<'_> {
         node: &Node,
     ) -> Result<RegistryEntry, ConfigError> {
         let table = self.table(key, node)?;
+        let mut problems = Problems::default();
         if let Some(e) = table.iter().find(|e| e.name == "password") {
-            // No snippet: the offending line holds the secret.
-            return Err(ConfigError::without_snippet(
-                self.origin,
+            // The snippet shows the line with the value masked (the file's text is redacted
+            // before any snippet is made).
+            problems.push(self.err_help(
                 &join_key(key, "password"),
-                e.key_span.clone(),
+                &e.key_span,
                 "inline passwords are not accepted",
-                Some(
-                    "a password written into the configuration ends up in version control, \
-                     process listings and CI logs. Keep `username` and either set \
-                     `password_env = \"VAR\"` (the password is read from that environment \
-                     variable) or `password_file = \"path\"` (read from that file)"
-                        .to_string(),
-                ),
+                "a password written into the configuration ends up in version control, \
+                 process listings and CI logs. Keep `username` and either set \
+                 `password_env = \"VAR\"` (the password is read from that environment \
+                 variable) or `password_file = \"path\"` (read from that file)",
             ));
         }
-        self.known_keys(
-            key,
-            table,
-            &[
-                "host",
-                "layout",
-                "tls_verify",
-                "ca_cert",
-                "username",
-                "password_env",
-                "password_file",
-                "mirror_of",
-                "concurrency",
-            ],
-        )?;
+        let allowed = [
+            "password",
+            "host",
+            "layout",
+            "tls_verify",
+            "ca_cert",
+            "username",
+            "password_env",
+            "password_file",
+            "mirror_of",
+            "concurrency",
+        ];
+        problems.take(self.known_keys(key, table, &allowed));
         let get = |name: &str| table.iter().find(|e| e.name == name);
         let sub = |name: &str| join_key(key, name);
 
         let mirror_of = match get("mirror_of") {
-            Some(e) => Some(self.upstream_host(&sub("mirror_of"), &e.node)?),
+            Some(e) => problems.take(self.upstream_host(&sub("mirror_of"), &e.node)),
             None => None,
         };
         let concurrency = match get("concurrency") {
-            Some(e) => self.positive_int(&sub("concurrency"), &e.node)?,
+            Some(e) => problems
+                .take(self.positive_int(&sub("concurrency"), &e.node))
+                .unwrap_or(DEFAULT_CONCURRENCY),
             None => DEFAULT_CONCURRENCY,
         };
 
         let endpoint = match (get("host"), get("layout")) {
             (Some(h), Some(l)) => {
-                return Err(self.err_help(
+                problems.push(self.err_help(
                     &sub("layout"),
                     &l.key_span.clone().or(h.key_span.clone()),
                     "`host` and `layout` are mutually exclusive",
                     "an entry is either a registry reached over HTTP (`host`) or an OCI image \
                      layout directory (`layout`); split it into two entries",
                 ));
+                None
             }
             (None, None) => {
-                return Err(self.err_help(
+                problems.push(self.err_help(
                     key,
                     &node.span,
                     "needs `host` or `layout`",
                     "set `host = \"registry.example:5000\"` for a registry, or \
                      `layout = \"dir\"` for an OCI image layout directory",
                 ));
+                None
             }
             (None, Some(l)) => {
                 let http_only = [
@@ -111,47 +111,65 @@ impl Ctx<'_> {
                     "password_env",
                     "password_file",
                 ];
-                if let Some(e) = table.iter().find(|e| http_only.contains(&e.name.as_str())) {
-                    return Err(self.err_help(
+                for e in table
+                    .iter()
+                    .filter(|e| http_only.contains(&e.name.as_str()))
+                {
+                    problems.push(self.err_help(
                         &sub(&e.name),
                         &e.key_span,
                         "only applies to `host` entries",
                         "a `layout` entry is a local directory: remove this key",
                     ));
                 }
-                RegistryEndpoint::Layout {
-                    path: self.path(&sub("layout"), &l.node)?,
-                }
+                problems
+                    .take(self.path(&sub("layout"), &l.node))
+                    .map(|path| RegistryEndpoint::Layout { path })
             }
             (Some(h), None) => {
-                let (host, prefix) = self.host_and_prefix(&sub("host"), &h.node)?;
+                let host = problems.take(self.host_and_prefix(&sub("host"), &h.node));
                 let tls_verify = match get("tls_verify") {
-                    Some(e) => self.boolean(&sub("tls_verify"), &e.node)?,
-                    None => true,
+                    Some(e) => problems.take(self.boolean(&sub("tls_verify"), &e.node)),
+                    None => Some(true),
                 };
                 let ca_cert = match get("ca_cert") {
-                    Some(e) => Some(super::CaCert {
-                        path: self.path(&sub("ca_cert"), &e.node)?,
-                        pem: Vec::new(),
-                    }),
-                    None => None,
+                    Some(e) => problems
+                        .take(self.path(&sub("ca_cert"), &e.node))
+                        .map(|path| {
+                            Some(super::CaCert {
+                                path,
+                                pem: Vec::new(),
+                            })
+                        }),
+                    None => Some(None),
                 };
-                let credentials = self.credentials(key, table, node)?;
-                RegistryEndpoint::Http {
-                    host,
-                    prefix,
-                    tls_verify,
-                    ca_cert,
-                    credentials,
+                let credentials = problems.take(self.credentials(key, table, node));
+                match (host, tls_verify, ca_cert, credentials) {
+                    (Some((host, prefix)), Some(tls_verify), Some(ca_cert), Some(credentials)) => {
+                        Some(RegistryEndpoint::Http {
+                            host,
+                            prefix,
+                            tls_verify,
+                            ca_cert,
+                            credentials,
+                        })
+                    }
+                    _ => None,
                 }
             }
         };
-        Ok(RegistryEntry {
+        let entry = endpoint.map(|endpoint| RegistryEntry {
             name: name.to_string(),
             endpoint,
             mirror_of,
             concurrency,
-        })
+        });
+        match entry {
+            Some(entry) if problems.is_empty() => Ok(entry),
+            _ => Err(problems
+                .finish(())
+                .expect_err("an entry is missing only when a problem was recorded")),
+        }
     }
 
     fn credentials(
@@ -186,6 +204,9 @@ impl Ctx<'_> {
                     "add `username = \"…\"` to this entry",
                 ))
             }
+            // An inline `password` is reported on its own; asking for a source on top of that
+            // would be noise.
+            (Some(_), None, None) if get("password").is_some() => Ok(Credentials::Ambient),
             (Some(_), None, None) => Err(self.err_help(
                 &sub("username"),
                 &node.span,

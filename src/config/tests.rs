@@ -500,3 +500,54 @@ fn builders_come_from_buildkit_host_and_the_path() {
     let settings = settings_from_sources(None, &[], &env(&[("PATH", &path)])).unwrap();
     assert!(settings.builders.buildah.is_some());
 }
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_place() {
+    let text = "concurrency = 0\nlog_format = \"yaml\"\nunknown_top = 1\n\n[registries.r]\nhost = \"r.example\"\nusername = \"u\"\npassword = \"hunter2-secret\"\ntls_verify = \"no\"\n\n[registries.bad]\nhost = \"b.example\"\nmirror_of = 7\n\n[package_mirrors.m]\napt = \"ftp://x\"\nyum = \"not a url\"\n";
+    let e = err(text);
+    let headlines = e.headlines();
+    assert_eq!(e.count(), 8, "{headlines:#?}");
+    for expected in [
+        "conf/houba.toml:1:15: concurrency: must be greater than 0",
+        "conf/houba.toml:2:14: log_format: unknown log format `yaml`",
+        "conf/houba.toml:3:1: unknown_top: unknown key",
+        "conf/houba.toml:8:1: registries.r.password: inline passwords are not accepted",
+        "conf/houba.toml:9:14: registries.r.tls_verify: expected a boolean, found a string",
+        "conf/houba.toml:13:13: registries.bad.mirror_of:",
+        "conf/houba.toml:16:7: package_mirrors.m.apt:",
+        "conf/houba.toml:17:7: package_mirrors.m.yum:",
+    ] {
+        assert!(
+            headlines.iter().any(|h| h.starts_with(expected)),
+            "missing `{expected}` in {headlines:#?}"
+        );
+    }
+    let rendered = format!(
+        "{:?}",
+        miette::Report::new(e).with_source_code(String::new())
+    );
+    assert!(
+        rendered.contains("8 problems in the configuration"),
+        "{rendered}"
+    );
+    // The password line is shown, masked; the neighbouring problem's snippet masks it too.
+    assert!(
+        rendered.contains("password = ****************"),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("hunter2"), "{rendered}");
+}
+
+#[test]
+fn file_and_environment_problems_come_together() {
+    let e = from_file_env(
+        "concurrency = -1\n",
+        &[("HOUBA_LOG_FORMAT", "xml"), ("HOUBA_CONCURRENCY", "zero")],
+    )
+    .unwrap_err();
+    let headlines = e.headlines();
+    assert_eq!(e.count(), 3, "{headlines:#?}");
+    assert!(headlines[0].starts_with("conf/houba.toml:1:15: concurrency"));
+    assert!(headlines[1].starts_with("environment variable HOUBA_LOG_FORMAT"));
+    assert!(headlines[2].starts_with("environment variable HOUBA_CONCURRENCY"));
+}

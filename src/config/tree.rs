@@ -114,18 +114,22 @@ fn table_entries(table: &DeTable<'_>) -> Vec<Entry> {
         .collect()
 }
 
-/// A configuration problem, naming the key, where it was read from and how to fix it.
+/// Configuration problems, each naming the key, where it was read from and how to fix it.
+/// Validation goes on after a problem, so one run reports every problem of the file and the
+/// environment; the accessors describe the first one.
 ///
-/// Messages never contain a credential: values of secret-bearing keys are not echoed and no
-/// source snippet is attached to them. Boxed: errors are rare and results are passed around a
-/// lot during validation.
+/// Messages never contain a credential: values of secret-bearing keys are masked in every
+/// source snippet (see `redact_secrets`), and never echoed in messages.
 #[derive(Debug)]
-pub struct ConfigError(Box<Details>);
+pub struct ConfigError(Vec<Details>);
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{headline}")]
 #[diagnostic(code(houba::config))]
 struct Details {
+    /// Byte offset in the file, for reporting in document order; `None` for other origins,
+    /// which come after the file's problems in the order found.
+    offset: Option<usize>,
     key: String,
     location: String,
     message: String,
@@ -142,28 +146,52 @@ impl ConfigError {
     /// Dotted key the error is about (`registries.local.tls_verify`); empty when the problem
     /// is not about one key (unreadable file, syntax error).
     pub fn key(&self) -> &str {
-        &self.0.key
+        &self.0[0].key
     }
 
     /// Where the value came from: `houba.toml:3:14`, `environment variable HOUBA_CONCURRENCY`.
     pub fn location(&self) -> &str {
-        &self.0.location
+        &self.0[0].location
     }
 
     /// What is wrong, without key or location.
     pub fn message(&self) -> &str {
-        &self.0.message
+        &self.0[0].message
     }
 
     /// How to fix it.
     pub fn help_text(&self) -> Option<&str> {
-        self.0.help.as_deref()
+        self.0[0].help.as_deref()
+    }
+
+    /// How many problems this error reports.
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Every problem as `location: key: message`, in the order found.
+    pub fn headlines(&self) -> Vec<&str> {
+        self.0.iter().map(|d| d.headline.as_str()).collect()
+    }
+
+    /// One error reporting every problem of `errors`; `None` when there is none.
+    pub(super) fn merge(errors: Vec<ConfigError>) -> Option<ConfigError> {
+        let mut all: Vec<Details> = errors.into_iter().flat_map(|e| e.0).collect();
+        all.sort_by_key(|d| d.offset.map_or((1, 0), |o| (0, o)));
+        (!all.is_empty()).then_some(ConfigError(all))
     }
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        match self.0.as_slice() {
+            [one] => one.fmt(f),
+            all => write!(
+                f,
+                "{} problems in the configuration (each is shown below)",
+                all.len()
+            ),
+        }
     }
 }
 
@@ -171,17 +199,69 @@ impl std::error::Error for ConfigError {}
 
 impl miette::Diagnostic for ConfigError {
     fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.0.code()
+        self.0[0].code()
     }
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.0.help()
+        match self.0.as_slice() {
+            [one] => one.help(),
+            _ => None,
+        }
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.0.source_code()
+        match self.0.as_slice() {
+            [one] => one.source_code(),
+            _ => None,
+        }
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        self.0.labels()
+        match self.0.as_slice() {
+            [one] => one.labels(),
+            _ => None,
+        }
     }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        match self.0.as_slice() {
+            [_] => None,
+            all => Some(Box::new(all.iter().map(|d| d as &dyn miette::Diagnostic))),
+        }
+    }
+}
+
+/// Keys whose value is a secret: masked wherever the file's text is shown.
+/// `key`, `pem` and `private_key`: a signing key written inline under `[signing]` is refused,
+/// and the refusal must not show it.
+const SECRET_KEYS: &[&str] = &["password", "key", "pem", "private_key"];
+
+/// The file's text with the value of every secret-bearing key (at any depth) replaced by `*`
+/// byte for byte, so that spans and line numbers stay valid and no snippet (of this problem
+/// or of one on a neighbouring line) can show the secret.
+pub(super) fn redact_secrets(text: &str, root: &Node) -> String {
+    fn walk(node: &Node, spans: &mut Vec<Range<usize>>) {
+        match &node.value {
+            Value::Table(entries) => {
+                for e in entries {
+                    if SECRET_KEYS.contains(&e.name.as_str()) {
+                        spans.extend(e.node.span.clone());
+                    }
+                    walk(&e.node, spans);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|n| walk(n, spans)),
+            _ => {}
+        }
+    }
+    let mut spans = Vec::new();
+    walk(root, &mut spans);
+    let mut bytes = text.as_bytes().to_vec();
+    for span in spans {
+        for b in &mut bytes[span.start.min(text.len())..span.end.min(text.len())] {
+            if *b != b'\n' {
+                *b = b'*';
+            }
+        }
+    }
+    // Only whole UTF-8 sequences inside a value were replaced, by ASCII: still UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|_| "*".repeat(text.len()))
 }
 
 /// Where the values being validated came from.
@@ -209,18 +289,7 @@ impl ConfigError {
         message: impl Into<String>,
         help: Option<String>,
     ) -> ConfigError {
-        Self::build(origin, key, span, message.into(), help, true)
-    }
-
-    /// Same as `new`, without the source snippet: for keys whose line may hold a secret.
-    pub(super) fn without_snippet(
-        origin: Origin<'_>,
-        key: &str,
-        span: Option<Range<usize>>,
-        message: impl Into<String>,
-        help: Option<String>,
-    ) -> ConfigError {
-        Self::build(origin, key, span, message.into(), help, false)
+        Self::build(origin, key, span, message.into(), help)
     }
 
     fn build(
@@ -229,8 +298,11 @@ impl ConfigError {
         span: Option<Range<usize>>,
         message: String,
         help: Option<String>,
-        snippet: bool,
     ) -> ConfigError {
+        let offset = match origin {
+            Origin::File { .. } => Some(span.as_ref().map_or(0, |r| r.start)),
+            _ => None,
+        };
         let (location, source_code, span) = match origin {
             Origin::File { path, text } => {
                 let shown = path.display().to_string();
@@ -239,14 +311,10 @@ impl ConfigError {
                         let start = range.start.min(text.len());
                         let (line, col) = line_col(text, start);
                         let len = range.end.min(text.len()).saturating_sub(start);
-                        let (source, span) = if snippet {
-                            (
-                                Some(NamedSource::new(shown.clone(), text.to_string())),
-                                Some(SourceSpan::new(start.into(), len)),
-                            )
-                        } else {
-                            (None, None)
-                        };
+                        let (source, span) = (
+                            Some(NamedSource::new(shown.clone(), text.to_string())),
+                            Some(SourceSpan::new(start.into(), len)),
+                        );
                         (format!("{shown}:{line}:{col}"), source, span)
                     }
                     None => (shown, None, None),
@@ -265,7 +333,8 @@ impl ConfigError {
         } else {
             format!("{location}: {key}: {message}")
         };
-        ConfigError(Box::new(Details {
+        ConfigError(vec![Details {
+            offset,
             key: key.to_string(),
             location,
             message,
@@ -273,7 +342,7 @@ impl ConfigError {
             help,
             source_code,
             span,
-        }))
+        }])
     }
 }
 

@@ -46,6 +46,11 @@ pub enum Code {
     UnknownCa,
     UnreadableCa,
     UnknownMirror,
+    /// A `setTimezone` zone that is not in the IANA time zone database.
+    UnknownTimezone,
+    /// Transform steps that cannot be built together (a `run` step with
+    /// `rewritePackageSources`, or over several platforms).
+    StepConflict,
     DuplicatePolicy,
     DestinationConflict,
 }
@@ -84,6 +89,8 @@ impl Code {
         Code::UnknownCa,
         Code::UnreadableCa,
         Code::UnknownMirror,
+        Code::UnknownTimezone,
+        Code::StepConflict,
         Code::DuplicatePolicy,
         Code::DestinationConflict,
     ];
@@ -121,6 +128,8 @@ impl Code {
             Code::UnknownCa => "houba::policy::unknown-ca",
             Code::UnreadableCa => "houba::policy::unreadable-ca",
             Code::UnknownMirror => "houba::policy::unknown-mirror",
+            Code::UnknownTimezone => "houba::policy::unknown-timezone",
+            Code::StepConflict => "houba::policy::step-conflict",
             Code::DuplicatePolicy => "houba::policy::duplicate-policy",
             Code::DestinationConflict => "houba::policy::destination-conflict",
         }

@@ -53,6 +53,7 @@ pub fn merge_tags(defaults: Option<&TagSpec>, own: Option<&TagSpec>) -> TagSpec 
             .or_else(|| base.exclude_regex.clone()),
         semver_only: own.semver_only.or(base.semver_only),
         semver: own.semver.clone().or_else(|| base.semver.clone()),
+        prerelease: own.prerelease.or(base.prerelease),
         latest: own.latest.or(base.latest),
         names: own.names.clone().or_else(|| base.names.clone()),
         aliases: own.aliases.clone().or_else(|| base.aliases.clone()),

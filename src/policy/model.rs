@@ -158,10 +158,14 @@ pub struct TagSpec {
     pub semver_only: Option<bool>,
     /// Semantic version range, e.g. `>=1.36, <2`.
     pub semver: Option<String>,
+    /// Also select pre-releases (`2.0.0-rc1`, `1.5.0-beta.2`, …) through the filters. Default
+    /// false: a pre-release is selected only when it is listed in `names`.
+    pub prerelease: Option<bool>,
     /// Keep only the N highest selected versions.
     #[schemars(range(min = 1))]
     pub latest: Option<u32>,
-    /// Exact tags, selected when present upstream, bypassing the filters above.
+    /// Exact tags, selected when present upstream, bypassing the filters above. Given without
+    /// `includeRegex`, `semver` or `latest`, they are the whole selection.
     pub names: Option<Vec<String>>,
     /// Moving tags pointing at the highest selected tag of their group: templates with
     /// `{major}`, `{minor}`, `{patch}` or named groups of `includeRegex`, or literals such as
@@ -225,6 +229,11 @@ pub struct InjectCaSpec {
 pub struct RewritePackageSourcesSpec {
     /// Name of a `package_mirrors` roster entry.
     pub mirror: String,
+    /// The package managers whose sources this step rewrites (`apt`, `apk`, `yum`); the
+    /// mirror must have a URL for each. Absent: every manager the mirror has a URL for.
+    /// Naming them keeps the recipe (and so the rebuilds) to what the image uses: with
+    /// `managers: [apk]`, a change to the mirror's `apt` URL rebuilds nothing here.
+    pub managers: Option<Vec<super::resolved::PackageManager>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

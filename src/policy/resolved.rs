@@ -86,8 +86,13 @@ impl std::fmt::Display for Platform {
 pub enum TransformStep {
     /// Names of `ca_certs` roster entries.
     InjectCa { certs: Vec<String> },
-    /// Name of a `package_mirrors` roster entry.
-    RewritePackageSources { mirror: String },
+    /// Name of a `package_mirrors` roster entry, and the package managers whose sources are
+    /// rewritten (empty: every manager the mirror has a URL for).
+    RewritePackageSources {
+        mirror: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        managers: Vec<PackageManager>,
+    },
     /// An IANA zone name such as `Europe/Paris`.
     SetTimezone { zone: String },
     /// A shell command; images with such a step are built from a Dockerfile.
@@ -111,6 +116,46 @@ impl TransformStep {
     }
 }
 
+/// A package manager whose sources `rewritePackageSources` can point at a mirror: `apt`
+/// (Debian, Ubuntu: `/etc/apt/sources.list`, `/etc/apt/sources.list.d/*.{list,sources}`),
+/// `apk` (Alpine: `/etc/apk/repositories`), `yum` (RHEL, UBI, Fedora: `/etc/yum.repos.d/*.repo`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageManager {
+    // No doc comments on the variants: they would turn the schema's `enum` into a `oneOf`.
+    Apt,
+    Apk,
+    Yum,
+}
+
+impl PackageManager {
+    pub const ALL: [PackageManager; 3] = [
+        PackageManager::Apt,
+        PackageManager::Apk,
+        PackageManager::Yum,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageManager::Apt => "apt",
+            PackageManager::Apk => "apk",
+            PackageManager::Yum => "yum",
+        }
+    }
+}
+
 /// Tag selection rules of one import (after defaults merge). Regexes and the semver range are
 /// kept as source strings; validation guarantees they compile.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -120,6 +165,8 @@ pub struct TagRules {
     /// Only tags that parse as (tolerant) semver are selected. Default true.
     pub semver_only: bool,
     pub semver: Option<String>,
+    /// Pre-releases pass the filters too. Default false (a named pre-release is always taken).
+    pub prerelease: bool,
     pub latest: Option<usize>,
     pub names: Vec<String>,
     pub aliases: Vec<String>,

@@ -317,3 +317,230 @@ fn names_alone_select_exactly_those_names() {
     got.sort();
     assert_eq!(got, ["bookworm-slim", "bullseye-slim"]);
 }
+
+#[test]
+fn names_alone_ignore_the_semver_only_default() {
+    // `semverOnly` defaults to true; it must not turn `names` into "every version plus these".
+    let r = TagRules {
+        names: tags(&["1.37.0"]),
+        ..rules()
+    };
+    let sel = select_tags(&r, &tags(&["1.36.0", "1.37.0", "1.38.0", "latest"]));
+    assert_eq!(names(&sel), ["1.37.0"]);
+    assert!(names_alone(&r));
+}
+
+#[test]
+fn prereleases_are_excluded_unless_asked_for_or_named() {
+    let upstream = tags(&["1.0.0", "2.0.0-rc1", "1.5.0-beta.2", "1.37.0-glibc"]);
+    let r = TagRules {
+        latest: Some(1),
+        ..rules()
+    };
+    assert_eq!(names(&select_tags(&r, &upstream)), ["1.37.0-glibc"]);
+    let r = TagRules {
+        latest: Some(1),
+        ..rules()
+    };
+    assert_eq!(
+        names(&select_tags(&r, &tags(&["1.0.0", "2.0.0-rc1"]))),
+        ["1.0.0"]
+    );
+    let with = TagRules {
+        prerelease: true,
+        ..r.clone()
+    };
+    assert_eq!(
+        names(&select_tags(&with, &tags(&["1.0.0", "2.0.0-rc1"]))),
+        ["2.0.0-rc1"]
+    );
+    let named = TagRules {
+        names: tags(&["2.0.0-rc1"]),
+        ..r
+    };
+    assert_eq!(
+        names(&select_tags(&named, &tags(&["1.0.0", "2.0.0-rc1"]))),
+        ["1.0.0", "2.0.0-rc1"]
+    );
+    for (tag, pre) in [
+        ("2.0.0-rc1", true),
+        ("1.5.0-beta.2", true),
+        ("1.0.0-alpha", true),
+        ("3.1.0-SNAPSHOT", true),
+        ("1.0.0-rc.1-alpine", true),
+        ("1.37.0-glibc", false),
+        ("3.12-alpine", false),
+        ("1.2.3", false),
+    ] {
+        assert_eq!(is_prerelease(&parse_version(tag).unwrap()), pre, "{tag}");
+    }
+}
+
+fn verdicts(rules: &TagRules, upstream: &[&str]) -> Vec<String> {
+    explain_tags(rules, &tags(upstream))
+        .iter()
+        .map(|e| format!("{} {}", e.tag, e.verdict))
+        .collect()
+}
+
+#[test]
+fn explanation_gives_one_reason_per_upstream_tag() {
+    let r = TagRules {
+        include_regex: Some(r"^1\.".into()),
+        exclude_regex: vec!["-rc".into()],
+        semver: Some(">=1.36, <2".into()),
+        latest: Some(2),
+        names: tags(&["1.30.0"]),
+        ..rules()
+    };
+    let upstream = [
+        "1.35.0",
+        "1.36.0",
+        "1.37.0",
+        "1.38.0",
+        "1.38.1-rc1",
+        "2.0.0",
+        "1.30.0",
+        "latest",
+        FALLBACK,
+    ];
+    assert_eq!(
+        verdicts(&r, &upstream),
+        [
+            "2.0.0 dropped: does not match includeRegex ^1\\.",
+            "1.38.1-rc1 dropped: excludeRegex -rc",
+            "1.38.0 selected: includeRegex, semver >=1.36, <2, latest 2",
+            "1.37.0 selected: includeRegex, semver >=1.36, <2, latest 2",
+            "1.36.0 dropped: not in latest 2",
+            "1.35.0 dropped: outside semver >=1.36, <2",
+            "1.30.0 selected: names",
+            "latest dropped: does not match includeRegex ^1\\.",
+            format!("{FALLBACK} dropped: referrers fallback tag (an attachment)").as_str(),
+        ]
+    );
+    let alone = TagRules {
+        names: tags(&["1.37.0"]),
+        ..rules()
+    };
+    assert_eq!(
+        verdicts(&alone, &["1.37.0", "1.38.0"]),
+        [
+            "1.38.0 dropped: not in names (names given alone)",
+            "1.37.0 selected: names"
+        ]
+    );
+    let plain = rules();
+    assert_eq!(
+        verdicts(&plain, &["edge", "2.0.0-rc1", "1.0.0"]),
+        [
+            "2.0.0-rc1 dropped: pre-release (prerelease: false)",
+            "1.0.0 selected: semverOnly",
+            "edge dropped: not a version (semverOnly)"
+        ]
+    );
+}
+
+/// The examples of docs/reference/selection.md, row by row.
+#[test]
+fn documented_examples() {
+    let upstream = tags(&[
+        "1.35.0",
+        "1.36.0",
+        "1.36.1",
+        "1.37.0",
+        "1.38.0-rc1",
+        "2.0.0",
+        "latest",
+        "musl",
+    ]);
+    let rows: Vec<(TagRules, &[&str])> = vec![
+        (rules(), &["2.0.0", "1.37.0", "1.36.1", "1.36.0", "1.35.0"]),
+        (
+            TagRules {
+                names: tags(&["1.37.0"]),
+                ..rules()
+            },
+            &["1.37.0"],
+        ),
+        (
+            TagRules {
+                names: tags(&["musl"]),
+                semver_only: false,
+                ..rules()
+            },
+            &["musl"],
+        ),
+        (
+            TagRules {
+                latest: Some(1),
+                ..rules()
+            },
+            &["2.0.0"],
+        ),
+        (
+            TagRules {
+                latest: Some(1),
+                prerelease: true,
+                ..rules()
+            },
+            &["2.0.0"],
+        ),
+        (
+            TagRules {
+                semver: Some(">=1.36, <2".into()),
+                latest: Some(2),
+                ..rules()
+            },
+            &["1.37.0", "1.36.1"],
+        ),
+        (
+            TagRules {
+                include_regex: Some(r"^1\.3[67]\.".into()),
+                names: tags(&["musl"]),
+                ..rules()
+            },
+            &["1.37.0", "1.36.1", "1.36.0", "musl"],
+        ),
+        (
+            TagRules {
+                semver: Some("^1".into()),
+                names: tags(&["1.38.0-rc1"]),
+                ..rules()
+            },
+            &["1.37.0", "1.36.1", "1.36.0", "1.35.0", "1.38.0-rc1"],
+        ),
+        (
+            TagRules {
+                exclude_regex: vec![r"^1\.35".into()],
+                semver_only: false,
+                ..rules()
+            },
+            &["2.0.0", "1.37.0", "1.36.1", "1.36.0", "latest", "musl"],
+        ),
+    ];
+    for (r, expected) in rows {
+        assert_eq!(names(&select_tags(&r, &upstream)), expected, "{r:?}");
+    }
+    let explained = TagRules {
+        include_regex: Some(r"^\d".into()),
+        semver: Some(">=1.36, <2".into()),
+        ..rules()
+    };
+    let report: Vec<String> = explain_tags(&explained, &upstream)
+        .iter()
+        .map(|e| format!("{:10}  {}", e.tag, e.verdict))
+        .collect();
+    assert_eq!(
+        report,
+        [
+            "2.0.0       dropped: outside semver >=1.36, <2",
+            "1.38.0-rc1  dropped: pre-release (prerelease: false)",
+            "1.37.0      selected: includeRegex, semver >=1.36, <2",
+            "1.36.1      selected: includeRegex, semver >=1.36, <2",
+            "1.36.0      selected: includeRegex, semver >=1.36, <2",
+            "1.35.0      dropped: outside semver >=1.36, <2",
+            "latest      dropped: does not match includeRegex ^\\d",
+            "musl        dropped: does not match includeRegex ^\\d",
+        ]
+    );
+}

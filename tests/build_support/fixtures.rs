@@ -15,6 +15,7 @@ pub fn all_steps() -> Vec<TransformStep> {
         },
         TransformStep::RewritePackageSources {
             mirror: "internal".into(),
+            managers: vec![],
         },
         TransformStep::SetTimezone {
             zone: "Asia/Tokyo".into(),

@@ -17,7 +17,8 @@ use crate::config::PackageMirror;
 use crate::policy::resolved::TransformStep;
 
 /// A step with its roster references replaced by what they name (PEM bytes, mirror URLs).
-/// This is also what the recipe digest is computed over.
+/// This is also what the recipe digest is computed over, so it holds only what the step
+/// uses: a `rewritePackageSources` that names `managers` carries only their URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ResolvedStep {
     InjectCa(Vec<CaCert>),
@@ -121,7 +122,7 @@ pub(crate) fn resolve_steps(
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(ResolvedStep::InjectCa(resolved))
             }
-            TransformStep::RewritePackageSources { mirror } => {
+            TransformStep::RewritePackageSources { mirror, managers } => {
                 let found = rosters.package_mirrors.get(mirror).ok_or_else(|| {
                     BuildError::UnknownRosterEntry {
                         image: image.to_string(),
@@ -133,7 +134,7 @@ pub(crate) fn resolve_steps(
                 packages::validate_mirror(image, mirror, found)?;
                 Ok(ResolvedStep::RewritePackageSources {
                     name: mirror.clone(),
-                    mirror: found.clone(),
+                    mirror: packages::used_part(image, mirror, found, managers)?,
                 })
             }
             TransformStep::SetTimezone { zone } => {

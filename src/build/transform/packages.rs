@@ -6,6 +6,7 @@ use super::Workspace;
 use crate::build::error::BuildError;
 use crate::build::rootfs::{Entry, EntryKind, Query};
 use crate::config::PackageMirror;
+use crate::policy::resolved::PackageManager;
 
 const APT_LIST: &str = "/etc/apt/sources.list";
 const APT_DIR: &str = "/etc/apt/sources.list.d";
@@ -59,6 +60,40 @@ pub(super) fn validate_mirror(
         }
     }
     Ok(())
+}
+
+/// The part of a mirror a step uses: the URLs of the named `managers`, or all of them when
+/// none is named. Only this part is hashed into the recipe and used to rewrite, so a change
+/// to another manager's URL does not rebuild the image.
+pub(super) fn used_part(
+    image: &str,
+    name: &str,
+    mirror: &PackageMirror,
+    managers: &[PackageManager],
+) -> Result<PackageMirror, BuildError> {
+    if managers.is_empty() {
+        return Ok(mirror.clone());
+    }
+    let mut used = PackageMirror::default();
+    for manager in managers {
+        let (from, to) = match manager {
+            PackageManager::Apt => (&mirror.apt, &mut used.apt),
+            PackageManager::Apk => (&mirror.apk, &mut used.apk),
+            PackageManager::Yum => (&mirror.yum, &mut used.yum),
+        };
+        if from.is_none() {
+            return Err(BuildError::Step {
+                image: image.to_string(),
+                step: "rewritePackageSources",
+                detail: format!(
+                    "package mirror `{name}` has no `{}` URL; set it in houba.toml or drop it from `managers`",
+                    manager.as_str()
+                ),
+            });
+        }
+        *to = from.clone();
+    }
+    Ok(used)
 }
 
 /// Splits `scheme://host[:port]` from the rest (path, query), for network URLs only.

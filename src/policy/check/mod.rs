@@ -17,13 +17,15 @@ use crate::policy::merge::merge_import;
 use crate::policy::model::{API_VERSION, Import, ImportDefaults, KIND, MirrorPolicy};
 use crate::policy::node::{Loc, Node};
 use crate::policy::resolved::{
-    Archive, ArtifactType, Destination, Origin, ResolvedImport, ResolvedPolicy, Source, Variant,
+    Archive, ArtifactType, Destination, Origin, ResolvedImport, ResolvedPolicy, Source,
+    TransformStep, Variant,
 };
 use crate::policy::rules;
 use crate::policy::structure::{Walker, policy_schema};
 
 mod roster;
 mod tags;
+pub(crate) mod zones;
 
 /// What the cross-policy checks need to know about a document.
 #[derive(Debug, Clone)]
@@ -391,6 +393,8 @@ impl DocumentChecker<'_, '_> {
             self.quiet(|checker| checker.resolve_transform(&merged.transform, &At::root()))
         };
         let variants = self.resolve_variants(import, at);
+        let transform_at = written_here(import.transform.is_some()).key("transform");
+        self.check_step_conflicts(&transform, &transform_at, &variants, at, platforms.len());
         let tags = self.resolve_tag_rules(&merged, import, at);
         let settle = self.resolve_settle(import, at);
         ResolvedImport {
@@ -407,6 +411,60 @@ impl DocumentChecker<'_, '_> {
                 older_than_days: archive.older_than_days,
             }),
             settle,
+        }
+    }
+
+    /// Steps that cannot be built together, per variant (the import's steps, then the
+    /// variant's): a `run` step makes the image a Dockerfile build, which neither rewrites
+    /// package sources nor builds several platforms. Reported once at the `run` step.
+    fn check_step_conflicts(
+        &mut self,
+        transform: &[TransformStep],
+        transform_at: &At,
+        variants: &[Variant],
+        at: &At,
+        platforms: usize,
+    ) {
+        let mut reported = std::collections::BTreeSet::new();
+        for (v, variant) in variants.iter().enumerate() {
+            let own_at = at.key("variants").idx(v).key("transform");
+            let steps: Vec<(&TransformStep, At)> = transform
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s, transform_at.idx(i)))
+                .chain(
+                    variant
+                        .transform
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| (s, own_at.idx(i))),
+                )
+                .collect();
+            let Some((_, run_at)) = steps.iter().find(|(s, _)| s.runs_command()) else {
+                continue;
+            };
+            let loc = self.at.key(&run_at.key("run"));
+            let rewrite = steps
+                .iter()
+                .any(|(s, _)| matches!(s, TransformStep::RewritePackageSources { .. }));
+            if rewrite && reported.insert((loc.line, loc.column, "rewrite")) {
+                self.report(
+                    Code::StepConflict,
+                    loc,
+                    format!("variant `{}` combines `run` with `rewritePackageSources`", variant.name),
+                    "run with rewritePackageSources",
+                    "an image with a `run` step is built from a Dockerfile, which does not rewrite package sources: rewrite them in the `run` command, or move `run` to another variant",
+                );
+            }
+            if platforms > 1 && reported.insert((loc.line, loc.column, "platforms")) {
+                self.report(
+                    Code::StepConflict,
+                    loc,
+                    format!("variant `{}` has a `run` step but the import lists {platforms} platforms", variant.name),
+                    "run over several platforms",
+                    "an image with a `run` step is built for one platform: list one in `platforms`, or split the platforms into imports",
+                );
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use crate::policy::diagnostic::Code;
 use crate::policy::locate::At;
 use crate::policy::model::{DestinationSpec, MirrorPolicy, TransformSpec};
 use crate::policy::node::Loc;
-use crate::policy::resolved::{ArtifactType, Destination, TransformStep};
+use crate::policy::resolved::{ArtifactType, Destination, PackageManager, TransformStep};
 use crate::policy::rules;
 use crate::policy::suggest;
 
@@ -162,14 +162,56 @@ impl DocumentChecker<'_, '_> {
                             &help,
                         );
                     }
+                    let managers = rewrite.managers.clone().unwrap_or_default();
+                    if let (Some(mirror), Some(_)) =
+                        (mirrors.get(&rewrite.mirror), &rewrite.managers)
+                    {
+                        let managers_at = step_at.key("rewritePackageSources").key("managers");
+                        if managers.is_empty() {
+                            let loc = self.at.value(&managers_at);
+                            self.report(Code::InvalidValue, loc, "`managers` is empty: nothing would be rewritten".into(), "no manager", "list the package managers of the image (`apt`, `apk`, `yum`), or remove `managers` to rewrite every one the mirror has a URL for");
+                        }
+                        for (index, manager) in managers.iter().enumerate() {
+                            let url = match manager {
+                                PackageManager::Apt => &mirror.apt,
+                                PackageManager::Apk => &mirror.apk,
+                                PackageManager::Yum => &mirror.yum,
+                            };
+                            if url.is_none() {
+                                let loc = self.at.value(&managers_at.idx(index));
+                                let name = manager.as_str();
+                                self.report(Code::UnknownMirror, loc, format!("package mirror `{}` has no `{name}` URL", rewrite.mirror), "no URL for this manager", &format!("set `{name} = \"https://…\"` in `[package_mirrors.{}]` of houba.toml, or drop `{name}` from `managers`", rewrite.mirror));
+                            }
+                        }
+                    }
+                    let mut managers = managers;
+                    managers.sort();
+                    managers.dedup();
                     resolved.push(TransformStep::RewritePackageSources {
                         mirror: rewrite.mirror.clone(),
+                        managers,
                     });
                 }
                 TransformSpec::SetTimezone(timezone) => {
                     if !is_zone_name(&timezone.zone) {
                         let loc = self.at.value(&step_at.key("setTimezone").key("zone"));
                         self.report(Code::InvalidValue, loc, format!("`{}` is not a time zone name", timezone.zone), "not a zone", "write an IANA zone name such as `UTC`, `Europe/Paris` or `America/New_York`");
+                    } else if !super::zones::is_known_zone(&timezone.zone) {
+                        let loc = self.at.value(&step_at.key("setTimezone").key("zone"));
+                        let help = match super::zones::closest_zone(&timezone.zone) {
+                            Some(close) => format!("did you mean `{close}`? Zone names are those of the IANA time zone database (`Area/Location`, or `UTC`)"),
+                            None => "write a zone of the IANA time zone database, such as `UTC`, `Europe/Paris` or `America/New_York` (the list: `ls /usr/share/zoneinfo`, or the TZ identifiers of the tz database)".to_string(),
+                        };
+                        self.report(
+                            Code::UnknownTimezone,
+                            loc,
+                            format!(
+                                "`{}` is not a zone of the IANA time zone database",
+                                timezone.zone
+                            ),
+                            "unknown zone",
+                            &help,
+                        );
                     }
                     resolved.push(TransformStep::SetTimezone {
                         zone: timezone.zone.clone(),

@@ -64,6 +64,7 @@ impl DocumentChecker<'_, '_> {
                 .semver
                 .as_deref()
                 .and_then(|range| rules::normalise_semver_range(range).ok()),
+            prerelease: tags.prerelease.unwrap_or(false),
             latest: tags.latest.map(|n| n as usize),
             names: tags.names.clone().unwrap_or_default(),
             aliases,
