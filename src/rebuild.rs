@@ -20,6 +20,9 @@ use crate::registry::transfer::TransferSession;
 use crate::registry::{ByteStream, Registry};
 use crate::stamp;
 
+mod content;
+pub use content::rebuild_contents;
+
 /// What to rebuild, and from where.
 pub struct RebuildRequest<'a> {
     /// For messages: `docker.io/library/debian:bookworm-slim`.

@@ -181,11 +181,14 @@ fn a_run_step_builds_one_platform_only() {
     .unwrap();
     let out = houba(dir.path(), &bin.path().display().to_string(), &["plan"]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("built for one platform, but 2 are listed"),
-        "{}",
-        text(&out)
-    );
+    // Refused by validation, at the `run` step, before any registry is read.
+    for expected in [
+        "houba::policy::step-conflict",
+        "debian-hardened.yaml:12:11",
+        "has a `run` step but the import lists 2 platforms",
+    ] {
+        assert!(text(&out).contains(expected), "{expected}: {}", text(&out));
+    }
 }
 
 fn skopeo_raw(reference: &str) -> Value {

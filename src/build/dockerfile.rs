@@ -382,7 +382,7 @@ mod tests {
             let steps = [TransformStep::Run {
                 command: command.into(),
             }];
-            crate::rebuild::recipe_digest(&steps, &[], &TransformRosters::default(), "sha256:00")
+            crate::build::recipe_digest(&steps, &[], &TransformRosters::default(), "sha256:00")
                 .unwrap()
         };
         assert_eq!(digest("echo a"), digest("echo a"));

@@ -9,6 +9,7 @@
 //!
 //! The engine reads blobs through [`BlobSource`] and knows nothing of registries.
 
+pub mod content;
 pub(crate) mod decompress;
 pub mod dockerfile;
 mod error;

@@ -110,15 +110,29 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error (as Terraform).
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// After the plan, list per rebuild each file its steps add, change or remove, with the
+    /// unified diff of text files (Markdown: folded in <details>). Reads the base images'
+    /// layers from upstream, so it costs downloads; text and markdown formats only.
+    #[arg(long)]
+    pub show_content: bool,
 }
 
 pub fn run_plan(args: &PlanArgs, ctx: &Context) -> miette::Result<ExitCode> {
+    if args.show_content && args.output.format == Format::Json {
+        return Err(miette::miette!(
+            help = "use --format text or --format markdown with --show-content",
+            "--show-content does not fit in the JSON plan document"
+        ));
+    }
     let request = args.scope.request()?;
     let plan = ctx.make_plan(&request)?;
     print!(
         "{}",
         render::render(&plan, args.output.format, args.output.style())
     );
+    if args.show_content {
+        print_content(ctx, &plan, args.output.format);
+    }
     if let Some(out) = &args.out {
         save_plan(&plan, out)?;
         eprintln!(
@@ -210,6 +224,30 @@ pub fn run_show(args: &ShowArgs) -> miette::Result<ExitCode> {
         render::render(&plan, args.output.format, args.output.style())
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--show-content`: read each rebuild's base layers and print what its steps change.
+fn print_content(ctx: &Context, plan: &crate::plan::model::Plan, format: Format) {
+    let rosters = crate::pipeline::rosters(&ctx.settings);
+    let contents = ctx.runtime().block_on(crate::rebuild::rebuild_contents(
+        plan,
+        &ctx.registries(),
+        &ctx.cache(),
+        &rosters,
+    ));
+    let views: Vec<crate::plan::content::RebuildView<'_>> = contents
+        .iter()
+        .map(|c| crate::plan::content::RebuildView {
+            address: &c.address,
+            steps: &c.steps,
+            content: c.content.as_ref().map_err(String::as_str),
+        })
+        .collect();
+    let out = match format {
+        Format::Markdown => crate::plan::content::render_markdown(&views),
+        _ => crate::plan::content::render_text(&views),
+    };
+    print!("{out}");
 }
 
 /// Write a plan file: the bytes the plan module produced, through a temporary file so that a

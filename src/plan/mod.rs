@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod content;
 pub mod diff;
 pub mod evidence;
 pub mod file;

@@ -56,7 +56,7 @@ impl DocumentChecker<'_, '_> {
                 self.report(Code::InvalidAlias, loc, problem, "invalid alias", &format!("placeholders available here: {known}; name a group in includeRegex with `(?P<name>…)` to use it"));
             }
         }
-        TagRules {
+        let rules = TagRules {
             include_regex: tags.include_regex.clone(),
             exclude_regex: tags.exclude_regex.clone().unwrap_or_default(),
             semver_only: tags.semver_only.unwrap_or(true),
@@ -69,6 +69,43 @@ impl DocumentChecker<'_, '_> {
             names: tags.names.clone().unwrap_or_default(),
             aliases,
             pins: tags.pins.clone().unwrap_or_default(),
+        };
+        self.check_refinements_without_selector(&rules, own_tags, at);
+        rules
+    }
+
+    /// `names` given alone select exactly those names, so a refinement written next to them
+    /// in the import would do nothing: refuse it rather than ignore it. (Refinements inherited
+    /// from `defaults` are meant for the imports that select by filter, and stay silent.)
+    fn check_refinements_without_selector(
+        &mut self,
+        rules: &TagRules,
+        own: Option<&TagSpec>,
+        at: &At,
+    ) {
+        let Some(own) = own else { return };
+        if !crate::select::names_alone(rules) {
+            return;
+        }
+        let mut written = Vec::new();
+        if own.exclude_regex.as_ref().is_some_and(|e| !e.is_empty()) {
+            written.push("excludeRegex");
+        }
+        if own.prerelease == Some(true) {
+            written.push("prerelease");
+        }
+        if own.semver_only == Some(true) {
+            written.push("semverOnly");
+        }
+        for field in written {
+            let loc = self.at.key(&at.key("tags").key(field));
+            self.report(
+                Code::InvalidValue,
+                loc,
+                format!("`{field}` has no effect here: `names` given without `includeRegex`, `semver` or `latest` select exactly those names"),
+                "no effect",
+                &format!("remove `{field}`, or add `includeRegex`, `semver` or `latest` to select tags by filter as well as by name"),
+            );
         }
     }
 
