@@ -53,6 +53,9 @@ impl ApplyLock {
     }
 }
 
+/// What a waiter reads before the holder has written its line.
+const UNKNOWN_HOLDER: &str = "holder unknown";
+
 /// Who holds a lock, as its holder wrote it.
 fn holder(file: &mut File) -> String {
     let mut text = String::new();
@@ -100,13 +103,19 @@ pub fn acquire(
             .open(&path)
             .map_err(io)?;
         let mut told = false;
+        let first_try = Instant::now();
         loop {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(TryLockError::WouldBlock) => {
                     if !told {
-                        waiting(&path, &holder(&mut file));
-                        told = true;
+                        // The holder writes its line just after taking the lock: give it a
+                        // moment, so the waiter can say who it waits for.
+                        let who = holder(&mut file);
+                        if who != UNKNOWN_HOLDER || first_try.elapsed() >= Duration::from_secs(1) {
+                            waiting(&path, &who);
+                            told = true;
+                        }
                     }
                     if started.elapsed() >= timeout {
                         return Err(LockError::Timeout {
