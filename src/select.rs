@@ -253,15 +253,6 @@ impl Filters {
     }
 }
 
-/// `names` given without `includeRegex`, `semver` or `latest`: exactly those tags. The other
-/// fields (`excludeRegex`, `semverOnly`, `prerelease`) only refine a filter selection.
-pub fn names_alone(rules: &TagRules) -> bool {
-    !rules.names.is_empty()
-        && rules.include_regex.is_none()
-        && rules.semver.is_none()
-        && rules.latest.is_none()
-}
-
 /// The selecting filters a tag passed, as [`Verdict::Filtered`] names them.
 fn selecting_filters(rules: &TagRules) -> Vec<String> {
     let mut by = Vec::new();
@@ -303,7 +294,7 @@ fn decide<'t>(
     warnings: &mut Vec<String>,
 ) -> Decision<'t> {
     let filters = compile(rules, warnings);
-    let alone = names_alone(rules);
+    let alone = rules.names_alone();
     let mut verdicts = BTreeMap::new();
     let mut ranked = Vec::new();
     for &tag in present {

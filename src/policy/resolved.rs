@@ -174,6 +174,17 @@ pub struct TagRules {
     pub pins: BTreeMap<String, String>,
 }
 
+impl TagRules {
+    /// `names` given without `includeRegex`, `semver` or `latest`: exactly those tags. The other
+    /// fields (`excludeRegex`, `semverOnly`, `prerelease`) only refine a filter selection.
+    pub fn names_alone(&self) -> bool {
+        !self.names.is_empty()
+            && self.include_regex.is_none()
+            && self.semver.is_none()
+            && self.latest.is_none()
+    }
+}
+
 /// A variant of an import: the same upstream tags placed under `tag + suffix`, with extra
 /// transform steps appended after the import's own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -327,7 +327,7 @@ fn names_alone_ignore_the_semver_only_default() {
     };
     let sel = select_tags(&r, &tags(&["1.36.0", "1.37.0", "1.38.0", "latest"]));
     assert_eq!(names(&sel), ["1.37.0"]);
-    assert!(names_alone(&r));
+    assert!(r.names_alone());
 }
 
 #[test]

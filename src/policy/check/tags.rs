@@ -84,7 +84,7 @@ impl DocumentChecker<'_, '_> {
         at: &At,
     ) {
         let Some(own) = own else { return };
-        if !crate::select::names_alone(rules) {
+        if !rules.names_alone() {
             return;
         }
         let mut written = Vec::new();
