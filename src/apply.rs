@@ -209,7 +209,13 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                 let t = Instant::now();
                 let tally = Arc::new(ActionTally::default());
                 let mut res = ActionTally::scope(tally.clone(), execute(a, ctx)).await;
-                if res.is_err() && a.kind().phase() == 0 {
+                // Only a registry's answer can change on a second attempt; a refusal (the tag
+                // moved since planning) or a stamp error would only be repeated.
+                let retryable = matches!(
+                    res,
+                    Err(ApplyError::Registry(_) | ApplyError::Rebuild { .. })
+                );
+                if retryable && a.kind().phase() == 0 {
                     res = retry_placement(a, ctx, &tally, res).await;
                 }
                 let r = ActionResult {

@@ -33,7 +33,7 @@ Examples:
   houba gc                        # what would be deleted
   houba gc --auto                 # delete it (CronJob)")]
 pub struct GcArgs {
-    /// Delete without asking.
+    /// Delete what the plan lists (without it, the plan is only printed).
     #[arg(long, conflicts_with = "dry_run")]
     pub auto: bool,
     /// Only show what would be deleted (the default without --auto).

@@ -51,7 +51,7 @@ pub struct PurgeArgs {
     /// How long the oracle may take per image before its answer counts as unknown.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub oracle_timeout: Duration,
-    /// Delete without asking.
+    /// Delete what the plan lists (without it, the plan is only printed).
     #[arg(long, conflicts_with = "dry_run")]
     pub auto: bool,
     /// Only show what would be deleted (the default without --auto).
