@@ -4,7 +4,7 @@
 
 #![warn(missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -47,4 +47,16 @@ pub struct LiveState {
     /// (registry, repository) → tag → live content. A managed repository with no entry was not
     /// observed (an error); an empty map means it holds no tags.
     pub destinations: BTreeMap<RepositoryKey, BTreeMap<String, LiveTag>>,
+    /// (registry, repository) → tags the registry lists but whose manifest it cannot serve
+    /// (HEAD answers 404): left dangling by an interrupted delete. Absent from `destinations`.
+    pub dangling: BTreeMap<RepositoryKey, BTreeSet<String>>,
+}
+
+impl LiveState {
+    /// Whether the destination tag is listed with no manifest behind it.
+    pub fn is_dangling(&self, registry: &str, repository: &str, tag: &str) -> bool {
+        self.dangling
+            .get(&(registry.to_owned(), repository.to_owned()))
+            .is_some_and(|tags| tags.contains(tag))
+    }
 }

@@ -261,31 +261,47 @@ pub async fn observe_sources(
     Ok(out)
 }
 
+/// What the destination repositories hold: their tags with content, and the tags they list but
+/// cannot serve.
+#[derive(Debug, Default)]
+pub struct DestinationTags {
+    /// `(registry, repository)` → tag → live content.
+    pub tags: BTreeMap<(String, String), BTreeMap<String, LiveTag>>,
+    /// `(registry, repository)` → tags listed with no manifest behind them (dangling).
+    pub dangling: BTreeMap<(String, String), BTreeSet<String>>,
+}
+
 /// Every tag of every managed destination repository, with its manifest (cache first).
+///
+/// A listed tag whose HEAD (or manifest GET) answers 404 is either dangling (the registry
+/// keeps the tag link but lost the manifest: an interrupted delete on distribution) or was
+/// deleted since the listing. The repository's tag list is read once more to tell the two
+/// apart, which costs one request per repository only when that happens.
 pub async fn observe_destinations(
     registries: &Registries,
     cache: &ManifestCache,
     repositories: &BTreeSet<(String, String)>,
     concurrency: usize,
-) -> Result<BTreeMap<(String, String), BTreeMap<String, LiveTag>>, ObserveError> {
-    let mut out: BTreeMap<(String, String), BTreeMap<String, LiveTag>> = BTreeMap::new();
+) -> Result<DestinationTags, ObserveError> {
+    let mut out = DestinationTags::default();
     let mut tag_refs = Vec::new();
+    let list = |name: String, repo: String| async move {
+        let r = registries
+            .destination(&name)
+            .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
+        let tags = r.list_tags(&repo).await.map_err(|source| {
+            ObserveError::new(
+                format!(
+                    "the tags of {}/{repo}",
+                    registries.destination_display(&name)
+                ),
+                source,
+            )
+        })?;
+        Ok::<_, ObserveError>(((name, repo), tags))
+    };
     let listed: Vec<_> = stream::iter(repositories.iter().cloned())
-        .map(|(name, repo)| async move {
-            let r = registries
-                .destination(&name)
-                .map_err(|e| ObserveError::new(format!("registry {name}"), e))?;
-            let tags = r.list_tags(&repo).await.map_err(|source| {
-                ObserveError::new(
-                    format!(
-                        "the tags of {}/{repo}",
-                        registries.destination_display(&name)
-                    ),
-                    source,
-                )
-            })?;
-            Ok::<_, ObserveError>(((name, repo), tags))
-        })
+        .map(|(name, repo)| list(name, repo))
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
@@ -294,7 +310,7 @@ pub async fn observe_destinations(
         for t in tags {
             tag_refs.push((name.clone(), repo.clone(), t));
         }
-        out.insert((name, repo), BTreeMap::new());
+        out.tags.insert((name, repo), BTreeMap::new());
     }
     let tags: Vec<_> = stream::iter(tag_refs)
         .map(|(name, repo, tag)| async move {
@@ -307,29 +323,51 @@ pub async fn observe_destinations(
                 .await
                 .map_err(|source| ObserveError::new(what.clone(), source))?
             else {
-                return Ok(None);
+                return Ok(((name, repo), tag, None));
             };
             let Some((media_type, manifest)) =
                 manifest_bytes(r.as_ref(), cache, &repo, &head.digest, &what).await?
             else {
-                return Ok(None);
+                return Ok(((name, repo), tag, None));
             };
-            Ok::<_, ObserveError>(Some((
+            Ok::<_, ObserveError>((
                 (name, repo),
                 tag,
-                LiveTag {
+                Some(LiveTag {
                     digest: head.digest,
                     media_type,
                     manifest,
-                },
-            )))
+                }),
+            ))
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
+    let mut unserved: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for t in tags {
-        if let Some((key, tag, live)) = t? {
-            out.entry(key).or_default().insert(tag, live);
+        match t? {
+            (key, tag, Some(live)) => {
+                out.tags.entry(key).or_default().insert(tag, live);
+            }
+            (key, tag, None) => {
+                unserved.entry(key).or_default().insert(tag);
+            }
+        }
+    }
+    let relisted: Vec<_> = stream::iter(unserved)
+        .map(|((name, repo), missing)| async move {
+            let (key, still) = list(name, repo).await?;
+            let dangling: BTreeSet<String> =
+                still.into_iter().filter(|t| missing.contains(t)).collect();
+            Ok::<_, ObserveError>((key, dangling))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    for r in relisted {
+        let (key, dangling) = r?;
+        if !dangling.is_empty() {
+            out.dangling.insert(key, dangling);
         }
     }
     Ok(out)
@@ -424,7 +462,11 @@ pub async fn find_unclaimed(
         }
     }
     if !stamped.is_empty() {
-        out.repositories = observe_destinations(registries, cache, &stamped, concurrency).await?;
+        // A dangling tag of an unclaimed repository carries no stamp to show whose it is: houba
+        // leaves it alone there, as it leaves every unstamped tag of such a repository.
+        out.repositories = observe_destinations(registries, cache, &stamped, concurrency)
+            .await?
+            .tags;
     }
     Ok(out)
 }

@@ -158,7 +158,8 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
 
     let mut live = LiveState {
         sources: source_obs,
-        destinations,
+        destinations: destinations.tags,
+        dangling: destinations.dangling,
     };
     let unclaimed = find_orphans(inputs, &mut live).await?;
     let (placements, aliases) = desired(&graph, &live, settings)?;

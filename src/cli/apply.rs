@@ -13,7 +13,7 @@ use super::operations::{self, ReportArgs, RunCommand, error_text};
 use super::plan::{OutputArgs, ScopeArgs, load_plan};
 use crate::apply::{self, ActionResult, ApplyContext, Outcome, Progress};
 use crate::pipeline;
-use crate::plan::model::{Action, ActionKind, Plan};
+use crate::plan::model::{Action, ActionKind, Operation, Plan, PruneReason};
 use crate::plan::render::{self, Format};
 use crate::plan::stale::{self, Staleness};
 use crate::registry::transfer::TransferSession;
@@ -337,11 +337,17 @@ fn confirm() -> miette::Result<()> {
 /// managed tags: a broken regex must not empty a registry overnight.
 pub fn check_mass_prune(plan: &Plan, fraction: f64) -> miette::Result<()> {
     let mut per_repo: BTreeMap<String, usize> = BTreeMap::new();
-    for a in plan
-        .actions
-        .iter()
-        .filter(|a| a.kind() == ActionKind::Prune)
-    {
+    // Removing a dangling listing loses no content: it does not count.
+    for a in plan.actions.iter().filter(|a| {
+        a.kind() == ActionKind::Prune
+            && !matches!(
+                a.operation,
+                Operation::Prune {
+                    reason: PruneReason::Dangling,
+                    ..
+                }
+            )
+    }) {
         let d = &a.header.destination;
         *per_repo
             .entry(format!("{}/{}", d.display, d.repository))

@@ -214,7 +214,7 @@ pub enum FileOperation {
     Prune {
         /// `delete` or `mark`.
         mode: PruneMode,
-        /// `no_longer_selected` or `orphaned`.
+        /// `no_longer_selected`, `orphaned` or `dangling`.
         reason: PruneReason,
     },
 }
@@ -245,8 +245,9 @@ pub struct FileDrift {
     pub address: Option<String>,
     /// The tag.
     pub location: FileLocation,
-    /// What it holds.
-    pub digest: String,
+    /// What it holds; absent for a dangling tag (listed, no manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// What is wrong.
     pub finding: Finding,
 }

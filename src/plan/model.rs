@@ -229,6 +229,9 @@ pub enum PruneReason {
     NoLongerSelected,
     /// No current policy claims the repository; the tag's policy placed it there.
     Orphaned,
+    /// The registry lists the tag but has no manifest behind it, and no policy asks for it:
+    /// the listing is removed (there is no content to mark).
+    Dangling,
 }
 
 /// How a prune retires a tag.
@@ -358,6 +361,9 @@ pub enum Finding {
         /// The policy that owns the repository.
         owner: String,
     },
+    /// The registry lists the tag but serves no manifest for it (left by an interrupted
+    /// delete): every pull of it fails.
+    Dangling,
 }
 
 impl Finding {
@@ -369,6 +375,7 @@ impl Finding {
             Finding::Tampered { .. } => "tampered",
             Finding::AliasMoved { .. } => "alias-moved",
             Finding::Bypass => "bypass",
+            Finding::Dangling => "dangling",
         }
     }
 }
@@ -380,8 +387,8 @@ pub struct Drift {
     pub address: Option<Address>,
     /// The tag.
     pub location: Location,
-    /// What it holds.
-    pub digest: String,
+    /// What it holds; `None` for a dangling tag (listed, no manifest).
+    pub digest: Option<String>,
     /// What is wrong.
     pub finding: Finding,
 }

@@ -14,7 +14,14 @@ pub const REPORT_FORMAT_VERSION: &str = "1.0";
 /// included, so a dashboard never confuses "none" with "unknown").
 pub const ACTION_KINDS: [&str; 6] = ["copy", "build", "replace", "restamp", "alias", "prune"];
 /// Drift finding kinds, as label values and JSON strings.
-pub const DRIFT_KINDS: [&str; 5] = ["unstamped", "foreign", "tampered", "alias-moved", "bypass"];
+pub const DRIFT_KINDS: [&str; 6] = [
+    "unstamped",
+    "foreign",
+    "tampered",
+    "alias-moved",
+    "bypass",
+    "dangling",
+];
 /// Outcomes of an applied action.
 pub const OUTCOMES: [&str; 3] = ["done", "failed", "skipped"];
 
@@ -48,8 +55,8 @@ pub struct Finding {
     /// Roster name of the registry holding it.
     pub registry: String,
     pub repository: String,
-    /// What the tag holds now.
-    pub digest: String,
+    /// What the tag holds now; `null` for a dangling tag (listed, no manifest).
+    pub digest: Option<String>,
     pub detail: String,
 }
 
@@ -321,7 +328,7 @@ mod tests {
             location: "r/x:1".into(),
             registry: "r".into(),
             repository: "x".into(),
-            digest: "sha256:0".into(),
+            digest: Some("sha256:0".into()),
             detail: String::new(),
         });
         let by_kind = s.drift_by_kind();

@@ -18,6 +18,10 @@ pub(super) fn diff_aliases(
         let Some(target) = placements.get(&al.target) else {
             continue;
         };
+        if super::is_dangling(input.live, &al.destination) {
+            out.drift
+                .push(super::dangling(Some(&al.address), &al.destination));
+        }
         let outcome = outcomes.get(&al.target).cloned().unwrap_or_default();
         if !outcome.changes && outcome.after.is_none() {
             // The target is not (and will not be) placed: nothing to point at yet.
@@ -62,7 +66,7 @@ pub(super) fn diff_aliases(
                 out.drift.push(Drift {
                     address: Some(al.address.clone()),
                     location: al.destination.clone(),
-                    digest: l.digest.clone(),
+                    digest: Some(l.digest.clone()),
                     finding: Finding::AliasMoved {
                         expected_tag: target.destination.tag.clone(),
                         found_tag: placed_tag.clone(),

@@ -180,6 +180,21 @@ fn repo_tags<'l>(live: &'l LiveState, l: &Location) -> Option<&'l BTreeMap<Strin
     live.destinations.get(&repo_key(l))
 }
 
+/// Whether the registry lists the tag at `l` with no manifest behind it.
+fn is_dangling(live: &LiveState, l: &Location) -> bool {
+    live.is_dangling(&l.registry, &l.repository, &l.tag)
+}
+
+/// The drift finding of a dangling tag, for the desired artifact at it (if any).
+fn dangling(address: Option<&Address>, l: &Location) -> Drift {
+    Drift {
+        address: address.cloned(),
+        location: l.clone(),
+        digest: None,
+        finding: super::model::Finding::Dangling,
+    }
+}
+
 /// The stamp on live content, with the prefix it was written under.
 fn live_stamp(t: &LiveTag, prefix: &str) -> Option<(Stamp, String)> {
     let annotations = stamp::manifest_annotations(&t.manifest).ok()?;

@@ -45,6 +45,10 @@ pub(super) fn diff_placements(
     for p in input.placements {
         let live =
             super::repo_tags(input.live, &p.destination).and_then(|t| t.get(&p.destination.tag));
+        if super::is_dangling(input.live, &p.destination) {
+            out.drift
+                .push(super::dangling(Some(&p.address), &p.destination));
+        }
         let outcome = diff_one(input, p, live, out);
         outcomes.insert(
             p.address.clone(),
@@ -169,7 +173,7 @@ fn diff_one(
     let drift = |finding: Finding| Drift {
         address: Some(p.address.clone()),
         location: p.destination.clone(),
-        digest: live.digest.clone(),
+        digest: Some(live.digest.clone()),
         finding,
     };
     let Some((found, live_prefix)) = live_stamp(live, prefix) else {

@@ -142,7 +142,7 @@ pub(super) fn diff_prunes(input: &DiffInput<'_>, out: &mut DiffOutput) {
             let drift = |finding| Drift {
                 address: None,
                 location: location.clone(),
-                digest: live.digest.clone(),
+                digest: Some(live.digest.clone()),
                 finding,
             };
             match live_stamp(live, prefix) {
@@ -166,6 +166,7 @@ pub(super) fn diff_prunes(input: &DiffInput<'_>, out: &mut DiffOutput) {
             }
         }
     }
+    diff_dangling(input, &desired, out);
     for (key, tags) in dropped {
         for d in archive(tags, input.archives.get(&key), input.now, out) {
             out.actions.push(prune(
@@ -207,4 +208,73 @@ pub(super) fn diff_prunes(input: &DiffInput<'_>, out: &mut DiffOutput) {
                 .push(prune(location, live, &s, mode, PruneReason::Orphaned));
         }
     }
+}
+
+/// Tags of managed repositories that the registry lists with no manifest behind them and that
+/// no policy asks for: drift, and a prune that removes the listing. There is no content to
+/// keep or mark, so the prune deletes whatever the policy's deletion mode (a desired dangling
+/// tag is placed again instead: see `placement`).
+fn diff_dangling(
+    input: &DiffInput<'_>,
+    desired: &BTreeSet<(String, String, String)>,
+    out: &mut DiffOutput,
+) {
+    for repo in input.repositories {
+        let key = (repo.registry.clone(), repo.repository.clone());
+        let Some(tags) = input.live.dangling.get(&key) else {
+            continue;
+        };
+        for tag in tags {
+            if desired.contains(&(key.0.clone(), key.1.clone(), tag.clone())) {
+                continue;
+            }
+            let location = Location {
+                registry: repo.registry.clone(),
+                display: repo.display.clone(),
+                repository: repo.repository.clone(),
+                tag: tag.clone(),
+            };
+            out.drift.push(super::dangling(None, &location));
+            out.actions.push(Action {
+                header: Header {
+                    address: dangling_address(input, repo, &location),
+                    destination: location,
+                    before: None,
+                    after: None,
+                    depends_on: vec![],
+                },
+                operation: Operation::Prune {
+                    mode: PruneMode::Delete,
+                    reason: PruneReason::Dangling,
+                },
+            });
+        }
+    }
+}
+
+/// A dangling tag has no stamp to say which import placed it: its address names the policy
+/// owning the repository and the first import and variant of that policy placing into it
+/// (`-` when none places anything there now).
+fn dangling_address(
+    input: &DiffInput<'_>,
+    repo: &super::ManagedRepository,
+    location: &Location,
+) -> Address {
+    let (import, variant) = input
+        .placements
+        .iter()
+        .find(|p| {
+            p.policy == repo.policy
+                && p.destination.registry == repo.registry
+                && p.destination.repository == repo.repository
+        })
+        .map_or(("-", "-"), |p| (p.import.as_str(), p.variant.as_str()));
+    Address::artifact(
+        &repo.policy,
+        import,
+        variant,
+        &location.display,
+        &location.repository,
+        &location.tag,
+    )
 }

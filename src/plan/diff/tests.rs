@@ -500,3 +500,65 @@ fn archive_keeps_the_most_recent_and_the_young_dropped_tags() {
         "{kept:?}"
     );
 }
+
+#[test]
+fn a_dangling_tag_is_drift_placed_again_when_desired_and_removed_otherwise() {
+    let mut live = LiveState::default();
+    let p = placement("1.37.0");
+    let src = observe_source(&mut live, "1.37.0", "a");
+    place(&mut live, &placement("1.36.0"), &src);
+    live.dangling.insert(
+        ("local".into(), "mirror/busybox".into()),
+        ["1.37.0".to_string(), "1.35.0".to_string()].into(),
+    );
+    // Even under deletionMode mark: a listing with no manifest has nothing to mark.
+    let repos = [ManagedRepository {
+        deletion_mode: DeletionMode::Mark,
+        ..repo()
+    }];
+    let modes = BTreeMap::new();
+    let out = diff(&input(&[p.clone()], &[], &live, &repos, &modes));
+    let found: Vec<_> = out
+        .drift
+        .iter()
+        .map(|d| (d.location.tag.as_str(), d.address.clone(), d.digest.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("1.35.0", None, None),
+            ("1.37.0", Some(p.address.clone()), None)
+        ]
+    );
+    assert!(out.drift.iter().all(|d| d.finding == Finding::Dangling));
+    assert_eq!(
+        kinds(&out.actions),
+        vec![
+            (ActionKind::Copy, "1.37.0".into()),
+            (ActionKind::Prune, "1.35.0".into()),
+            (ActionKind::Prune, "1.36.0".into()),
+        ]
+    );
+    assert_eq!(out.actions[0].header.before, None);
+    let dangling = &out.actions[1];
+    assert_eq!(
+        dangling.operation,
+        Operation::Prune {
+            mode: PruneMode::Delete,
+            reason: PruneReason::Dangling
+        }
+    );
+    assert_eq!(
+        (&dangling.header.before, &dangling.header.after),
+        (&None, &None)
+    );
+    assert_eq!(dangling.header.address, addr("1.35.0"));
+    assert_eq!(
+        out.actions[2].operation,
+        Operation::Prune {
+            mode: PruneMode::Mark,
+            reason: PruneReason::NoLongerSelected
+        },
+        "a stamped tag still follows the policy's deletion mode"
+    );
+}

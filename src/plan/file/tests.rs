@@ -59,7 +59,7 @@ fn every_operation_round_trips_through_the_file_format() {
         drift: vec![Drift {
             address: None,
             location: loc("debug"),
-            digest: "sha256:dd".into(),
+            digest: Some("sha256:dd".into()),
             finding: Finding::Bypass,
         }],
         actions: vec![

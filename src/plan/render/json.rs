@@ -104,7 +104,7 @@ pub struct JsonAction {
     pub depends_on: Vec<String>,
     /// Machine-readable reason (`absent`, `upstream_moved`, `recipe_changed`, `unstamped`,
     /// `foreign`, `tampered`, `stamp_changed`, `new_highest`, `target_changed`,
-    /// `moved_outside`, `no_longer_selected`, `orphaned`).
+    /// `moved_outside`, `no_longer_selected`, `orphaned`, `dangling`).
     pub reason: String,
     /// The reason as a sentence.
     pub reasons: Vec<String>,
@@ -130,12 +130,12 @@ pub struct JsonDrift {
     /// The desired artifact's address, or `<registry>/<repository>:<tag>` for a tag no policy
     /// asks for.
     pub address: String,
-    /// `unstamped`, `foreign`, `tampered`, `alias-moved` or `bypass`.
+    /// `unstamped`, `foreign`, `tampered`, `alias-moved`, `bypass` or `dangling`.
     pub kind: String,
     /// The tag.
     pub location: JsonLocation,
-    /// What the tag holds.
-    pub digest: String,
+    /// What the tag holds; `null` for a dangling tag (listed, no manifest).
+    pub digest: Option<String>,
     /// One sentence: what was found and what houba will do.
     pub detail: String,
 }

@@ -167,6 +167,7 @@ pub fn reason(a: &Action) -> String {
                     "an orphan: stamped by policy {}, in a repository no policy claims now ({what})",
                     address.policy_name()
                 ),
+                PruneReason::Dangling => "dangling: listed with no manifest behind it and not desired; the listing is removed (nothing to mark)".into(),
             }
         }
     }
@@ -255,6 +256,7 @@ pub fn drift_heading(d: &Drift) -> &'static str {
         Finding::Tampered { .. } => "holds stamped content that does not match its stamp",
         Finding::AliasMoved { .. } => "is an alias that was moved outside houba",
         Finding::Bypass => "was pushed into a managed repository outside houba",
+        Finding::Dangling => "is listed by the registry but has no manifest",
     }
 }
 
@@ -284,6 +286,13 @@ pub fn drift_detail(d: &Drift) -> String {
         }
         Finding::ForeignInRepository { stamped_by, owner } => {
             format!("stamped by policy {stamped_by} but the repository belongs to {owner}")
+        }
+        // Left by an interrupted delete (distribution without tag DELETE); pulls fail.
+        Finding::Dangling if d.address.is_some() => {
+            "pulling it fails (an interrupted delete left the tag without its manifest); houba will place the desired content again".into()
+        }
+        Finding::Dangling => {
+            "pulling it fails (an interrupted delete left the tag without its manifest); no policy asks for it, so houba will remove the listing".into()
         }
     }
 }

@@ -72,7 +72,14 @@ fn write_drift(out: &mut String, d: &Drift, style: Style) {
     let _ = writeln!(out, "  # {} {}", d.location, drift_heading(d));
     let _ = writeln!(out, "  {} drift {{", style.symbol("!"));
     let _ = writeln!(out, "      address = \"{}\"", d.label());
-    let _ = writeln!(out, "      digest  = \"{}\"", short(&d.digest));
+    match &d.digest {
+        Some(digest) => {
+            let _ = writeln!(out, "      digest  = \"{}\"", short(digest));
+        }
+        None => {
+            let _ = writeln!(out, "      digest  = (no manifest)");
+        }
+    }
     let _ = writeln!(out, "      # {}", drift_detail(d));
     let _ = writeln!(out, "    }}");
 }

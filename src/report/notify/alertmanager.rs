@@ -29,10 +29,16 @@ fn finding_alert(f: &Finding, run: &RunSummary, sink: &NotifySink, ends: f64) ->
         },
         "annotations": {
             "summary": format!("{} drifted ({})", f.location, f.kind),
-            "description": format!(
-                "{} holds {} which houba did not place for {}: {}. `houba apply` repairs it; `houba drift` lists every finding.",
-                f.location, f.digest, f.address, f.detail
-            ),
+            "description": match &f.digest {
+                Some(digest) => format!(
+                    "{} holds {digest} which houba did not place for {}: {}. `houba apply` repairs it; `houba drift` lists every finding.",
+                    f.location, f.address, f.detail
+                ),
+                None => format!(
+                    "{} is listed with no manifest behind it ({}): {}. `houba apply` repairs it; `houba drift` lists every finding.",
+                    f.location, f.address, f.detail
+                ),
+            },
         },
         "startsAt": rfc3339(run.started_at),
         "endsAt": rfc3339(ends),

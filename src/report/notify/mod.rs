@@ -91,7 +91,7 @@ impl Event {
                 f.address,
                 f.kind,
                 f.location,
-                short(&f.digest)
+                f.digest.as_deref().map_or("no manifest", short)
             ));
         }
         for f in &self.failures {
@@ -338,7 +338,7 @@ mod tests {
             location: format!("reg/demo/x:{address}"),
             registry: "reg".into(),
             repository: "demo/x".into(),
-            digest: digest.into(),
+            digest: Some(digest.into()),
             detail: String::new(),
         }
     }
