@@ -517,7 +517,7 @@ fn a_dangling_tag_is_drift_placed_again_when_desired_and_removed_otherwise() {
         ..repo()
     }];
     let modes = BTreeMap::new();
-    let out = diff(&input(&[p.clone()], &[], &live, &repos, &modes));
+    let out = diff(&input(std::slice::from_ref(&p), &[], &live, &repos, &modes));
     let found: Vec<_> = out
         .drift
         .iter()
