@@ -164,18 +164,20 @@ impl HttpRegistry {
             } else {
                 builder.http2_adaptive_window(true)
             };
+            // One shared verifier per process (see `tls`), even for plain HTTP: reqwest
+            // would otherwise read the platform root store for every client it builds.
             if let Some(ca) = ca_cert {
-                let certs = reqwest::Certificate::from_pem_bundle(&ca.pem)
-                    .ok()
-                    .filter(|certs| !certs.is_empty())
-                    .ok_or_else(|| {
-                        transport(format!(
-                            "ca_cert {} holds no PEM certificate; point it at the CA's PEM file",
-                            ca.path.display()
-                        ))
-                    })?;
-                builder = builder.tls_certs_merge(certs);
+                super::tls::pem_certificates(&ca.pem).map_err(|_| {
+                    transport(format!(
+                        "ca_cert {} holds no PEM certificate; point it at the CA's PEM file",
+                        ca.path.display()
+                    ))
+                })?;
             }
+            let pem = ca_cert.as_ref().map_or(&[][..], |ca| ca.pem.as_slice());
+            let tls = super::tls::client_config(pem, http1_only)
+                .map_err(|e| transport(format!("cannot build the TLS configuration: {e}")))?;
+            builder = builder.use_preconfigured_tls(tls);
             builder.build().map_err(|e| {
                 transport(format!(
                     "cannot build HTTP client: {}",

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod pool;
 pub mod referrers;
 pub mod stats;
+mod tls;
 pub mod transfer;
 pub mod untag;
 

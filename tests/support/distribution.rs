@@ -2,6 +2,7 @@
 //! supports cross-repository mount and deletes. Runs as a child process on a free port with
 //! filesystem storage in a temporary directory; killed on drop.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
@@ -35,6 +36,15 @@ struct Running {
 
 /// Start a distribution registry with the given authentication.
 pub async fn distribution(auth: Auth) -> TestRegistry {
+    distribution_serving(auth, None).await
+}
+
+/// Start a distribution registry serving HTTPS with this certificate and key (PEM files).
+pub async fn distribution_tls(auth: Auth, certificate: &Path, key: &Path) -> TestRegistry {
+    distribution_serving(auth, Some((certificate, key))).await
+}
+
+async fn distribution_serving(auth: Auth, tls: Option<(&Path, &Path)>) -> TestRegistry {
     let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
     let port = free_port();
     let host = format!("127.0.0.1:{port}");
@@ -68,8 +78,15 @@ pub async fn distribution(auth: Auth) -> TestRegistry {
             yaml
         }
     };
+    let tls_yaml = tls.map_or_else(String::new, |(certificate, key)| {
+        format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            certificate.display(),
+            key.display()
+        )
+    });
     let config = format!(
-        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: houba-test-secret\n{auth_yaml}",
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  secret: houba-test-secret\n{tls_yaml}{auth_yaml}",
         storage.display()
     );
     let config_path = dir.path().join("config.yml");
