@@ -10,7 +10,8 @@ use std::process::Command;
 
 use houba::config::{CaCert, Credentials, RegistryEndpoint, RegistryEntry};
 use houba::registry::{Registry, RegistryError, connect};
-use support::{Auth, distribution_tls, quick_options};
+use support::distribution::distribution_tls;
+use support::{Auth, quick_options};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use ::houba::config::{Credentials, RegistryEndpoint, RegistryEntry};
 use ::houba::registry::{ConnectOptions, Registry, connect};
 
-pub use distribution::{Auth, distribution, distribution_tls};
+pub use distribution::{Auth, distribution};
 pub use ferro::ferro;
 
 /// Test credentials; the password is distinctive so tests can grep output for leaks.
