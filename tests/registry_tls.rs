@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use houba::config::{CaCert, Credentials, RegistryEndpoint, RegistryEntry};
-use houba::registry::{Registry, RegistryError, connect};
-use support::distribution::distribution_tls;
-use support::{Auth, quick_options};
+use houba::registry::{RegistryError, connect};
+use support::{Auth, distribution_tls, quick_options};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

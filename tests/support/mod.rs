@@ -25,7 +25,10 @@ use std::sync::Arc;
 use ::houba::config::{Credentials, RegistryEndpoint, RegistryEntry};
 use ::houba::registry::{ConnectOptions, Registry, connect};
 
-pub use distribution::{Auth, distribution};
+// Every test binary compiles this module; not each one starts every kind of registry.
+#[allow(unused_imports)]
+pub use distribution::{Auth, distribution, distribution_tls};
+#[allow(unused_imports)]
 pub use ferro::ferro;
 
 /// Test credentials; the password is distinctive so tests can grep output for leaks.
