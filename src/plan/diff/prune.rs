@@ -225,7 +225,10 @@ fn diff_dangling(
             continue;
         };
         for tag in tags {
-            if desired.contains(&(key.0.clone(), key.1.clone(), tag.clone())) {
+            // Referrers fallback tags belong to the evidence of a placement, not to the prunes.
+            if is_referrers_fallback_tag(tag)
+                || desired.contains(&(key.0.clone(), key.1.clone(), tag.clone()))
+            {
                 continue;
             }
             let location = Location {
