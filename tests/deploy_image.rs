@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use deploy_support::{deploy, documents, find, render, repo, run_ok, tool};
+use deploy_support::{command_of, deploy, documents, find, render, repo, run_ok, tool};
 use serde_json::Value;
 use support::houba::{Policy, push_upstream, tag_digests};
 use support::{Auth, distribution, ferro, free_port};
@@ -227,16 +227,6 @@ fn git(dir: &Path) -> Command {
             "user.email=test@houba.invalid",
         ]);
     c
-}
-
-/// Replaces Kubernetes' `$(VAR)` references in `s`.
-fn expand(s: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = s.to_string();
-    for (k, v) in vars {
-        out = out.replace(&format!("$({k})"), v);
-    }
-    assert!(!out.contains("$("), "unexpanded variable in {s}");
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -554,32 +544,6 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
         timings.join(", ")
     );
     drop(daemon);
-}
-
-/// A CronJob container's arguments and environment, `$(VAR)` references expanded, values from
-/// ConfigMaps or the downward API taken from `vars`.
-fn command_of(container: &Value, vars: &[(&str, &str)]) -> (Vec<String>, Vec<(String, String)>) {
-    let args = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| expand(a.as_str().unwrap(), vars))
-        .collect();
-    let mut env = vec![];
-    for e in container["env"].as_array().unwrap() {
-        let name = e["name"].as_str().unwrap();
-        let value = match e["value"].as_str() {
-            Some(v) => expand(v, vars),
-            None => vars
-                .iter()
-                .find(|(k, _)| *k == name)
-                .unwrap_or_else(|| panic!("no test value for {name}"))
-                .1
-                .to_string(),
-        };
-        env.push((name.to_string(), value));
-    }
-    (args, env)
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
