@@ -5,8 +5,9 @@
 //! then does what the houba-apply CronJob of deploy/base does: the policy repository is cloned
 //! from a local `git daemon` into the layout git-sync leaves (`/git/current` → a worktree), and
 //! `houba apply --auto`, with the CronJob's own arguments, environment and houba.toml, places
-//! the images into a loopback docker-registry; a second run has nothing to do, and the drift
-//! CronJob's container finds no drift. It runs as uid 65532 with a read-only root filesystem.
+//! the images into a loopback docker-registry; a second run has nothing to do, the drift
+//! CronJob's container finds no drift, and the blast-radius CronJob's container finds every
+//! image apply placed. It runs as uid 65532 with a read-only root filesystem.
 
 mod build_support;
 mod deploy_support;
@@ -271,6 +272,16 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
         ["spec"]["containers"][0];
     assert_eq!(drift_container["volumeMounts"], container["volumeMounts"]);
     let (drift_args, mut drift_env) = command_of(drift_container, &vars);
+    // The blast-radius CronJob's container, asked about what apply will place.
+    let blast_container = &find(&base, "CronJob", "houba-blast-radius")["spec"]["jobTemplate"]["spec"]
+        ["template"]["spec"]["containers"][0];
+    assert_eq!(blast_container["volumeMounts"], container["volumeMounts"]);
+    let mut blast_vars = vars.to_vec();
+    blast_vars.extend([
+        ("BLAST_RADIUS_QUERY", "--policy=busybox"),
+        ("BLAST_RADIUS_FORMAT", "json"),
+    ]);
+    let (blast_args, mut blast_env) = command_of(blast_container, &blast_vars);
 
     // Registries: upstream (stands in for docker.io) and the destination, a docker-registry.
     let upstream = ferro().await;
@@ -284,6 +295,7 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
     });
     env.push(("HOUBA_REGISTRIES".into(), roster.to_string()));
     drift_env.push(("HOUBA_REGISTRIES".into(), roster.to_string()));
+    blast_env.push(("HOUBA_REGISTRIES".into(), roster.to_string()));
 
     // The policy repository, served by git daemon, checked out as git-sync v4 leaves it.
     let work = tempfile::tempdir().unwrap();
@@ -537,6 +549,21 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
         serde_json::json!([]),
         "{drift_report:#}"
     );
+
+    // The blast-radius CronJob's container: every digest apply placed, found by its stamp.
+    let blast = docker_run(None, &blast_args, &blast_env);
+    let stderr = String::from_utf8_lossy(&blast.stderr);
+    assert!(
+        blast.status.success(),
+        "blast-radius:\n{}\n{stderr}",
+        String::from_utf8_lossy(&blast.stdout)
+    );
+    lap("blast-radius", &mut timings);
+    let answer: Value = serde_json::from_slice(&blast.stdout).expect("blast-radius JSON");
+    let digests: std::collections::BTreeSet<_> = placed.values().collect();
+    assert_eq!(answer["matched"], digests.len(), "{answer:#}");
+    assert_eq!(answer["query"]["policy"], "busybox", "{answer:#}");
+    assert_eq!(answer["unstamped"], serde_json::json!([]), "{answer:#}");
 
     eprintln!(
         "image {IMAGE}: {:.1} MB (offline base + stripped test binary); {}",

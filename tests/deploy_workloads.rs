@@ -324,17 +324,15 @@ fn blast_radius_command_line_runs_as_the_kubelet_expands_it_and_make_overrides_i
     );
 }
 
-/// base + components/monitoring, optionally with an overlay's own `patches:` text.
-fn monitoring_overlay(patches: &str) -> Vec<Value> {
+/// base + `overlay` (a kustomization's `components:` and `patches:`, listing monitoring).
+fn monitoring_overlay(overlay: &str) -> Vec<Value> {
     let dir = tempfile::Builder::new()
         .prefix("deploy-monitoring-")
         .tempdir_in(repo().join("target"))
         .unwrap();
     std::fs::write(
         dir.path().join("kustomization.yaml"),
-        format!(
-            "namespace: houba\nresources: [../../deploy/base]\ncomponents: [../../deploy/components/monitoring]\n{patches}"
-        ),
+        format!("namespace: houba\nresources: [../../deploy/base]\n{overlay}"),
     )
     .unwrap();
     documents(&render(dir.path()))
@@ -447,17 +445,30 @@ fn monitoring_component_makes_apply_and_drift_push_their_metrics() {
         .unwrap();
     assert_eq!(components["values"], json!(["apply", "drift"]));
 
-    // An overlay moves the URL with a patch, as docs/deploy.md shows.
-    let moved = monitoring_overlay(
-        "patches:\n  - target: { kind: ConfigMap, name: houba-settings }\n    patch: |-\n      - { op: replace, path: /data/PUSHGATEWAY_URL, value: \"http://pushgateway.observability.svc:9091\" }\n",
-    );
-    assert_eq!(
-        find(&moved, "ConfigMap", "houba-settings")["data"]["PUSHGATEWAY_URL"],
-        "http://pushgateway.observability.svc:9091"
-    );
+    // The overlay docs/deploy.md shows moves the URL, and the NetworkPolicy with it.
     let docs_text = std::fs::read_to_string(repo().join("docs/deploy.md")).unwrap();
-    assert!(
-        docs_text.contains("path: /data/PUSHGATEWAY_URL"),
-        "docs/deploy.md shows the patch"
+    let snippet = docs_text
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("components/monitoring") && b.contains("PUSHGATEWAY_URL"))
+        .expect("docs/deploy.md shows an overlay that moves PUSHGATEWAY_URL")
+        .replace("../../components/", "../../deploy/components/");
+    let moved = monitoring_overlay(&snippet);
+    let url = find(&moved, "ConfigMap", "houba-settings")["data"]["PUSHGATEWAY_URL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(
+        url, "http://pushgateway.monitoring.svc:9091",
+        "the patch moved nothing"
+    );
+    assert!(validate_with_pushgateway(&url).status.success(), "{url}");
+    let namespace = url.split('.').nth(1).unwrap();
+    assert_eq!(
+        find(&moved, "NetworkPolicy", "houba-pushgateway")["spec"]["egress"][0]["to"][0]["namespaceSelector"]
+            ["matchLabels"]["kubernetes.io/metadata.name"],
+        namespace,
+        "the documented overlay leaves the NetworkPolicy on another namespace than {url}"
     );
 }
