@@ -181,11 +181,14 @@ blast-radius: ## Run `houba blast-radius` in the cluster (a Job from the suspend
 	    | $(KUBECTL) patch --local -f - --type=json -p '$(BLAST_PATCH)' -o json \
 	    | $(KUBECTL) -n $(NS) create -f -; \
 	fi || exit 1; \
-	until s=$$($(KUBECTL) -n $(NS) get job $$job -o jsonpath='{.status.succeeded}/{.status.failed}') \
-	  && [ "$$s" != / ]; do sleep 3; done; \
-	if [ "$${s%/*}" = 1 ]; then $(KUBECTL) -n $(NS) logs job/$$job -c houba; \
-	else $(KUBECTL) -n $(NS) logs job/$$job --all-containers --prefix; \
-	  echo "$$job failed (kubectl -n $(NS) describe job/$$job)" >&2; exit 1; fi
+	until s=$$($(KUBECTL) -n $(NS) get job $$job \
+	    -o jsonpath='{.status.conditions[?(@.status=="True")].type}') \
+	  && case " $$s " in *" Complete "*|*" Failed "*) true;; *) false;; esac; do sleep 3; done; \
+	case " $$s " in \
+	  *" Complete "*) $(KUBECTL) -n $(NS) logs job/$$job -c houba;; \
+	  *) $(KUBECTL) -n $(NS) logs job/$$job --all-containers --prefix; \
+	     echo "$$job failed (kubectl -n $(NS) describe job/$$job)" >&2; exit 1;; \
+	esac
 
 blast-radius-local: ## `houba blast-radius $(BLAST_ARGS)` with this checkout's binary, houba.toml and HOUBA_REGISTRIES, no cluster (e.g. BLAST_ARGS="--base-name docker.io/library/debian")
 	$(HOUBA) blast-radius $(BLAST_ARGS)
