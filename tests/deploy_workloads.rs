@@ -222,7 +222,7 @@ fn run_like_the_pod(args: &[String], env: &[(String, String)], config: &Value) -
     c.output().expect("houba runs")
 }
 
-fn vars_of<'a>(settings: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
+fn vars_of(settings: &[(String, String)]) -> Vec<(&str, &str)> {
     settings
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
