@@ -50,6 +50,9 @@ pub struct LiveState {
     /// (registry, repository) → tags the registry lists but whose manifest it cannot serve
     /// (HEAD answers 404): left dangling by an interrupted delete. Absent from `destinations`.
     pub dangling: BTreeMap<RepositoryKey, BTreeSet<String>>,
+    /// (registry, repository, digest) → evidence the placed content lacks. Absent: complete
+    /// (or not observed).
+    pub evidence: BTreeMap<TagKey, EvidenceGap>,
 }
 
 impl LiveState {
@@ -59,4 +62,17 @@ impl LiveState {
             .get(&(registry.to_owned(), repository.to_owned()))
             .is_some_and(|tags| tags.contains(tag))
     }
+}
+
+/// Evidence a placed digest (or one of its platforms) lacks, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvidenceGap {
+    /// SBOM formats missing (`spdx`, `cyclonedx`).
+    pub missing_sbom: Vec<String>,
+    /// The signature is missing.
+    pub missing_signature: bool,
+    /// Of those, what houba had attached before (so it was deleted outside houba: drift).
+    pub vanished_sbom: Vec<String>,
+    /// The signature houba had attached is gone.
+    pub vanished_signature: bool,
 }

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use crate::address::{self, Address};
 use crate::build::TransformRosters;
 use crate::config::Settings;
+use crate::evidence::collect::EvidenceCache;
 use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
 use crate::live::LiveState;
 use crate::observe::{self, ManifestCache};
@@ -22,6 +23,10 @@ use crate::rebuild;
 use crate::registry::Registries;
 use crate::stamp::{self, Stamp};
 
+mod evidence;
+
+pub use evidence::formats as evidence_formats;
+
 /// What part of the policies to plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanRequest {
@@ -29,6 +34,9 @@ pub struct PlanRequest {
     pub targets: Vec<Address>,
     /// `(index, count)` of the shard to plan.
     pub shard: Option<(u64, u64)>,
+    /// List the referrers of every placed digest, even those the evidence cache knows complete
+    /// (`houba drift --deep`): finds evidence deleted outside houba.
+    pub deep_evidence: bool,
 }
 
 /// Everything a plan is made from, passed explicitly.
@@ -43,6 +51,8 @@ pub struct PlanInputs<'a> {
     pub registries: &'a Registries,
     /// The content-addressed manifest cache.
     pub cache: &'a ManifestCache,
+    /// What evidence houba attached (and saw accepted), per digest.
+    pub evidence_cache: &'a EvidenceCache,
 }
 
 /// The digest a saved plan records of its inputs: the resolved policies (what the files say,
@@ -160,9 +170,20 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         sources: source_obs,
         destinations: destinations.tags,
         dangling: destinations.dangling,
+        evidence: BTreeMap::new(),
     };
     let unclaimed = find_orphans(inputs, &mut live).await?;
     let (placements, aliases) = desired(&graph, &live, settings)?;
+    live.evidence = evidence::observe_placed(
+        registries,
+        inputs.evidence_cache,
+        &placements,
+        &live,
+        settings,
+        request.deep_evidence,
+    )
+    .await?;
+    let wanted = evidence::wanted_plan(settings);
     settle_ages(registries, cache, &placements, &mut live, settings).await?;
     let deletion_modes = inputs
         .policies
@@ -190,7 +211,9 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
             .map_or(0, |d| d.as_secs()),
         live: &live,
         label_prefix: &settings.label_prefix,
+        evidence: &wanted,
     });
+    evidence::count_upstream(registries, &upstream, &mut out.actions).await?;
     out.notes.extend(graph.warnings().iter().map(|w| Note {
         address: w.address.clone(),
         message: w.message.clone(),
