@@ -18,6 +18,19 @@ fn repository_dir(storage: &std::path::Path) -> std::path::PathBuf {
         .join(REPOSITORY)
 }
 
+/// The tags of the repository, without the referrers fallback tags of the evidence.
+async fn image_tags(registry: &dyn houba::registry::Registry) -> Vec<String> {
+    let mut tags: Vec<String> = registry
+        .list_tags(REPOSITORY)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| !t.starts_with("sha256-"))
+        .collect();
+    tags.sort();
+    tags
+}
+
 fn drift_kinds(plan: &Value) -> Vec<(String, String, Value)> {
     let mut out: Vec<_> = plan["drift"]
         .as_array()
@@ -110,7 +123,7 @@ async fn dangling_tags_are_shown_and_repaired() {
         );
     }
     assert_eq!(
-        client.list_tags(REPOSITORY).await.unwrap(),
+        image_tags(client.as_ref()).await,
         ["1.0.0", "1.0.1", "1.0.2", "latest"],
         "every tag still listed"
     );
@@ -181,7 +194,7 @@ async fn dangling_tags_are_shown_and_repaired() {
     // apply repairs; the next plan has nothing to do.
     ws.apply_and_converge().await;
     assert_eq!(
-        client.list_tags(REPOSITORY).await.unwrap(),
+        image_tags(client.as_ref()).await,
         ["1.0.0", "1.0.1", "latest"],
         "the listing of 1.0.2 is gone, the others are served"
     );
