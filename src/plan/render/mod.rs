@@ -171,7 +171,7 @@ pub fn reason(a: &Action) -> String {
                     "an orphan: stamped by policy {}, in a repository no policy claims now ({what})",
                     address.policy_name()
                 ),
-                PruneReason::Dangling => "dangling: listed with no manifest behind it and not desired; the listing is removed (nothing to mark)".into(),
+                PruneReason::Dangling => "dangling: listed with no manifest behind it and not desired; the listing is removed, there is no content to mark".into(),
             }
         }
     }
