@@ -410,10 +410,21 @@ async fn find_orphans(
         .flat_map(|i| i.destinations.iter())
         .map(|d| (d.registry.clone(), d.repository.clone()))
         .collect();
+    // A roster entry that policies read from and write to none of is an upstream: houba never
+    // placed anything there to orphan, and listing its catalog would cost requests against its
+    // rate limit on every run (Docker Hub refuses catalogs anyway).
+    let written: BTreeSet<&str> = claimed.iter().map(|(r, _)| r.as_str()).collect();
+    let upstream_only: BTreeSet<&str> = inputs
+        .policies
+        .iter()
+        .filter_map(|p| settings.source_entry(&p.source.registry))
+        .map(|e| e.name.as_str())
+        .filter(|name| !written.contains(name))
+        .collect();
     let destinations: Vec<String> = settings
         .registries
         .values()
-        .filter(|e| e.mirror_of.is_none())
+        .filter(|e| e.mirror_of.is_none() && !upstream_only.contains(e.name.as_str()))
         .map(|e| e.name.clone())
         .collect();
     let found = observe::find_unclaimed(
