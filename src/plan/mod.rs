@@ -7,6 +7,7 @@ pub mod content;
 pub mod diff;
 pub mod file;
 pub mod model;
+pub mod recheck;
 pub mod render;
 pub mod scope;
 pub mod stale;
