@@ -11,8 +11,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use support::fault::FaultProxy;
-use support::{Auth, distribution, ferro};
 use support::houba::{Workspace, action, push_upstream, tag_digests};
+use support::{Auth, distribution, ferro};
 
 const REPO: &str = "library/busybox";
 
@@ -179,7 +179,10 @@ async fn a_duration_skips_inside_its_window_and_checks_after_it() {
     let inside = ws.plan_json(&[]).await;
     assert!(manifest_requests(&proxy, "1.37.0").is_empty());
     assert_eq!(skipped(&inside), 1, "{inside:#}");
-    assert!(inside["actions"].as_array().unwrap().is_empty(), "{inside:#}");
+    assert!(
+        inside["actions"].as_array().unwrap().is_empty(),
+        "{inside:#}"
+    );
 
     // 25 hours later the check is due: the move is seen.
     assert_eq!(backdate_checks(&ws.path("cache"), 25 * 3600), 1);

@@ -104,7 +104,11 @@ impl UpstreamChecks {
             let before = self.read(registry, repository);
             let mut after = BTreeMap::new();
             for tag in tags {
-                let key = (registry.to_string(), repository.to_string(), tag.to_string());
+                let key = (
+                    registry.to_string(),
+                    repository.to_string(),
+                    tag.to_string(),
+                );
                 let record = match checked.get(&key) {
                     Some(Some(digest)) => Some(Record {
                         digest: digest.clone(),
@@ -153,7 +157,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let checks = UpstreamChecks::new(Some(dir.path()));
         let repos = BTreeSet::from([("docker.io".to_string(), "library/busybox".to_string())]);
-        assert!(checks.load(&repos).is_empty(), "an empty cache knows nothing");
+        assert!(
+            checks.load(&repos).is_empty(),
+            "an empty cache knows nothing"
+        );
 
         let recorded = BTreeSet::from([key("1.36.0"), key("1.37.0")]);
         let checked = BTreeMap::from([
@@ -173,7 +180,11 @@ mod tests {
         ]);
         checks.save(&recorded, &checked, 2_000);
         let loaded = checks.load(&repos);
-        assert_eq!(loaded[&key("1.36.0")].checked, 1_000, "a skipped tag keeps its time");
+        assert_eq!(
+            loaded[&key("1.36.0")].checked,
+            1_000,
+            "a skipped tag keeps its time"
+        );
         assert!(!loaded.contains_key(&key("1.37.0")));
         assert_eq!(loaded[&key("1.38.0")].checked, 2_000);
 

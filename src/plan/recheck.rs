@@ -80,13 +80,18 @@ fn may_skip(
     else {
         return false;
     };
-    (found.policy.as_str(), found.import.as_str(), found.variant.as_str())
-        == (p.policy.as_str(), p.import.as_str(), p.variant.as_str())
+    (
+        found.policy.as_str(),
+        found.import.as_str(),
+        found.variant.as_str(),
+    ) == (p.policy.as_str(), p.import.as_str(), p.variant.as_str())
         && found.base_digest == check.digest
 }
 
 /// Upstream tags skipped, per upstream registry.
-pub fn count_by_registry<'a>(skipped: impl IntoIterator<Item = &'a TagKey>) -> BTreeMap<String, u64> {
+pub fn count_by_registry<'a>(
+    skipped: impl IntoIterator<Item = &'a TagKey>,
+) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for (registry, _, _) in skipped {
         *out.entry(registry.clone()).or_insert(0) += 1;
@@ -106,7 +111,8 @@ mod tests {
     use crate::policy::resolved::{ArtifactType, DeletionMode, Destination, Recheck};
 
     const DAY: u64 = 86_400;
-    const UPSTREAM: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const UPSTREAM: &str =
+        "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const MOVED: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
     fn placement(tag: &str, import: &str, recheck: Recheck) -> Placement {
@@ -194,12 +200,28 @@ mod tests {
 
     #[test]
     fn a_placed_tag_inside_its_window_is_not_due() {
-        let p = placement("1.37.0", "releases", Recheck::Every(Duration::from_secs(DAY)));
+        let p = placement(
+            "1.37.0",
+            "releases",
+            Recheck::Every(Duration::from_secs(DAY)),
+        );
         let dest = live(&[("1.37.0", stamped("releases", UPSTREAM))]);
         let now = 10 * DAY;
-        let skip = not_due([&p], &dest, &checked("1.37.0", UPSTREAM, now - 3600), now, "io.houba");
+        let skip = not_due(
+            [&p],
+            &dest,
+            &checked("1.37.0", UPSTREAM, now - 3600),
+            now,
+            "io.houba",
+        );
         assert_eq!(skip.get(&key("1.37.0")).map(String::as_str), Some(UPSTREAM));
-        let late = not_due([&p], &dest, &checked("1.37.0", UPSTREAM, now - DAY), now, "io.houba");
+        let late = not_due(
+            [&p],
+            &dest,
+            &checked("1.37.0", UPSTREAM, now - DAY),
+            now,
+            "io.houba",
+        );
         assert!(late.is_empty(), "the window has passed");
     }
 
@@ -209,7 +231,10 @@ mod tests {
         let now = 10 * DAY;
         let record = checked("1.37.0", UPSTREAM, 1);
         let placed = live(&[("1.37.0", stamped("releases", UPSTREAM))]);
-        assert_eq!(not_due([&never], &placed, &record, now, "io.houba").len(), 1);
+        assert_eq!(
+            not_due([&never], &placed, &record, now, "io.houba").len(),
+            1
+        );
         assert!(
             not_due([&never], &placed, &BTreeMap::new(), now, "io.houba").is_empty(),
             "no record (an empty cache)"

@@ -382,7 +382,11 @@ mod tests {
             parse_recheck("1h30m").unwrap(),
             Recheck::Every(Duration::from_secs(5400))
         );
-        assert!(parse_recheck("sometimes").unwrap_err().contains("`always`, `never`"));
+        assert!(
+            parse_recheck("sometimes")
+                .unwrap_err()
+                .contains("`always`, `never`")
+        );
         assert!(parse_recheck("Never").is_err());
         assert!(parse_recheck("").is_err());
         assert!(parse_recheck("0").unwrap_err().contains("write `always`"));
@@ -395,7 +399,10 @@ mod tests {
         let day = Recheck::Every(Duration::from_secs(86_400));
         assert!(!day.due(1_000, 1_000 + 86_399));
         assert!(day.due(1_000, 1_000 + 86_400));
-        assert!(day.due(2_000, 1_000), "a check recorded in the future is due");
+        assert!(
+            day.due(2_000, 1_000),
+            "a check recorded in the future is due"
+        );
         assert!(!Recheck::Never.due(1_000, u64::MAX));
         assert!(Recheck::Never.due(2_000, 1_000));
         assert!(Recheck::Always.due(1_000, 1_000));
