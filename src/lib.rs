@@ -9,6 +9,7 @@ pub mod apply;
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod evidence;
 pub mod graph;
 pub mod inventory;
 pub mod live;

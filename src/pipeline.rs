@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use crate::address::{self, Address};
 use crate::build::TransformRosters;
 use crate::config::Settings;
+use crate::evidence::collect::EvidenceCache;
 use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
 use crate::live::LiveState;
 use crate::observe::{self, ManifestCache};
@@ -22,7 +23,10 @@ use crate::rebuild;
 use crate::registry::Registries;
 use crate::stamp::{self, Stamp};
 
-mod upstream;
+mod evidence;
+mod sources;
+
+pub use evidence::formats as evidence_formats;
 
 /// What part of the policies to plan.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +35,9 @@ pub struct PlanRequest {
     pub targets: Vec<Address>,
     /// `(index, count)` of the shard to plan.
     pub shard: Option<(u64, u64)>,
+    /// List the referrers of every placed digest, even those the evidence cache knows complete
+    /// (`houba drift --deep`): finds evidence deleted outside houba.
+    pub deep_evidence: bool,
 }
 
 /// Everything a plan is made from, passed explicitly.
@@ -45,6 +52,8 @@ pub struct PlanInputs<'a> {
     pub registries: &'a Registries,
     /// The content-addressed manifest cache.
     pub cache: &'a ManifestCache,
+    /// What evidence houba attached (and saw accepted), per digest.
+    pub evidence_cache: &'a EvidenceCache,
 }
 
 /// The digest a saved plan records of its inputs: the resolved policies (what the files say,
@@ -145,7 +154,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
     // on what its destination tags hold.
     let destinations =
         observe::observe_destinations(registries, cache, &repo_keys, concurrency).await?;
-    let observed = upstream::observe_upstream(
+    let observed = sources::observe_upstream(
         registries,
         cache,
         &graph,
@@ -159,9 +168,20 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
     let mut live = LiveState {
         sources: observed.observations,
         destinations,
+        evidence: BTreeMap::new(),
     };
     let unclaimed = find_orphans(inputs, &mut live).await?;
     let (placements, aliases) = desired(&graph, &live, settings)?;
+    live.evidence = evidence::observe_placed(
+        registries,
+        inputs.evidence_cache,
+        &placements,
+        &live,
+        settings,
+        request.deep_evidence,
+    )
+    .await?;
+    let wanted = evidence::wanted_plan(settings);
     settle_ages(registries, cache, &placements, &mut live, settings).await?;
     let deletion_modes = inputs
         .policies
@@ -189,7 +209,9 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
             .map_or(0, |d| d.as_secs()),
         live: &live,
         label_prefix: &settings.label_prefix,
+        evidence: &wanted,
     });
+    evidence::count_upstream(registries, &upstream, &mut out.actions).await?;
     out.notes.extend(graph.warnings().iter().map(|w| Note {
         address: w.address.clone(),
         message: w.message.clone(),

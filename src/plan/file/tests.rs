@@ -25,6 +25,7 @@ fn header(tag: &str) -> Header {
         before: Some(format!("sha256:{}", "1".repeat(64))),
         after: None,
         depends_on: vec![],
+        evidence: EvidencePlan::default(),
     }
 }
 
@@ -95,6 +96,17 @@ fn every_operation_round_trips_through_the_file_format() {
                     current_tag: Some("1.36.0-eu".into()),
                     reason: AliasReason::TargetChanged,
                 },
+            },
+            Action {
+                header: Header {
+                    evidence: EvidencePlan {
+                        sbom: vec!["spdx".into(), "cyclonedx".into()],
+                        signature: true,
+                        upstream: 2,
+                    },
+                    ..header("1.34.0-eu")
+                },
+                operation: Operation::Attach,
             },
             Action {
                 header: header("1.35.0-eu"),
