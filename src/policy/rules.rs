@@ -254,7 +254,10 @@ pub fn parse_recheck(text: &str) -> Result<Recheck, String> {
                 "`{text}` would recheck on every run: write `always` for that"
             )),
             Ok(d) => Ok(Recheck::Every(d)),
-            Err(problem) => Err(problem),
+            // "no unit" and "too long" say exactly what to fix; anything else is the general
+            // sentence (the settle one would offer `0`, which is refused here).
+            Err(problem) if !problem.contains("is not a duration") => Err(problem),
+            Err(_) => Err(bad()),
         },
         _ => Err(bad()),
     }
@@ -391,7 +394,11 @@ mod tests {
         assert!(parse_recheck("").is_err());
         assert!(parse_recheck("0").unwrap_err().contains("write `always`"));
         assert!(parse_recheck("24").unwrap_err().contains("no unit"));
-        assert!(parse_recheck("1w").is_err());
+        assert!(
+            parse_recheck("1w")
+                .unwrap_err()
+                .contains("is not a recheck rule")
+        );
     }
 
     #[test]
