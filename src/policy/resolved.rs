@@ -185,9 +185,10 @@ impl TagRules {
     }
 }
 
-/// How often a tag already placed is checked upstream again (`tags.recheck`).
+/// How often a tag already placed is checked upstream again (`tags.recheck`). Serialised as
+/// `always`, `never` or `<seconds>s` (in `houba graph --format json` and the inputs digest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(into = "String", try_from = "String")]
 pub enum Recheck {
     /// Every run (the default): a moved upstream tag is seen at once.
     #[default]
@@ -212,6 +213,32 @@ impl Recheck {
             Recheck::Always => true,
             Recheck::Never => checked > now,
             Recheck::Every(every) => checked > now || now - checked >= every.as_secs(),
+        }
+    }
+}
+
+impl From<Recheck> for String {
+    fn from(r: Recheck) -> String {
+        match r {
+            Recheck::Always => "always".into(),
+            Recheck::Never => "never".into(),
+            Recheck::Every(every) => format!("{}s", every.as_secs()),
+        }
+    }
+}
+
+impl TryFrom<String> for Recheck {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Recheck, String> {
+        match text.as_str() {
+            "always" => Ok(Recheck::Always),
+            "never" => Ok(Recheck::Never),
+            other => other
+                .strip_suffix('s')
+                .and_then(|n| n.parse().ok())
+                .map(|secs| Recheck::Every(Duration::from_secs(secs)))
+                .ok_or_else(|| format!("`{text}` is not `always`, `never` or `<seconds>s`")),
         }
     }
 }

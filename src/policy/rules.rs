@@ -402,6 +402,22 @@ mod tests {
     }
 
     #[test]
+    fn a_resolved_recheck_round_trips_through_its_serialised_form() {
+        for r in [
+            Recheck::Always,
+            Recheck::Never,
+            Recheck::Every(Duration::from_secs(5400)),
+        ] {
+            let text = serde_json::to_value(r).unwrap();
+            assert_eq!(serde_json::from_value::<Recheck>(text).unwrap(), r);
+        }
+        assert_eq!(
+            serde_json::to_value(Recheck::Every(Duration::from_secs(86_400))).unwrap(),
+            "86400s"
+        );
+    }
+
+    #[test]
     fn a_recheck_is_due_once_its_window_has_passed() {
         let day = Recheck::Every(Duration::from_secs(86_400));
         assert!(!day.due(1_000, 1_000 + 86_399));
