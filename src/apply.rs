@@ -596,10 +596,33 @@ async fn complete_evidence(
             },
             bytes: bytes.clone(),
         });
-    ctx.evidence
+    let first = ctx
+        .evidence
         .complete(&ctx.session, &placed, upstream.as_ref())
-        .await
-        .map_err(ApplyError::from)
+        .await;
+    match first {
+        // Two applies attaching to one digest at once (no shared lock) race on the fallback
+        // index, and distribution answers such races with `MANIFEST_BLOB_UNKNOWN` or
+        // `DIGEST_INVALID`. Evidence is deterministic and every write is content-addressed, so
+        // one more attempt, which reads the index again, converges.
+        Err(e)
+            if matches!(
+                e.error,
+                crate::evidence::collect::EvidenceError::Registry(_)
+            ) =>
+        {
+            tracing::info!(at = %e.at, error = %e.error, "attaching evidence failed; trying once more");
+            tokio::time::sleep(std::time::Duration::from_millis(
+                300 + rand::random_range(0..400),
+            ))
+            .await;
+            ctx.evidence
+                .complete(&ctx.session, &placed, upstream.as_ref())
+                .await
+                .map_err(ApplyError::from)
+        }
+        other => other.map_err(ApplyError::from),
+    }
 }
 
 /// Point a moving tag at its target placement's manifest.

@@ -14,6 +14,7 @@ use evidence_support::{
     verify_signature_with_openssl,
 };
 use houba::evidence::placement::subjects;
+use support::fault::{Fault, FaultProxy, Rule};
 use support::houba::{Policy, Workspace, tag_digests};
 use support::images;
 use support::{Auth, TestRegistry, distribution, ferro};
@@ -132,7 +133,8 @@ async fn evidence_end_to_end(destination: TestRegistry) {
     );
     let warm = ws.plan_json(&[]).await;
     let requests = &warm["requests"]["dest"];
-    assert_eq!(requests["get"], 1, "only the tag list: {warm}");
+    // The tag list and the catalog (the orphan scan); nothing about evidence.
+    assert_eq!(requests["get"], 2, "the tag list and the catalog: {warm}");
     assert_eq!(requests["head"], 1, "one HEAD per destination tag: {warm}");
 
     // Someone deletes the SPDX SBOM of the index: the cache still believes it complete, so
@@ -187,6 +189,65 @@ async fn evidence_end_to_end_with_the_referrers_api() {
 #[tokio::test]
 async fn evidence_end_to_end_with_fallback_tags() {
     evidence_end_to_end(distribution(Auth::None).await).await;
+}
+
+/// A copy scans each layer for its packages while it uploads it: making the SBOM reads no
+/// layer back from the destination (every such read would fail here), and the SBOM still
+/// lists the packages of the image's database.
+#[tokio::test]
+async fn sboms_read_the_layers_the_copy_streams() {
+    let upstream = ferro().await;
+    let destination = ferro().await;
+    let proxy = FaultProxy::start(destination.host()).await;
+    let image = alpine_index();
+    images::push_image(
+        upstream.client().as_ref(),
+        "library/alpine",
+        "3.20.3",
+        &image,
+    )
+    .await
+    .unwrap();
+    let mut layers: Vec<String> = image
+        .children
+        .iter()
+        .flat_map(|c| c.blobs.iter())
+        .filter(|b| b.media_type == images::OCI_LAYER_GZIP)
+        .map(|b| b.descriptor().digest)
+        .collect();
+    layers.sort();
+    layers.dedup();
+    assert_eq!(layers.len(), 3, "one shared base and two app layers");
+    for layer in &layers {
+        proxy.add(Rule::new(
+            Some("GET"),
+            &format!("/blobs/{layer}"),
+            Fault::Status(500),
+            100,
+        ));
+    }
+    let ws = Workspace::new(upstream.host(), &[("dest", proxy.host())]);
+    let policy = Policy::new("alpine", "alpine", r"^3\.20\.\d+$", "dest");
+    ws.policy("alpine", &policy.yaml());
+    ws.apply_and_converge().await;
+    assert_eq!(
+        proxy.injected(),
+        0,
+        "no layer was read back from the destination"
+    );
+
+    let dst = destination.client();
+    let repo = policy.destination_repository();
+    let top = dst.head_manifest(&repo, "3.20.3").await.unwrap().unwrap();
+    let spdx = referrers_of(dst.as_ref(), &repo, &top.digest, SPDX).await;
+    assert_eq!(spdx.len(), 1);
+    let manifest =
+        evidence_support::manifest_json(dst.as_ref(), &repo, &spdx[0].descriptor.digest).await;
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let document =
+        String::from_utf8(evidence_support::blob(dst.as_ref(), &repo, layer).await).unwrap();
+    assert!(document.contains("\"musl\""), "{document}");
+    assert!(document.contains("1.36.1-r29"), "{document}");
 }
 
 /// `[sbom] generator = "syft"`: syft scans the placed image from the destination registry and

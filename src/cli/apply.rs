@@ -261,8 +261,11 @@ fn run_locked(
         rosters: &rosters,
         registries,
         cache: &cache,
+        // Layers are scanned for their packages while they upload: an SBOM needs no second read.
         session: Arc::new(
-            TransferSession::new(16).remembering(crate::observe::default_cache_dir(&ctx.env)),
+            TransferSession::new(16)
+                .remembering(crate::observe::default_cache_dir(&ctx.env))
+                .tapping(Arc::new(evidence.cache.clone())),
         ),
         label_prefix: &ctx.settings.label_prefix,
         concurrency: args.jobs.unwrap_or(ctx.settings.concurrency).max(1),

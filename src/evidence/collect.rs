@@ -2,16 +2,20 @@
 //! findings cached by layer digest, a pure function of the bytes), configs give the creation
 //! time. [`tap`] lets a copy that already streams a layer scan it on the way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt, Shared};
 
 use super::sbom::{self, Inventory, LayerFindings, ScanError};
 use crate::registry::digest::sha256_hex;
-use crate::registry::{ByteStream, Registry, RegistryError, manifest};
+use crate::registry::transfer::BlobTap;
+use crate::registry::{ByteStream, Descriptor, Registry, RegistryError, manifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
@@ -36,18 +40,92 @@ pub enum EvidenceError {
     },
 }
 
+/// A layer scan running on a blob stream a copy moves; `None` when it did not see the whole
+/// blob or could not read it.
+type PendingScan = Shared<BoxFuture<'static, Option<LayerFindings>>>;
+
 /// Layer findings and evidence completeness, on disk beside the manifest cache. Both are keyed
-/// by digests, so an entry is never stale; the directory may be deleted at any time.
-#[derive(Debug, Clone, Default)]
+/// by digests, so an entry is never stale; the directory may be deleted at any time. It also
+/// holds, in memory, the scans of layers being uploaded right now (see [`BlobTap`]).
+#[derive(Clone, Default)]
 pub struct EvidenceCache {
     dir: Option<PathBuf>,
+    scans: Arc<Mutex<HashMap<String, PendingScan>>>,
+}
+
+impl std::fmt::Debug for EvidenceCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvidenceCache")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Layer media types (OCI and Docker; gzip, zstd or plain tar): what a scan can read.
+fn is_layer(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.oci.image.layer.")
+        || media_type.starts_with("application/vnd.docker.image.rootfs.")
+}
+
+impl BlobTap for EvidenceCache {
+    /// Scan a layer while it uploads; the findings go to the cache when the whole blob went
+    /// through. Layers already scanned, and blobs that are not layers, pass untouched.
+    fn tap(&self, descriptor: &Descriptor, stream: ByteStream) -> ByteStream {
+        if !is_layer(&descriptor.media_type) || self.layer(&descriptor.digest).is_some() {
+            return stream;
+        }
+        let seen = Arc::new(AtomicU64::new(0));
+        let broken = Arc::new(AtomicBool::new(false));
+        let counted = {
+            let (seen, broken) = (seen.clone(), broken.clone());
+            stream.inspect(move |item| match item {
+                Ok(chunk) => {
+                    seen.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                }
+                Err(_) => broken.store(true, Ordering::Relaxed),
+            })
+        };
+        let (tapped, scan) = tap(&descriptor.digest, Box::pin(counted));
+        let (cache, digest, size) = (self.clone(), descriptor.digest.clone(), descriptor.size);
+        let pending = async move {
+            // The scan ends when the upload drops the stream: only a blob that went through
+            // whole, without a stream error, gives findings (a cut tar can look complete).
+            let findings = scan.await.ok()?.ok()?;
+            if broken.load(Ordering::Relaxed) || seen.load(Ordering::Relaxed) != size {
+                return None;
+            }
+            cache.put_layer(&digest, &findings);
+            Some(findings)
+        }
+        .boxed()
+        .shared();
+        // Runs to the end (and writes the cache) even when no SBOM waits for it.
+        tokio::spawn(pending.clone());
+        self.scans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(descriptor.digest.clone(), pending);
+        tapped
+    }
 }
 
 impl EvidenceCache {
     pub fn new(cache_dir: Option<PathBuf>) -> EvidenceCache {
         EvidenceCache {
             dir: cache_dir.map(|d| d.join("evidence")),
+            scans: Arc::default(),
         }
+    }
+
+    /// The findings of a layer scanned on its way through an upload of this run.
+    async fn scanned_in_transfer(&self, digest: &str) -> Option<LayerFindings> {
+        let pending = self
+            .scans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .cloned()?;
+        pending.await
     }
 
     fn file(&self, kind: &str, key: &str) -> Option<PathBuf> {
@@ -193,6 +271,9 @@ pub async fn layer_findings(
     cache: &EvidenceCache,
 ) -> Result<LayerFindings, EvidenceError> {
     if let Some(found) = cache.layer(digest) {
+        return Ok(found);
+    }
+    if let Some(found) = cache.scanned_in_transfer(digest).await {
         return Ok(found);
     }
     let stream = registry.get_blob(repository, digest).await?;

@@ -95,8 +95,9 @@ impl Signer for KeySigner {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimpleSigning {
     pub critical: Critical,
+    /// Free-form; other signers (cosign) put any JSON here.
     #[serde(default)]
-    pub optional: BTreeMap<String, String>,
+    pub optional: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,7 +138,10 @@ impl SimpleSigning {
                 },
                 kind: SIMPLE_SIGNING_TYPE.to_owned(),
             },
-            optional,
+            optional: optional
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect(),
         }
     }
 

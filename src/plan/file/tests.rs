@@ -144,7 +144,7 @@ fn foreign_versions_and_broken_files_are_refused() {
         err.to_string().contains("is not a houba plan file"),
         "{err}"
     );
-    let bad_address = br#"{"format_version":"1.0","houba_version":"0","inputs_digest":"sha256:00","actions":[{"address":"a b","destination":{"registry":"r","display":"r","repository":"x","tag":"t"},"before":null,"after":null,"depends_on":[],"operation":"prune","mode":"delete","reason":"orphaned"}]}"#;
+    let bad_address = br#"{"format_version":"1.1","houba_version":"0","inputs_digest":"sha256:00","actions":[{"address":"a b","destination":{"registry":"r","display":"r","repository":"x","tag":"t"},"before":null,"after":null,"depends_on":[],"operation":"prune","mode":"delete","reason":"orphaned"}]}"#;
     let err = from_bytes("p.json", bad_address).unwrap_err();
     assert!(err.to_string().contains("is not an address"), "{err}");
 }
