@@ -24,6 +24,7 @@ use crate::registry::Registries;
 use crate::stamp::{self, Stamp};
 
 mod evidence;
+mod sources;
 
 pub use evidence::formats as evidence_formats;
 
@@ -144,30 +145,28 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
         ));
     }
 
-    let sources: BTreeSet<(String, String, String)> = graph
-        .placements()
-        .map(|p| {
-            (
-                p.source.registry.clone(),
-                p.source.repository.clone(),
-                p.source.tag.clone(),
-            )
-        })
-        .collect();
-    let source_obs =
-        observe::observe_sources(registries, cache, &sources, concurrency, SystemTime::now())
-            .await?;
-
     let repositories = graph.repositories();
     let repo_keys: BTreeSet<(String, String)> = repositories
         .iter()
         .map(|r| (r.registry.clone(), r.repository.clone()))
         .collect();
+    // Destinations first: whether an upstream tag is due for a check (`tags.recheck`) depends
+    // on what its destination tags hold.
     let destinations =
         observe::observe_destinations(registries, cache, &repo_keys, concurrency).await?;
+    let observed = sources::observe_upstream(
+        registries,
+        cache,
+        &graph,
+        &destinations.tags,
+        concurrency,
+        SystemTime::now(),
+        &settings.label_prefix,
+    )
+    .await?;
 
     let mut live = LiveState {
-        sources: source_obs,
+        sources: observed.observations,
         destinations: destinations.tags,
         dangling: destinations.dangling,
         evidence: BTreeMap::new(),
@@ -234,7 +233,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
     check_targets(&request.targets, &graph, &out)?;
     let (actions, drift, notes) =
         scope::select_targets(out.actions, out.drift, out.notes, &request.targets);
-    let requests = registries
+    let mut requests: BTreeMap<String, RequestCount> = registries
         .request_stats()
         .into_iter()
         .map(|(name, s)| {
@@ -249,10 +248,14 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
                     delete: s.delete,
                     total: s.total(),
                     rate_limit: s.rate_limit.map(|r| (r.limit, r.remaining)),
+                    recheck_skipped: 0,
                 },
             )
         })
         .collect();
+    for (registry, skipped) in observed.skipped {
+        requests.entry(registry).or_default().recheck_skipped = skipped;
+    }
     Ok(Plan {
         houba_version: env!("CARGO_PKG_VERSION").to_string(),
         inputs_digest: inputs.inputs_digest.to_string(),
