@@ -12,15 +12,18 @@ pub const REPORT_FORMAT_VERSION: &str = "1.0";
 
 /// Action kinds, as label values and JSON strings (every kind is always reported, zeros
 /// included, so a dashboard never confuses "none" with "unknown").
-pub const ACTION_KINDS: [&str; 6] = ["copy", "build", "replace", "restamp", "alias", "prune"];
+pub const ACTION_KINDS: [&str; 7] = [
+    "copy", "build", "replace", "restamp", "alias", "prune", "attach",
+];
 /// Drift finding kinds, as label values and JSON strings.
-pub const DRIFT_KINDS: [&str; 6] = [
+pub const DRIFT_KINDS: [&str; 7] = [
     "unstamped",
     "foreign",
     "tampered",
     "alias-moved",
     "bypass",
     "dangling",
+    "evidence-missing",
 ];
 /// Outcomes of an applied action.
 pub const OUTCOMES: [&str; 3] = ["done", "failed", "skipped"];
@@ -335,7 +338,7 @@ mod tests {
         assert_eq!(by_kind.len(), DRIFT_KINDS.len());
         assert_eq!(by_kind["bypass"], 1);
         assert_eq!(by_kind["tampered"], 0);
-        assert_eq!(s.results_by_kind().len(), 18);
+        assert_eq!(s.results_by_kind().len(), ACTION_KINDS.len() * OUTCOMES.len());
     }
 
     #[test]
