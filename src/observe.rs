@@ -17,13 +17,10 @@ pub use crate::registry::pool::Registries;
 use crate::registry::{Registry, RegistryError};
 use crate::stamp;
 
-/// An observation failed: names the registry and what was being read.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+/// An observation failed: names the registry and what was being read; the registry error is
+/// its `source()`.
+#[derive(Debug, thiserror::Error)]
 #[error("cannot read {what}")]
-#[diagnostic(
-    code(houba::observe),
-    help("check that the registry is reachable and the credentials in the roster are right")
-)]
 pub struct ObserveError {
     pub what: String,
     #[source]

@@ -22,6 +22,60 @@ use crate::rebuild;
 use crate::registry::Registries;
 use crate::stamp::{self, Stamp};
 
+/// Why no plan could be made. Each names what it concerns (an address, a registry and what was
+/// read); the CLI turns them into reports with a code and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// Reading a registry failed.
+    #[error(transparent)]
+    Observe(#[from] observe::ObserveError),
+    /// Two artifacts want the same destination tag.
+    #[error(
+        "{} is wanted by both {} and {}; nothing was planned",
+        .0.destination,
+        .0.kept,
+        .0.dropped
+    )]
+    Collision(Box<graph::Collision>),
+    /// A `--target` that selects nothing.
+    #[error("--target {target} selects nothing: no policy, import or artifact has that address")]
+    UnknownTarget {
+        /// The address given.
+        target: Box<Address>,
+        /// The known address closest to it, if any is close.
+        closest: Option<Box<Address>>,
+    },
+    /// A `run` step needs an image builder and the environment has none.
+    #[error(
+        "{address}: a `run` step needs an image builder and none is available: install buildah (apt-get install buildah) or set BUILDKIT_HOST"
+    )]
+    NoBuilder {
+        /// The artifact with the `run` step.
+        address: Box<Address>,
+    },
+    /// An image with `run` steps lists several platforms.
+    #[error(
+        "{address}: images with `run` steps are built for one platform, but {platforms} are listed"
+    )]
+    RunPlatforms {
+        /// The artifact.
+        address: Box<Address>,
+        /// How many platforms it lists.
+        platforms: usize,
+    },
+    /// The recipe cannot be built as written (the message names the image and the step).
+    #[error("{0}")]
+    Recipe(Box<crate::build::BuildError>),
+    /// The recipe names a roster entry that is missing or invalid.
+    #[error("{address}: {error}")]
+    RecipeDigest {
+        /// The artifact.
+        address: Box<Address>,
+        /// What is wrong (its text is part of this message, so it is not a `source()`).
+        error: Box<crate::build::BuildError>,
+    },
+}
+
 /// What part of the policies to plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanRequest {
@@ -100,7 +154,7 @@ pub async fn upstream_tags(
     registries: &Registries,
     policies: &[ResolvedPolicy],
     concurrency: usize,
-) -> miette::Result<UpstreamTags> {
+) -> Result<UpstreamTags, PlanError> {
     let repos: BTreeSet<(String, String)> = policies
         .iter()
         .map(|p| (p.source.registry.clone(), p.source.repository.clone()))
@@ -114,7 +168,7 @@ pub async fn upstream_tags(
 }
 
 /// Observe the registries and diff them against the policies.
-pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette::Result<Plan> {
+pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> Result<Plan, PlanError> {
     let settings = inputs.settings;
     let concurrency = settings.concurrency.max(1);
     let policies = shard_policies(inputs.policies, request.shard);
@@ -124,14 +178,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
     let upstream = upstream_tags(registries, &policies, concurrency).await?;
     let graph = graph::compile(&policies, &upstream, settings);
     if let Some(c) = graph.collisions().first() {
-        return Err(miette::miette!(
-            code = "houba::plan::collision",
-            help = "give the imports or variants distinct destinations or suffixes",
-            "{} is wanted by both {} and {}; nothing was planned",
-            c.destination,
-            c.kept,
-            c.dropped
-        ));
+        return Err(PlanError::Collision(Box::new(c.clone())));
     }
 
     let sources: BTreeSet<(String, String, String)> = graph
@@ -247,7 +294,7 @@ fn check_targets(
     targets: &[Address],
     graph: &DesiredGraph,
     out: &diff::DiffOutput,
-) -> miette::Result<()> {
+) -> Result<(), PlanError> {
     let known: Vec<&Address> = graph
         .nodes()
         .map(graph::Node::address)
@@ -259,15 +306,10 @@ fn check_targets(
         if known.iter().any(|a| a.is_within(t)) {
             continue;
         }
-        let help = match address::closest(&t.to_string(), known.iter().copied()) {
-            Some(c) => format!("did you mean `{c}`? `houba graph` lists every address"),
-            None => "`houba graph` lists every address".to_string(),
-        };
-        return Err(miette::miette!(
-            code = "houba::plan::unknown_target",
-            help = help,
-            "--target {t} selects nothing: no policy, import or artifact has that address"
-        ));
+        return Err(PlanError::UnknownTarget {
+            target: Box::new(t.clone()),
+            closest: address::closest(&t.to_string(), known.iter().copied()).map(Box::new),
+        });
     }
     Ok(())
 }
@@ -280,7 +322,7 @@ async fn settle_ages(
     placements: &[DesiredPlacement],
     live: &mut LiveState,
     settings: &Settings,
-) -> miette::Result<()> {
+) -> Result<(), PlanError> {
     let now = SystemTime::now();
     for p in placements.iter().filter(|p| !p.settle.is_zero()) {
         let key = (
@@ -377,7 +419,7 @@ fn managed_tag_counts(
 async fn find_orphans(
     inputs: &PlanInputs<'_>,
     live: &mut LiveState,
-) -> miette::Result<Vec<UnclaimedRepository>> {
+) -> Result<Vec<UnclaimedRepository>, PlanError> {
     let settings = inputs.settings;
     let claimed: BTreeSet<(String, String)> = inputs
         .policies
@@ -420,25 +462,16 @@ async fn find_orphans(
     Ok(unclaimed)
 }
 
-/// A `run` step needs an image builder; none was found in the environment.
-fn no_builder_error(address: &Address) -> miette::Report {
-    miette::miette!(
-        code = "houba::plan::no_builder",
-        help = "install buildah (apt-get install buildah) or set BUILDKIT_HOST to a BuildKit daemon (with `buildctl` on PATH), then plan again",
-        "{address}: a `run` step needs an image builder and none is available: install buildah (apt-get install buildah) or set BUILDKIT_HOST"
-    )
-}
-
 /// The graph's nodes as the diff sees them.
 fn desired(
     graph: &DesiredGraph,
     live: &LiveState,
     settings: &Settings,
-) -> miette::Result<(Vec<DesiredPlacement>, Vec<DesiredAlias>)> {
+) -> Result<(Vec<DesiredPlacement>, Vec<DesiredAlias>), PlanError> {
     let rosters = rosters(settings);
     let placements = graph
         .placements()
-        .map(|p| -> miette::Result<DesiredPlacement> {
+        .map(|p| -> Result<DesiredPlacement, PlanError> {
             let kind = match p.kind() {
                 GraphKind::Copy => PlacementKind::Copy,
                 GraphKind::Build => PlacementKind::Build,
@@ -455,24 +488,26 @@ fn desired(
             let platforms: Vec<String> = p.platforms.iter().map(ToString::to_string).collect();
             if p.transform.iter().any(TransformStep::runs_command) {
                 if settings.builders.choose().is_none() {
-                    return Err(no_builder_error(&p.address));
+                    return Err(PlanError::NoBuilder {
+                        address: Box::new(p.address.clone()),
+                    });
                 }
                 crate::build::dockerfile::check_steps(&p.address.to_string(), &p.transform)
-                    .map_err(|e| miette::miette!(code = "houba::plan::recipe", "{e}"))?;
+                    .map_err(|e| PlanError::Recipe(Box::new(e)))?;
                 if p.platforms.len() > 1 {
-                    return Err(miette::miette!(
-                        code = "houba::plan::recipe",
-                        help = "list at most one platform, or split the platforms into variants",
-                        "{}: images with `run` steps are built for one platform, but {} are listed",
-                        p.address,
-                        p.platforms.len()
-                    ));
+                    return Err(PlanError::RunPlatforms {
+                        address: Box::new(p.address.clone()),
+                        platforms: p.platforms.len(),
+                    });
                 }
             }
             let recipe = match kind {
                 PlacementKind::Build => Some(
                     rebuild::recipe_digest(&p.transform, &platforms, &rosters, &base).map_err(
-                        |e| miette::miette!(code = "houba::plan::recipe", "{}: {e}", p.address),
+                        |error| PlanError::RecipeDigest {
+                            address: Box::new(p.address.clone()),
+                            error: Box::new(error),
+                        },
                     )?,
                 ),
                 PlacementKind::Copy => None,
@@ -505,7 +540,7 @@ fn desired(
                 settle: p.settle,
             })
         })
-        .collect::<miette::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, PlanError>>()?;
     let aliases = graph
         .aliases()
         .map(|a| DesiredAlias {

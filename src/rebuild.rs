@@ -169,7 +169,7 @@ fn file_stream(path: &Path) -> std::io::Result<ByteStream> {
                     Err(crate::registry::RegistryError::Io {
                         registry,
                         message: "reading the rebuilt layer".into(),
-                        source: e,
+                        error: e,
                     }),
                     None,
                 )),

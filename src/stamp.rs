@@ -206,12 +206,20 @@ impl Stamp {
 /// Errors from reading or stamping a manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum StampError {
+    /// The bytes are not JSON (the parser's message is part of this one, so it is not also
+    /// a `source()`).
     #[error("manifest is not valid JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     #[error("manifest is not a JSON object")]
     NotAnObject,
     #[error("unsupported manifest media type {0:?}")]
     UnsupportedMediaType(String),
+}
+
+impl From<serde_json::Error> for StampError {
+    fn from(e: serde_json::Error) -> Self {
+        StampError::Json(e)
+    }
 }
 
 /// The `annotations` of a raw manifest (empty when it has none).

@@ -290,3 +290,62 @@ async fn the_apply_summary_blob_counters_add_up() {
         "a restamp moves no blob: {text}"
     );
 }
+
+/// A failure's cause is printed once: not again under the report's `╰─▶` chain, and the run
+/// report carries it too (once). Two real failures: an OCI layout destination whose path runs
+/// through a regular file (every read fails with ENOTDIR), and an upstream that refuses
+/// connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_is_printed_once() {
+    let upstream = ferro().await;
+    push_upstream(upstream.client().as_ref(), "busybox", "1.37.0", 1).await;
+    let ws = Workspace::new(upstream.host(), &[]);
+    std::fs::write(ws.path("not-a-directory"), "x").unwrap();
+    let roster = |upstream_host: &str, layout: std::path::PathBuf| {
+        format!(
+            "policies = [\"policies\"]\n\n[registries.upstream]\nhost = \"{upstream_host}\"\ntls_verify = false\nmirror_of = \"docker.io\"\n\n[registries.dest]\nlayout = \"{}\"\n",
+            layout.display()
+        )
+    };
+    let broken_layout = ws.path("not-a-directory").join("layout");
+    std::fs::write(ws.config(), roster(upstream.host(), broken_layout)).unwrap();
+    ws.policy("busybox", &busybox().yaml());
+    let plan = ws.run(&["plan"]).await;
+    plan.expect_code(1);
+    let stderr = plan.stderr_flat();
+    assert!(
+        stderr.contains("cannot read the tags of dest/mirror/busybox"),
+        "{}",
+        plan.stderr
+    );
+    assert_eq!(
+        stderr.matches("os error 20").count(),
+        1,
+        "the cause once:\n{}",
+        plan.stderr
+    );
+
+    let refusing = format!("127.0.0.1:{}", support::free_port());
+    std::fs::write(ws.config(), roster(&refusing, ws.path("layout"))).unwrap();
+    let apply = ws.run(&["apply", "--auto", "--format", "json"]).await;
+    apply.expect_code(1);
+    let stderr = apply.stderr_flat();
+    assert!(
+        stderr.contains("cannot read the tags of docker.io/library/busybox"),
+        "{}",
+        apply.stderr
+    );
+    assert_eq!(
+        stderr.matches("os error 111").count(),
+        1,
+        "the cause once:\n{}",
+        apply.stderr
+    );
+    let report = apply.json();
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("cannot read the tags of docker.io/library/busybox: ")
+            && error.matches("os error 111").count() == 1,
+        "the run report says why, once: {error}"
+    );
+}

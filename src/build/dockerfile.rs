@@ -39,7 +39,7 @@ impl BuildContext {
             move |source| BuildError::Io {
                 image: image.to_string(),
                 context,
-                source,
+                error: source,
             }
         };
         std::fs::write(dir.join("Dockerfile"), &self.dockerfile)
@@ -184,7 +184,7 @@ pub fn build_and_push(build: &DockerfileBuild<'_>) -> Result<String, BuildError>
     std::fs::create_dir_all(&context_dir).map_err(|source| BuildError::Io {
         image: build.image.to_string(),
         context: "creating the build context".to_string(),
-        source,
+        error: source,
     })?;
     build.context.write_to(build.image, &context_dir)?;
     let digest = match build.builder {
@@ -337,7 +337,7 @@ fn read_trimmed(image: &str, path: &PathBuf) -> Result<String, BuildError> {
         .map_err(|source| BuildError::Io {
             image: image.to_string(),
             context: format!("reading {}", path.display()),
-            source,
+            error: source,
         })
 }
 

@@ -44,23 +44,23 @@ pub enum BuildError {
     },
     /// A blob could not be opened or read from the blob source.
     #[error(
-        "{image}: reading blob {digest}: {source}; check that the source registry still serves it"
+        "{image}: reading blob {digest}: {error}; check that the source registry still serves it"
     )]
     Blob {
         image: String,
         digest: String,
-        #[source]
-        source: io::Error,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: io::Error,
     },
     /// Writing the new layer or another local file failed.
-    #[error(
-        "{image}: {context}: {source}; check that the work directory is writable and has space"
-    )]
+    #[error("{image}: {context}: {error}; check that the work directory is writable and has space")]
     Io {
         image: String,
         context: String,
-        #[source]
-        source: io::Error,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: io::Error,
     },
     /// An external image builder (buildah, buildctl) failed or could not be started.
     #[error("{image}: {tool}: {detail}")]

@@ -288,7 +288,7 @@ fn read_verified(
     let blob_err = |source| BuildError::Blob {
         image: image.to_string(),
         digest: digest.to_string(),
-        source,
+        error: source,
     };
     let mut bytes = Vec::new();
     blobs

@@ -2,6 +2,7 @@
 //! exit codes (Terraform's: 0 success, 1 error, 2 "changes present" where asked for).
 
 pub mod apply;
+pub mod diagnose;
 pub mod graph;
 pub mod operations;
 pub mod output;
@@ -154,6 +155,7 @@ impl Context {
         };
         self.runtime()
             .block_on(crate::pipeline::make_plan(&inputs, request))
+            .map_err(miette::Report::new)
     }
 }
 

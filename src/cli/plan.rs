@@ -136,7 +136,8 @@ fn plan_reported(
     };
     let result = ctx
         .runtime()
-        .block_on(pipeline::make_plan(&inputs, request));
+        .block_on(pipeline::make_plan(&inputs, request))
+        .map_err(miette::Report::new);
     operations::record_registries(summary, &registries);
     match result {
         Ok(plan) => {

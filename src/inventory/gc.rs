@@ -262,7 +262,7 @@ pub async fn execute(plan: &GcPlan, endpoints: &[Endpoint]) -> Result<usize, Inv
                 Err(e) => {
                     return Err(InventoryError::Delete {
                         what: format!("{}/{}@{} ({})", o.host, o.repository, d.digest, d.kind),
-                        source: Box::new(e),
+                        error: Box::new(e),
                     });
                 }
             }

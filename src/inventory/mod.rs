@@ -41,17 +41,19 @@ pub struct Endpoint {
 /// A read or a write failed; names the registry, the repository and the reference.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("cannot read {what}: {source}")]
+    #[error("cannot read {what}: {error}")]
     Read {
         what: String,
-        #[source]
-        source: Box<RegistryError>,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: Box<RegistryError>,
     },
-    #[error("cannot delete {what}: {source}")]
+    #[error("cannot delete {what}: {error}")]
     Delete {
         what: String,
-        #[source]
-        source: Box<RegistryError>,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: Box<RegistryError>,
     },
     #[error("{what}: {message}")]
     Invalid { what: String, message: String },
@@ -61,7 +63,7 @@ impl InventoryError {
     pub fn read(what: impl Into<String>, source: RegistryError) -> Self {
         InventoryError::Read {
             what: what.into(),
-            source: Box::new(source),
+            error: Box::new(source),
         }
     }
 }

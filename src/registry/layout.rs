@@ -48,7 +48,7 @@ impl LayoutRegistry {
         RegistryError::Io {
             registry: self.name.clone(),
             message,
-            source,
+            error: source,
         }
     }
 
@@ -384,7 +384,7 @@ impl Registry for LayoutRegistry {
                         .map_err(|source| RegistryError::Io {
                             registry,
                             message: "blob read failed".into(),
-                            source,
+                            error: source,
                         })?;
                 Ok((read > 0).then(|| (buffer.freeze(), file)))
             }

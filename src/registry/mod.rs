@@ -111,12 +111,13 @@ pub enum RegistryError {
     },
     #[error("{registry}: {message}")]
     Transport { registry: String, message: String },
-    #[error("{registry}: {message}: {source}")]
+    #[error("{registry}: {message}: {error}")]
     Io {
         registry: String,
         message: String,
-        #[source]
-        source: std::io::Error,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: std::io::Error,
     },
 }
 

@@ -32,10 +32,12 @@ pub enum LockError {
         holder: String,
         waited: f64,
     },
-    #[error("cannot open the apply lock {path}: {source}")]
+    #[error("cannot open the apply lock {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: std::io::Error,
     },
 }
 
@@ -88,9 +90,9 @@ pub fn acquire(
     let started = Instant::now();
     let mut files = Vec::new();
     for path in paths {
-        let io = |source| LockError::Io {
+        let io = |error| LockError::Io {
             path: path.clone(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
