@@ -271,6 +271,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> Result
                     patch: s.patch,
                     delete: s.delete,
                     total: s.total(),
+                    endpoints: s.by_endpoint().into_iter().collect(),
                     rate_limit: s.rate_limit.map(|r| (r.limit, r.remaining)),
                 },
             )

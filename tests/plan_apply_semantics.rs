@@ -331,8 +331,9 @@ async fn a_failure_is_printed_once() {
     apply.expect_code(1);
     let stderr = apply.stderr_flat();
     assert!(
-        stderr.contains("cannot read the tags of docker.io/library/busybox"),
-        "{}",
+        stderr.contains("cannot read the tags of docker.io/library/busybox")
+            && stderr.contains("GET /v2/library/busybox/tags/list: "),
+        "the request is named in registry terms: {}",
         apply.stderr
     );
     assert_eq!(
@@ -347,5 +348,43 @@ async fn a_failure_is_printed_once() {
         error.starts_with("cannot read the tags of docker.io/library/busybox: ")
             && error.matches("os error 111").count() == 1,
         "the run report says why, once: {error}"
+    );
+}
+
+/// The plan's `Requests:` line names requests as the registry's access log does
+/// (`GET /v2/<repo>/tags/list`), and the JSON plan counts them the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_named_in_registry_terms() {
+    let (upstream, destination) = (ferro().await, ferro().await);
+    push_upstream(upstream.client().as_ref(), "busybox", "1.37.0", 1).await;
+    let ws = Workspace::new(upstream.host(), &[("dest", destination.host())]);
+    ws.policy("busybox", &busybox().yaml());
+    ws.apply_and_converge().await;
+    let text = ws.plan_text().await;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Requests:"))
+        .unwrap_or_else(|| panic!("no request line:\n{text}"));
+    assert!(
+        line.contains(
+            "docker.io 2 (1 GET /v2/<repo>/tags/list, 1 HEAD /v2/<repo>/manifests/<ref>)"
+        ),
+        "one tag list and one HEAD upstream: {line}"
+    );
+    assert!(
+        line.contains("1 GET /v2/_catalog") && !line.contains("HEAD 1") && !line.contains(":tags"),
+        "{line}"
+    );
+    let plan = ws.plan_json(&[]).await;
+    let upstream_requests = &plan["requests"]["docker.io"];
+    assert_eq!(
+        upstream_requests["endpoints"]["GET /v2/<repo>/tags/list"], 1,
+        "{upstream_requests:#}"
+    );
+    let dest = plan["requests"]["dest"]["endpoints"].as_object().unwrap();
+    assert_eq!(
+        dest.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        plan["requests"]["dest"]["total"].as_u64().unwrap(),
+        "every request is counted under its endpoint: {dest:?}"
     );
 }

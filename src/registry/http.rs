@@ -68,12 +68,10 @@ pub(crate) enum Body {
     Stream(ByteStream, u64),
 }
 
-/// One request and the context its errors name.
-pub(crate) struct Call<'a> {
+/// One request; its errors name it by method and path (`GET /v2/<repo>/tags/list`).
+pub(crate) struct Call {
     pub method: Method,
     pub url: String,
-    pub repository: &'a str,
-    pub reference: &'a str,
     pub scopes: Vec<String>,
     pub headers: HeaderMap,
     pub body: Body,
@@ -81,13 +79,11 @@ pub(crate) struct Call<'a> {
     pub bulk: bool,
 }
 
-impl<'a> Call<'a> {
-    pub fn new(method: Method, url: String, repository: &'a str, reference: &'a str) -> Self {
+impl Call {
+    pub fn new(method: Method, url: String) -> Self {
         Call {
             method,
             url,
-            repository,
-            reference,
             scopes: Vec::new(),
             headers: HeaderMap::new(),
             body: Body::Empty,
@@ -284,27 +280,28 @@ impl HttpRegistry {
         }
     }
 
-    fn transport(&self, call: &Call<'_>, message: String) -> RegistryError {
+    fn transport(&self, call: &Call, message: String) -> RegistryError {
         RegistryError::Transport {
             registry: self.name.clone(),
             message: self.scrub(format!(
-                "{} {}:{}: {message}",
-                call.method, call.repository, call.reference
+                "{} {}: {message}",
+                call.method,
+                request_path(&call.url)
             )),
         }
     }
 
-    fn auth_error(&self, call: &Call<'_>, detail: String) -> RegistryError {
+    fn auth_error(&self, call: &Call, detail: String) -> RegistryError {
         RegistryError::Auth {
             registry: self.name.clone(),
-            repository: format!("{}:{}", call.repository, call.reference),
+            repository: format!("{} {}", call.method, request_path(&call.url)),
             detail: self.scrub(detail),
         }
     }
 
     /// Send a request. Answers other than 401/403/429/5xx are returned for the caller to
     /// interpret; those four are handled here (authenticate, fail, wait, retry).
-    pub(crate) async fn send(&self, mut call: Call<'_>) -> Result<reqwest::Response> {
+    pub(crate) async fn send(&self, mut call: Call) -> Result<reqwest::Response> {
         let mut attempt = 0u32;
         let mut reauthenticated = false;
         let mut stream = match std::mem::replace(&mut call.body, Body::Empty) {
@@ -345,7 +342,10 @@ impl HttpRegistry {
                 .acquire()
                 .await
                 .map_err(|_| self.transport(&call, "client closed".into()))?;
-            self.counter.record(counter_method(&call.method));
+            self.counter.record(
+                counter_method(&call.method),
+                stats::Endpoint::of_path(request_path(&call.url)),
+            );
             let sent_bytes = match &call.body {
                 Body::Bytes(bytes) => bytes.len() as u64,
                 _ if !replayable => stream_size,
@@ -482,6 +482,17 @@ impl HttpRegistry {
             tracing::warn!(registry = %self.name, remaining = budget.remaining, limit = budget.limit, "registry rate limit nearly exhausted");
         }
     }
+}
+
+/// The path of a request URL, as the registry's access log shows it: no scheme, host or query
+/// (`/v2/library/busybox/tags/list`). Requests are named this way in errors: in registry
+/// terms, not houba's.
+pub(crate) fn request_path(url: &str) -> &str {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = after_scheme
+        .find('/')
+        .map_or("/", |start| &after_scheme[start..]);
+    path.split(['?', '#']).next().unwrap_or(path)
 }
 
 fn counter_method(method: &Method) -> stats::Method {

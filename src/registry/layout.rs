@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::digest::{self, BlobLocation, is_digest, sha256_digest, sha256_hex};
-use super::stats::{Method, RequestCounter};
+use super::stats::{Endpoint, Method, RequestCounter};
 use super::{
     ByteStream, Descriptor, Referrer, Registry, RegistryError, RequestStats, Result, TagDeletion,
     manifest, referrers,
@@ -253,7 +253,7 @@ impl Registry for LayoutRegistry {
     }
 
     async fn list_tags(&self, repository: &str) -> Result<Vec<String>> {
-        self.counter.record(Method::Get);
+        self.counter.record(Method::Get, Endpoint::Tags);
         let Some(index) = self.read_index(repository).await? else {
             return Ok(Vec::new());
         };
@@ -274,7 +274,7 @@ impl Registry for LayoutRegistry {
     }
 
     async fn head_manifest(&self, repository: &str, reference: &str) -> Result<Option<Descriptor>> {
-        self.counter.record(Method::Head);
+        self.counter.record(Method::Head, Endpoint::Manifest);
         let Some(descriptor) = self.resolve(repository, reference).await? else {
             return Ok(None);
         };
@@ -290,7 +290,7 @@ impl Registry for LayoutRegistry {
         repository: &str,
         reference: &str,
     ) -> Result<Option<(Descriptor, Bytes)>> {
-        self.counter.record(Method::Get);
+        self.counter.record(Method::Get, Endpoint::Manifest);
         let Some(descriptor) = self.resolve(repository, reference).await? else {
             return Ok(None);
         };
@@ -323,7 +323,7 @@ impl Registry for LayoutRegistry {
         media_type: &str,
         bytes: Bytes,
     ) -> Result<String> {
-        self.counter.record(Method::Put);
+        self.counter.record(Method::Put, Endpoint::Manifest);
         let digest = sha256_digest(&bytes);
         if is_digest(reference) && reference != digest {
             return Err(RegistryError::DigestMismatch {
@@ -353,14 +353,14 @@ impl Registry for LayoutRegistry {
     }
 
     async fn blob_exists(&self, repository: &str, digest: &str) -> Result<bool> {
-        self.counter.record(Method::Head);
+        self.counter.record(Method::Head, Endpoint::Blob);
         Ok(tokio::fs::try_exists(self.blob_path(repository, digest)?)
             .await
             .unwrap_or(false))
     }
 
     async fn get_blob(&self, repository: &str, digest: &str) -> Result<ByteStream> {
-        self.counter.record(Method::Get);
+        self.counter.record(Method::Get, Endpoint::Blob);
         let path = self.blob_path(repository, digest)?;
         let file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
@@ -406,7 +406,7 @@ impl Registry for LayoutRegistry {
         size: u64,
         mut data: ByteStream,
     ) -> Result<()> {
-        self.counter.record(Method::Put);
+        self.counter.record(Method::Put, Endpoint::Upload);
         self.ensure_layout(repository).await?;
         let path = self.blob_path(repository, digest)?;
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
@@ -463,7 +463,7 @@ impl Registry for LayoutRegistry {
         from_repository: &str,
         digest: &str,
     ) -> Result<bool> {
-        self.counter.record(Method::Post);
+        self.counter.record(Method::Post, Endpoint::Upload);
         let source = self.blob_path(from_repository, digest)?;
         if !tokio::fs::try_exists(&source).await.unwrap_or(false) {
             return Ok(false);
@@ -492,7 +492,7 @@ impl Registry for LayoutRegistry {
     }
 
     async fn delete_manifest(&self, repository: &str, digest: &str) -> Result<()> {
-        self.counter.record(Method::Delete);
+        self.counter.record(Method::Delete, Endpoint::Manifest);
         let path = self.blob_path(repository, digest)?;
         if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
             return Err(RegistryError::NotFound {
@@ -514,7 +514,7 @@ impl Registry for LayoutRegistry {
     }
 
     async fn delete_tag(&self, repository: &str, tag: &str) -> Result<TagDeletion> {
-        self.counter.record(Method::Delete);
+        self.counter.record(Method::Delete, Endpoint::Manifest);
         let removed = self
             .edit_index(repository, |list| {
                 let before = list.len();
@@ -588,7 +588,7 @@ impl Registry for LayoutRegistry {
     }
 
     async fn catalog(&self) -> Result<Vec<String>> {
-        self.counter.record(Method::Get);
+        self.counter.record(Method::Get, Endpoint::Catalog);
         let mut repositories = Vec::new();
         let mut pending = vec![self.root.clone()];
         while let Some(dir) = pending.pop() {
