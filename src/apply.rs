@@ -51,6 +51,45 @@ pub struct ActionResult {
     pub requests: u64,
     /// Bytes this action sent to registries (request bodies).
     pub bytes: u64,
+    /// The blobs this action needed, by how each got to the destination.
+    #[serde(skip_serializing_if = "BlobCounts::is_empty")]
+    pub blobs: BlobCounts,
+}
+
+/// The blobs one action needed: each counted once, uploaded, mounted or already present.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BlobCounts {
+    /// Streamed from the source.
+    pub uploaded: u64,
+    /// Mounted from another repository of the same registry.
+    pub mounted: u64,
+    /// Already at the destination.
+    pub present: u64,
+}
+
+impl BlobCounts {
+    /// No blob was needed (an alias, a restamp, a prune).
+    pub fn is_empty(&self) -> bool {
+        self.uploaded + self.mounted + self.present == 0
+    }
+
+    /// What the action's line says about its blobs: `every blob already present (3)` when
+    /// nothing moved, else the counts; nothing when no blob was needed.
+    fn sentence(&self) -> Option<String> {
+        if self.is_empty() {
+            None
+        } else if self.uploaded + self.mounted == 0 {
+            Some(format!(
+                "every blob already present ({}), none moved",
+                self.present
+            ))
+        } else {
+            Some(format!(
+                "blobs: {} uploaded, {} mounted, {} already present",
+                self.uploaded, self.mounted, self.present
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +140,9 @@ impl RunReport {
             out.push_str(&format!("{}: {} {status}", r.address, r.action.as_str()));
             if let Some(d) = &r.digest {
                 out.push_str(&format!(" ({})", crate::plan::render::short(d)));
+            }
+            if let Some(blobs) = r.blobs.sentence() {
+                out.push_str(&format!("; {blobs}"));
             }
             if let Some(e) = &r.error {
                 out.push_str(&format!("\n    {e}"));
@@ -201,6 +243,7 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                         seconds: 0.0,
                         requests: 0,
                         bytes: 0,
+                        blobs: BlobCounts::default(),
                     };
                     ctx.progress.finished(&r);
                     return r;
@@ -232,6 +275,14 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                     seconds: t.elapsed().as_secs_f64(),
                     requests: tally.requests.load(Ordering::Relaxed),
                     bytes: tally.written_bytes.load(Ordering::Relaxed),
+                    blobs: {
+                        let (uploaded, mounted, present) = tally.blobs();
+                        BlobCounts {
+                            uploaded,
+                            mounted,
+                            present,
+                        }
+                    },
                 };
                 ctx.progress.finished(&r);
                 r
@@ -253,13 +304,21 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
         .map(|(i, a)| (&a.header.address, i))
         .collect();
     results.sort_by_key(|r| order.get(&r.address).copied().unwrap_or(usize::MAX));
-    let stats = ctx.session.stats();
+    // The totals are the actions' own counts, so they add up to the lines above them, also
+    // when a placement was tried again (in a fresh session, whose counters are not the run's).
+    let total = |f: fn(&BlobCounts) -> u64| results.iter().map(|r| f(&r.blobs)).sum::<u64>();
+    let (blobs_uploaded, blobs_mounted, blobs_skipped) = (
+        total(|b| b.uploaded),
+        total(|b| b.mounted),
+        total(|b| b.present),
+    );
+    let bytes_uploaded = ctx.session.stats().bytes_uploaded;
     RunReport {
         results,
-        blobs_uploaded: stats.blobs_uploaded,
-        blobs_mounted: stats.blobs_mounted,
-        blobs_skipped: stats.blobs_skipped,
-        bytes_uploaded: stats.bytes_uploaded,
+        blobs_uploaded,
+        blobs_mounted,
+        blobs_skipped,
+        bytes_uploaded,
         seconds: started.elapsed().as_secs_f64(),
     }
 }
@@ -289,6 +348,8 @@ async fn retry_placement(
         session: Arc::new(TransferSession::new(16)),
         ..*ctx
     };
+    // The second attempt finds what the first placed: its blobs are counted once, by it.
+    tally.reset_blobs();
     match ActionTally::scope(tally.clone(), execute(a, &fresh)).await {
         Ok(d) => Ok(d),
         // The first error says what went wrong; the second usually repeats it.

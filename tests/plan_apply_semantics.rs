@@ -388,3 +388,56 @@ async fn requests_are_named_in_registry_terms() {
         "every request is counted under its endpoint: {dest:?}"
     );
 }
+
+/// A placement whose blobs were all at the destination says so on its own line, and the
+/// summary adds up to the lines: the tag is overwritten by hand with the unstamped upstream
+/// manifest (same blobs), so houba replaces it and moves no blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_whose_blobs_were_present_says_so() {
+    let (upstream, destination) = (ferro().await, ferro().await);
+    push_upstream(upstream.client().as_ref(), "busybox", "1.37.0", 1).await;
+    let ws = Workspace::new(upstream.host(), &[("dest", destination.host())]);
+    let policy = Policy::new("busybox", "busybox", r"^1\.37\.0$", "dest");
+    ws.policy("busybox", &policy.yaml());
+    let first = ws.apply(&[]).await;
+    assert_eq!(
+        first["results"][0]["blobs"],
+        serde_json::json!({"uploaded": 3, "mounted": 0, "present": 0}),
+        "config and two layers uploaded: {first:#}"
+    );
+    let (_, raw) = upstream
+        .client()
+        .get_manifest("library/busybox", "1.37.0")
+        .await
+        .unwrap()
+        .unwrap();
+    destination
+        .client()
+        .put_manifest(
+            "mirror/busybox",
+            "1.37.0",
+            support::images::OCI_MANIFEST,
+            raw,
+        )
+        .await
+        .unwrap();
+    let address = policy.address(destination.host(), "1.37.0");
+    let text = ws
+        .run(&["apply", "--auto"])
+        .await
+        .expect_code(0)
+        .stdout
+        .clone();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{address}: replace done")))
+        .unwrap_or_else(|| panic!("no replace line:\n{text}"));
+    assert!(
+        line.ends_with("; every blob already present (3), none moved"),
+        "{line}"
+    );
+    assert!(
+        text.contains("0 blobs uploaded, 0 mounted, 3 already present"),
+        "the summary adds up to the lines: {text}"
+    );
+}

@@ -114,6 +114,7 @@ pub fn record_apply(summary: &mut RunSummary, report: &RunReport) {
             error: r.error.clone(),
             bytes: r.bytes,
             requests: r.requests,
+            blobs: (!r.blobs.is_empty()).then_some(r.blobs),
             seconds: r.seconds,
         })
         .collect();

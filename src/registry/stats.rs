@@ -257,11 +257,31 @@ struct TrafficCounter {
     retry_wait_ms: AtomicU64,
 }
 
-/// Requests and bytes of the action running in the current task (see [`ActionTally::scope`]).
+/// Requests, bytes and blobs of the action running in the current task (see
+/// [`ActionTally::scope`]).
 #[derive(Debug, Default)]
 pub struct ActionTally {
+    /// Registry requests made.
     pub requests: AtomicU64,
+    /// Bytes sent in request bodies.
     pub written_bytes: AtomicU64,
+    /// Blobs streamed to a destination.
+    pub blobs_uploaded: AtomicU64,
+    /// Blobs placed by cross-repository mount.
+    pub blobs_mounted: AtomicU64,
+    /// Blobs the destination already had.
+    pub blobs_present: AtomicU64,
+}
+
+/// How one blob an action needed came to be at its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPlaced {
+    /// Streamed from the source.
+    Uploaded,
+    /// Mounted from another repository of the same registry.
+    Mounted,
+    /// Already there.
+    Present,
 }
 
 tokio::task_local! {
@@ -281,6 +301,39 @@ impl ActionTally {
 
     fn with(f: impl FnOnce(&ActionTally)) {
         let _ = ACTION.try_with(|t| f(t));
+    }
+
+    /// Counts, in the current task's action, one blob it needed.
+    pub fn blob(placed: BlobPlaced) {
+        ActionTally::with(|t| {
+            let counter = match placed {
+                BlobPlaced::Uploaded => &t.blobs_uploaded,
+                BlobPlaced::Mounted => &t.blobs_mounted,
+                BlobPlaced::Present => &t.blobs_present,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+
+    /// `(uploaded, mounted, present)` blobs so far.
+    pub fn blobs(&self) -> (u64, u64, u64) {
+        (
+            self.blobs_uploaded.load(Ordering::Relaxed),
+            self.blobs_mounted.load(Ordering::Relaxed),
+            self.blobs_present.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Forgets the blobs counted so far (a placement tried again from scratch counts the
+    /// blobs of its last attempt: each blob it needed, once).
+    pub fn reset_blobs(&self) {
+        for c in [
+            &self.blobs_uploaded,
+            &self.blobs_mounted,
+            &self.blobs_present,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
     }
 }
 

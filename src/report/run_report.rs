@@ -85,6 +85,10 @@ pub struct ActionRecord {
     pub bytes: u64,
     /// Registry requests made by this action.
     pub requests: u64,
+    /// The blobs this placement needed, by how each got there (`uploaded`, `mounted`,
+    /// `present`); absent when it needed none (aliases, restamps, prunes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<crate::apply::BlobCounts>,
     pub seconds: f64,
 }
 

@@ -400,6 +400,7 @@ mod tests {
             error: Some("boom".into()),
             bytes: 0,
             requests: 1,
+            blobs: None,
             seconds: 0.1,
         });
         failed.registries.insert(
