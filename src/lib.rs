@@ -4,21 +4,31 @@
 //! desired graph → plan → apply. Only `config` reads the environment; only `registry`,
 //! `build` and `rebuild` talk to the outside world.
 
+#![warn(missing_docs)]
+
 pub mod address;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod apply;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod build;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod cli;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod config;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod graph;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod inventory;
 pub mod live;
 pub mod observe;
 pub mod oci;
 pub mod pipeline;
 pub mod plan;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod policy;
 pub mod rebuild;
 pub mod registry;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod report;
 pub mod select;
 pub mod stamp;

@@ -22,8 +22,10 @@ use crate::stamp;
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read {what}")]
 pub struct ObserveError {
+    /// What was being read (`the tags of docker.io/library/busybox`).
     pub what: String,
     #[source]
+    /// The registry's error.
     pub source: Box<RegistryError>,
 }
 
@@ -44,6 +46,7 @@ pub struct ManifestCache {
 }
 
 impl ManifestCache {
+    /// A cache under `dir`; `None` caches nothing (every manifest is read from its registry).
     pub fn new(dir: Option<PathBuf>) -> Self {
         ManifestCache { dir }
     }
@@ -56,6 +59,7 @@ impl ManifestCache {
         Some(self.dir.as_ref()?.join("manifests").join(hex))
     }
 
+    /// The bytes cached under `digest`, verified against it (a damaged entry reads as absent).
     pub fn get(&self, digest: &str) -> Option<Bytes> {
         let bytes = std::fs::read(self.path(digest)?).ok()?;
         (stamp::sha256_digest(&bytes) == digest).then(|| Bytes::from(bytes))

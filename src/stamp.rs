@@ -11,12 +11,19 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+/// OCI annotation: `<registry>/<repository>` of the upstream.
 pub const OCI_SOURCE: &str = "org.opencontainers.image.source";
+/// OCI annotation: `<registry>/<repository>:<tag>` of the base image.
 pub const OCI_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// OCI annotation: digest of the base image.
 pub const OCI_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// OCI annotation: the image's title.
 pub const OCI_TITLE: &str = "org.opencontainers.image.title";
+/// OCI annotation: who distributes the image.
 pub const OCI_VENDOR: &str = "org.opencontainers.image.vendor";
+/// OCI annotation: the source revision (propagated from the upstream).
 pub const OCI_REVISION: &str = "org.opencontainers.image.revision";
+/// OCI annotation: when the image was created (propagated from the upstream; houba writes no clock value).
 pub const OCI_CREATED: &str = "org.opencontainers.image.created";
 
 pub use crate::oci::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
@@ -30,14 +37,23 @@ pub struct Stamp {
     pub base_name: String,
     /// Upstream digest (the index digest when multi-platform).
     pub base_digest: String,
+    /// `org.opencontainers.image.title`: the destination repository's name.
     pub title: String,
+    /// `org.opencontainers.image.vendor`, when the import names one.
     pub vendor: Option<String>,
+    /// The upstream's `org.opencontainers.image.revision`, propagated.
     pub revision: Option<String>,
+    /// The upstream's `org.opencontainers.image.created`, propagated.
     pub created: Option<String>,
+    /// The policy that placed the image.
     pub policy: String,
+    /// Its import.
     pub import: String,
+    /// Its variant.
     pub variant: String,
+    /// The owners (Backstage entity refs).
     pub owners: Vec<String>,
+    /// `image`, `helm-chart`, … (the policy's `artifactType`).
     pub artifact_type: String,
     /// Rebuilds only: transform step names.
     pub transform_steps: Vec<String>,
@@ -211,8 +227,10 @@ pub enum StampError {
     #[error("manifest is not valid JSON: {0}")]
     Json(serde_json::Error),
     #[error("manifest is not a JSON object")]
+    /// The manifest is JSON but not an object.
     NotAnObject,
     #[error("unsupported manifest media type {0:?}")]
+    /// houba does not stamp this kind of manifest.
     UnsupportedMediaType(String),
 }
 
@@ -265,8 +283,11 @@ fn is_stamp_key(key: &str, prefix: &str) -> bool {
 /// A stamped manifest, ready to be placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StampedManifest {
+    /// The manifest's media type.
     pub media_type: String,
+    /// The stamped manifest bytes (canonical JSON).
     pub bytes: Vec<u8>,
+    /// `sha256:` of `bytes`.
     pub digest: String,
 }
 

@@ -115,6 +115,7 @@ impl Call {
 }
 
 impl HttpRegistry {
+    /// A client for the roster entry `entry`: TLS, CA certificate and credentials resolved (nothing is sent yet).
     pub fn new(entry: &RegistryEntry, options: &ConnectOptions) -> Result<Self> {
         let RegistryEndpoint::Http {
             host,

@@ -35,6 +35,7 @@ pub struct LayoutRegistry {
 }
 
 impl LayoutRegistry {
+    /// The OCI image layout directory `root` (created on first write).
     pub fn new(root: PathBuf) -> Self {
         LayoutRegistry {
             name: root.display().to_string(),

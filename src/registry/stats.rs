@@ -114,7 +114,9 @@ impl Endpoint {
 /// A registry's announced request budget: `ratelimit-limit` / `ratelimit-remaining`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RateLimit {
+    /// The requests allowed per window (`ratelimit-limit`).
     pub limit: u64,
+    /// The requests left in the window (`ratelimit-remaining`).
     pub remaining: u64,
 }
 
@@ -225,7 +227,9 @@ pub const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
 pub struct TrafficStats {
     /// `[method][class]` answers, indexed like [`Method::ALL`] and [`STATUS_CLASSES`].
     pub answers: [[u64; 4]; 6],
+    /// Bytes received in answer bodies.
     pub read_bytes: u64,
+    /// Bytes sent in request bodies.
     pub written_bytes: u64,
     /// 429 Too Many Requests answers.
     pub throttled: u64,
@@ -340,15 +344,22 @@ impl ActionTally {
 /// The operations a counter distinguishes (HTTP methods, or their layout equivalents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// `HEAD`.
     Head,
+    /// `GET`.
     Get,
+    /// `PUT`.
     Put,
+    /// `POST`.
     Post,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
 }
 
 impl Method {
+    /// Every method, in the order of the counters' arrays.
     pub const ALL: [Method; 6] = [
         Method::Head,
         Method::Get,
@@ -358,6 +369,7 @@ impl Method {
         Method::Delete,
     ];
 
+    /// The HTTP method's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Head => "HEAD",
@@ -387,10 +399,12 @@ impl RequestCounter {
         }
     }
 
+    /// Bytes received in an answer body.
     pub fn record_read(&self, bytes: u64) {
         self.traffic.read_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Bytes sent in a request body (also counted in the current action's tally).
     pub fn record_written(&self, bytes: u64) {
         self.traffic
             .written_bytes
@@ -400,12 +414,14 @@ impl RequestCounter {
         });
     }
 
+    /// Time waited because the registry asked (`Retry-After`, 429, 5xx).
     pub fn record_retry_wait(&self, wait: Duration) {
         self.traffic
             .retry_wait_ms
             .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// What the registry answered so far.
     pub fn traffic(&self) -> TrafficStats {
         let t = &self.traffic;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -442,12 +458,14 @@ impl RequestCounter {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The budget the registry last announced.
     pub fn record_rate_limit(&self, rate_limit: RateLimit) {
         if let Ok(mut last) = self.rate_limit.lock() {
             *last = Some(rate_limit);
         }
     }
 
+    /// The requests made so far.
     pub fn snapshot(&self) -> RequestStats {
         RequestStats {
             head: self.head.load(Ordering::Relaxed),
