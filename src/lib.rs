@@ -9,13 +9,10 @@
 pub mod address;
 #[allow(missing_docs)] // not yet documented item by item
 pub mod apply;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod build;
 #[allow(missing_docs)] // not yet documented item by item
 pub mod cli;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod config;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod graph;
 #[allow(missing_docs)] // not yet documented item by item
 pub mod inventory;

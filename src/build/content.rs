@@ -15,7 +15,9 @@ use crate::policy::resolved::TransformStep;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
+    /// Not in the base image.
     Added,
+    /// In the base image, with other content or metadata.
     Changed,
     /// No step removes files today; kept so the format can say so when one does.
     Removed,
@@ -27,21 +29,30 @@ pub enum ChangeKind {
 pub enum ChangeDetail {
     /// A text file: its unified diff (`--- a/path`, `+++ b/path`, hunks).
     Text {
+        /// The unified diff.
         diff: String,
     },
     /// A file that is not UTF-8 text: sizes only.
     Binary {
+        /// Size in the base image, if it was there.
         before: Option<usize>,
+        /// Size after the steps.
         after: usize,
     },
+    /// A symbolic link: its targets.
     Symlink {
+        /// The target in the base image, if it was a link.
         before: Option<String>,
+        /// The target after the steps.
         after: String,
     },
+    /// A directory.
     Directory,
     /// Same content; mode or owner changed.
     Metadata {
+        /// Mode and owner in the base image (`0644 0:0`).
         before: String,
+        /// Mode and owner after the steps.
         after: String,
     },
     /// A device or fifo.
@@ -51,16 +62,22 @@ pub enum ChangeDetail {
 /// One path the steps add, change or remove (absolute, as in the image).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileChange {
+    /// The path.
     pub path: String,
+    /// Added, changed or removed.
     pub kind: ChangeKind,
+    /// What changed.
     pub detail: ChangeDetail,
 }
 
 /// One environment variable the steps set in the image config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvChange {
+    /// The variable's name.
     pub key: String,
+    /// Its value in the base image, if set.
     pub before: Option<String>,
+    /// Its value after the steps.
     pub after: String,
 }
 

@@ -28,7 +28,9 @@ const CA_STAGING: &str = "/tmp/houba-ca";
 /// A rendered build context: the Dockerfile and the files it copies (relative path, bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildContext {
+    /// The Dockerfile.
     pub dockerfile: String,
+    /// Files the Dockerfile copies (CA certificates): relative path and bytes.
     pub files: Vec<(String, Vec<u8>)>,
 }
 
@@ -164,7 +166,9 @@ fn ca_script(names: &[String]) -> String {
 pub struct DockerfileBuild<'a> {
     /// For messages.
     pub image: &'a str,
+    /// The rendered context.
     pub context: &'a BuildContext,
+    /// The builder to run.
     pub builder: &'a Builder,
     /// Verify TLS when pulling the base.
     pub base_tls_verify: bool,
