@@ -25,7 +25,6 @@ pub mod plan;
 pub mod policy;
 pub mod rebuild;
 pub mod registry;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod report;
 pub mod select;
 pub mod stamp;
