@@ -16,6 +16,9 @@ use tokio::sync::Semaphore;
 
 use super::auth::{self, Authenticator, Challenge, Scheme};
 use super::stats::{self, RequestCounter};
+use super::wire::retry_after;
+pub(crate) use super::wire::{next_link, request_path, snippet};
+pub use super::wire::{next_link_of, parse_listing};
 use super::{ByteStream, ConnectOptions, RegistryError, Result};
 use crate::config::{RegistryEndpoint, RegistryEntry};
 
@@ -485,17 +488,6 @@ impl HttpRegistry {
     }
 }
 
-/// The path of a request URL, as the registry's access log shows it: no scheme, host or query
-/// (`/v2/library/busybox/tags/list`). Requests are named this way in errors: in registry
-/// terms, not houba's.
-pub(crate) fn request_path(url: &str) -> &str {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = after_scheme
-        .find('/')
-        .map_or("/", |start| &after_scheme[start..]);
-    path.split(['?', '#']).next().unwrap_or(path)
-}
-
 fn counter_method(method: &Method) -> stats::Method {
     match *method {
         Method::HEAD => stats::Method::Head,
@@ -507,78 +499,9 @@ fn counter_method(method: &Method) -> stats::Method {
     }
 }
 
-/// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past
-/// means "now". Anything else is ignored and the back-off schedule applies.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    retry_after_at(headers, std::time::SystemTime::now())
-}
-
-fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// The start of a server answer, for an error message.
-pub(crate) fn snippet(body: &str) -> String {
-    let trimmed = body.trim();
-    match trimmed.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
-        None => trimmed.to_owned(),
-    }
-}
-
-/// One page of a tag list (`{"tags": [...]}`) or catalog (`{"repositories": [...]}`); a
-/// `null` list is an empty page.
-pub fn parse_listing(body: &[u8]) -> std::result::Result<Vec<String>, String> {
-    #[derive(serde::Deserialize)]
-    struct Page {
-        tags: Option<Vec<String>>,
-        repositories: Option<Vec<String>>,
-    }
-    let page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    Ok(page.tags.or(page.repositories).unwrap_or_default())
-}
-
-/// The `rel="next"` target of a `Link` header.
-pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
-    next_link_of(headers.get(header::LINK)?.to_str().ok()?)
-}
-
-/// The `rel="next"` target of a `Link` header's value.
-pub fn next_link_of(value: &str) -> Option<String> {
-    value.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        params.contains("rel=\"next\"").then(|| {
-            target
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_owned()
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn link_header_next_target() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::LINK,
-            HeaderValue::from_static("</v2/a/tags/list?last=b&n=2>; rel=\"next\""),
-        );
-        assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("/v2/a/tags/list?last=b&n=2")
-        );
-        assert_eq!(next_link(&HeaderMap::new()), None);
-    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
@@ -591,30 +514,5 @@ mod tests {
         assert!(policy.backoff(0) <= Duration::from_millis(150));
         assert!(policy.backoff(3) >= Duration::from_millis(800));
         assert_eq!(policy.backoff(10), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn retry_after_seconds() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
-    }
-
-    #[test]
-    fn retry_after_http_date() {
-        let now = httpdate::parse_http_date("Tue, 01 Dec 2026 10:00:00 GMT").unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Tue, 01 Dec 2026 10:00:07 GMT"),
-        );
-        assert_eq!(retry_after_at(&headers, now), Some(Duration::from_secs(7)));
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Tue, 01 Dec 2026 09:59:00 GMT"),
-        );
-        assert_eq!(retry_after_at(&headers, now), Some(Duration::ZERO));
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after_at(&headers, now), None);
     }
 }

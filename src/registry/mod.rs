@@ -23,6 +23,7 @@ pub mod referrers;
 pub mod stats;
 pub mod transfer;
 pub mod untag;
+pub mod wire;
 
 pub use connect::{ConnectOptions, connect};
 pub use pool::Registries;
