@@ -14,7 +14,6 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod graph;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod inventory;
 pub mod live;
 pub mod observe;
