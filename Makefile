@@ -31,8 +31,24 @@ DEMO_ROSTER   := {"local":{"host":"registry.houba.svc.cluster.local:5000","tls_v
 GIT_PORT      ?= 19418
 OFFLINE_BASE  := houba-offline-base:bookworm
 RUN_ID        := $(shell date +%s)
+# `make blast-radius`: empty runs the query of the houba-settings ConfigMap (BLAST_RADIUS_QUERY,
+# BLAST_RADIUS_FORMAT); otherwise these arguments replace both for that one run.
+BLAST_ARGS    ?=
+# `make scan`: the image references to scan, the scanner, and the severity from which
+# `houba attach` exits 3 (empty: never).
+SCAN_IMAGES   ?=
+GRYPE         ?= grype
+FAIL_ON       ?=
+# The houba the workstation targets (scan, blast-radius-local) run: this checkout's.
+HOUBA         ?= cargo run --quiet --release --locked --bin houba --
 
 build_arg = $(if $(strip $(2)),--build-arg $(1)=$(strip $(2)))
+comma := ,
+space := $(subst ,, )
+# The JSON patch that gives one blast-radius Job the arguments of BLAST_ARGS. $(POLICY_PATH)
+# is left for the kubelet to expand, as in the CronJob.
+BLAST_ARGV  = blast-radius --policies=/git/current/$$(POLICY_PATH) $(BLAST_ARGS)
+BLAST_PATCH = [{"op":"replace","path":"/spec/template/spec/containers/0/args","value":[$(subst $(space),$(comma),$(strip $(foreach a,$(BLAST_ARGV),"$(a)")))]}]
 BUILD_ARGS = $(call build_arg,RUST_IMAGE,$(RUST_IMAGE)) \
              $(call build_arg,RUNTIME_IMAGE,$(RUNTIME_IMAGE)) \
              $(call build_arg,BUILDKIT_IMAGE,$(BUILDKIT_IMAGE)) \
@@ -40,12 +56,13 @@ BUILD_ARGS = $(call build_arg,RUST_IMAGE,$(RUST_IMAGE)) \
              --build-arg REVISION=$(REVISION) --build-arg SOURCE=$(SOURCE)
 
 .DEFAULT_GOAL := help
-.PHONY: help image image-offline render demo demo-run local local-run blast-radius scan \
+.PHONY: help image image-offline render demo demo-run local local-run blast-radius \
+        blast-radius-local scan \
         registry-ui argocd-ui logs down openbao-seed kind-up kind-load argocd registry \
         repo-push root report
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "%-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "%-19s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # --- image -------------------------------------------------------------------------------
 
@@ -155,12 +172,42 @@ local-run: ## Fire one houba-apply Job from the CronJob, wait for it, print its 
 	  || { $(KUBECTL) -n $(NS) logs job/houba-apply-$(RUN_ID) --all-containers; exit 1; }
 	$(KUBECTL) -n $(NS) logs job/houba-apply-$(RUN_ID) -c houba
 
-blast-radius: ## Which placed images derive from a base: `houba blast-radius $(BLAST_ARGS)` with the local binary and roster (e.g. BLAST_ARGS="--base-name docker.io/library/debian")
-	cargo run --quiet --release --locked --bin houba -- blast-radius $(BLAST_ARGS)
+blast-radius: ## Run `houba blast-radius` in the cluster (a Job from the suspended CronJob houba-blast-radius) and print its report; BLAST_ARGS="--cve CVE-2024-3094" replaces the ConfigMap's query for this run
+	@job=houba-blast-radius-$(RUN_ID); \
+	if [ -z "$(strip $(BLAST_ARGS))" ]; then \
+	  $(KUBECTL) -n $(NS) create job $$job --from=cronjob/houba-blast-radius; \
+	else \
+	  $(KUBECTL) -n $(NS) create job $$job --from=cronjob/houba-blast-radius --dry-run=client -o json \
+	    | $(KUBECTL) patch --local -f - --type=json -p '$(BLAST_PATCH)' -o json \
+	    | $(KUBECTL) -n $(NS) create -f -; \
+	fi || exit 1; \
+	until s=$$($(KUBECTL) -n $(NS) get job $$job \
+	    -o jsonpath='{.status.conditions[?(@.status=="True")].type}') \
+	  && case " $$s " in *" Complete "*|*" Failed "*) true;; *) false;; esac; do sleep 3; done; \
+	case " $$s " in \
+	  *" Complete "*) $(KUBECTL) -n $(NS) logs job/$$job -c houba;; \
+	  *) $(KUBECTL) -n $(NS) logs job/$$job --all-containers --prefix; \
+	     echo "$$job failed (kubectl -n $(NS) describe job/$$job)" >&2; exit 1;; \
+	esac
 
-scan: ## Attach scan reports to the placed images (refused: needs `houba attach`, not in this houba)
-	@echo "houba $(VERSION) has no attach command, so there is nothing to scan with yet;" \
-	  "see docs/deploy.md." >&2; exit 1
+blast-radius-local: ## `houba blast-radius $(BLAST_ARGS)` with this checkout's binary, houba.toml and HOUBA_REGISTRIES, no cluster (e.g. BLAST_ARGS="--base-name docker.io/library/debian")
+	$(HOUBA) blast-radius $(BLAST_ARGS)
+
+# pipefail: a scanner that fails must fail the run, not hand houba an empty report.
+scan: SHELL := /bin/bash
+scan: .SHELLFLAGS := -o pipefail -c
+scan: ## Needs grype on PATH: scan each of SCAN_IMAGES with grype and attach its SARIF with `houba attach REF --report -` (this checkout's binary; roster from houba.toml / HOUBA_REGISTRIES); FAIL_ON=high fails on findings at/above high
+	@[ -n "$(strip $(SCAN_IMAGES))" ] || { echo "set SCAN_IMAGES to the image references to scan," \
+	  "e.g. make scan SCAN_IMAGES=registry.example.com/mirror/debian:12 (see docs/deploy.md)" >&2; exit 1; }
+	@status=0; for ref in $(SCAN_IMAGES); do \
+	  echo "== $$ref" >&2; \
+	  $(GRYPE) "registry:$$ref" -o sarif \
+	    | $(HOUBA) attach "$$ref" --report - $(if $(strip $(FAIL_ON)),--fail-on $(strip $(FAIL_ON))); \
+	  rc=$$?; \
+	  if [ $$rc -eq 3 ]; then echo "$$ref: findings at or above $(FAIL_ON) (report attached)" >&2; \
+	    [ $$status -ne 0 ] || status=3; \
+	  elif [ $$rc -ne 0 ]; then echo "$$ref: not attached (exit $$rc)" >&2; status=1; fi; \
+	done; exit $$status
 
 registry-ui: ## Open Zot's UI on http://127.0.0.1:5000 (port-forward; Ctrl-C to stop)
 	$(KUBECTL) -n $(NS) port-forward svc/registry 5000:5000

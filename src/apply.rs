@@ -174,6 +174,10 @@ pub enum ApplyError {
     /// A manifest could not be read or stamped.
     #[error(transparent)]
     Stamp(#[from] crate::stamp::StampError),
+    /// The image is in place but its evidence (SBOM, signature, upstream referrers) could not
+    /// be attached.
+    #[error(transparent)]
+    Evidence(#[from] crate::evidence::runtime::AttachError),
     /// houba refused to go on (the message names the tag and says what to do).
     #[error("{0}")]
     Refused(String),
@@ -197,6 +201,7 @@ impl ApplyError {
         match self {
             ApplyError::Registry(e) => e.is_transient(),
             ApplyError::Rebuild { error, .. } => error.is_transient(),
+            ApplyError::Evidence(e) => e.is_transient(),
             ApplyError::Stamp(_) | ApplyError::Refused(_) => false,
         }
     }
@@ -216,6 +221,8 @@ pub struct ApplyContext<'a> {
     pub rosters: &'a crate::build::TransformRosters,
     pub concurrency: usize,
     pub progress: &'a dyn Progress,
+    /// SBOMs, signatures and upstream referrers attached after each placement.
+    pub evidence: &'a crate::evidence::runtime::EvidenceRuntime,
 }
 
 /// Execute every action of the plan in dependency order.
@@ -364,14 +371,27 @@ async fn execute(a: &Action, ctx: &ApplyContext<'_>) -> Result<Option<String>, A
         .destination(&a.header.destination.registry)
         .map_err(ApplyError::from)?;
     match &a.operation {
-        Operation::Place(place) | Operation::Replace { place, .. } => match &place.content {
-            Content::Copy => place_copy(a, place, ctx, dst.as_ref()).await.map(Some),
-            Content::Build(build) => place_build(a, place, build, ctx, dst.as_ref())
-                .await
-                .map(Some),
-        },
+        Operation::Place(place) | Operation::Replace { place, .. } => {
+            let digest = match &place.content {
+                Content::Copy => place_copy(a, place, ctx, dst.as_ref()).await?,
+                Content::Build(build) => place_build(a, place, build, ctx, dst.as_ref()).await?,
+            };
+            complete_evidence(a, Some(place), &digest, ctx, dst.as_ref()).await?;
+            Ok(Some(digest))
+        }
         Operation::Restamp { annotations, .. } => {
-            restamp(a, annotations, ctx, dst.as_ref()).await.map(Some)
+            let digest = restamp(a, annotations, ctx, dst.as_ref()).await?;
+            complete_evidence(a, None, &digest, ctx, dst.as_ref()).await?;
+            Ok(Some(digest))
+        }
+        Operation::Attach => {
+            let digest = a
+                .header
+                .before
+                .clone()
+                .ok_or("attach without a live digest")?;
+            complete_evidence(a, None, &digest, ctx, dst.as_ref()).await?;
+            Ok(Some(digest))
         }
         Operation::Alias {
             target_tag,
@@ -587,6 +607,83 @@ async fn restamp(
     .map_err(ApplyError::from)?;
     ctx.cache.put(&out.digest, &out.bytes);
     Ok(out.digest)
+}
+
+/// After the tag write: the upstream's evidence travels (placements) and the placed digest
+/// gets what it lacks. Nothing to do when the plan lists no evidence for the action.
+async fn complete_evidence(
+    a: &Action,
+    place: Option<&Place>,
+    digest: &str,
+    ctx: &ApplyContext<'_>,
+    dst: &dyn Registry,
+) -> Result<(), ApplyError> {
+    use crate::evidence::runtime::{PlacedAt, UpstreamSource};
+    let evidence = &a.header.evidence;
+    if evidence.is_empty() {
+        return Ok(());
+    }
+    let destination = &a.header.destination;
+    let bytes = live_manifest(a, ctx, dst, digest).await?;
+    let placed = PlacedAt {
+        registry: dst,
+        registry_key: &destination.registry,
+        display: &destination.display,
+        repository: &destination.repository,
+        descriptor: crate::registry::Descriptor {
+            media_type: stamp::manifest_media_type(&bytes, ""),
+            digest: digest.to_owned(),
+            size: bytes.len() as u64,
+        },
+        bytes,
+    };
+    let upstream = match place {
+        Some(place) if evidence.upstream > 0 => {
+            let (src, bytes, media_type) = source_manifest(place, ctx).await?;
+            Some((src, bytes, media_type))
+        }
+        _ => None,
+    };
+    let upstream = upstream
+        .as_ref()
+        .zip(place)
+        .map(|((src, bytes, media_type), place)| UpstreamSource {
+            registry: src.as_ref(),
+            repository: &place.source.location.repository,
+            descriptor: crate::registry::Descriptor {
+                media_type: media_type.clone(),
+                digest: place.source.digest.clone(),
+                size: bytes.len() as u64,
+            },
+            bytes: bytes.clone(),
+        });
+    let first = ctx
+        .evidence
+        .complete(&ctx.session, &placed, upstream.as_ref())
+        .await;
+    match first {
+        // Two applies attaching to one digest at once (no shared lock) race on the fallback
+        // index, and distribution answers such races with `MANIFEST_BLOB_UNKNOWN` or
+        // `DIGEST_INVALID`. Evidence is deterministic and every write is content-addressed, so
+        // one more attempt, which reads the index again, converges.
+        Err(e)
+            if matches!(
+                e.error,
+                crate::evidence::collect::EvidenceError::Registry(_)
+            ) =>
+        {
+            tracing::info!(at = %e.at, error = %e.error, "attaching evidence failed; trying once more");
+            tokio::time::sleep(std::time::Duration::from_millis(
+                300 + rand::random_range(0..400),
+            ))
+            .await;
+            ctx.evidence
+                .complete(&ctx.session, &placed, upstream.as_ref())
+                .await
+                .map_err(ApplyError::from)
+        }
+        other => other.map_err(ApplyError::from),
+    }
 }
 
 /// Point a moving tag at its target placement's manifest.

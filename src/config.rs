@@ -3,6 +3,7 @@
 //! This is the only module that reads the process environment. Everything downstream receives
 //! a `Settings` value.
 
+mod evidence;
 pub mod operations;
 mod parse;
 mod roster;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use evidence::{SbomGenerator, SbomSettings, SecretPem, SigningSettings};
 use parse::{Ctx, DEFAULT_CONCURRENCY, Layer, Problems};
 pub use tree::ConfigError;
 use tree::{Node, Origin, Value};
@@ -177,6 +179,10 @@ pub struct Settings {
     /// `[metrics]` and `[[notify]]`: what a run reports, and to whom.
     #[serde(default)]
     pub operations: operations::Operations,
+    /// `[sbom]`: formats and generator of the SBOMs attached to placed images.
+    pub sbom: SbomSettings,
+    /// `[signing]`: off (`None`) unless a key is configured.
+    pub signing: Option<SigningSettings>,
 }
 
 /// The image builders found in the environment, for images whose steps run commands.
@@ -260,6 +266,8 @@ impl Default for Settings {
             max_prune_fraction: DEFAULT_MAX_PRUNE_FRACTION,
             builders: Builders::default(),
             operations: operations::Operations::default(),
+            sbom: SbomSettings::default(),
+            signing: None,
         }
     }
 }
@@ -444,6 +452,8 @@ fn settings_from_sources(
     settings.registries.extend(env_layer.registries);
     settings.ca_certs = file_layer.ca_certs;
     settings.package_mirrors = file_layer.package_mirrors;
+    settings.sbom = file_layer.evidence.sbom.take().unwrap_or_default();
+    let signing_source = file_layer.evidence.signing.take();
     let (file_layer, env_layer) = (
         (
             file_layer.log_format,
@@ -483,6 +493,8 @@ fn settings_from_sources(
         metrics: operations::metrics_from_env(file_operations.metrics, env)?,
         notify: file_operations.notify,
     };
+    settings.signing = evidence::resolve_signing(signing_source, env, &settings.policies)?;
+    settings.sbom.syft = find_on_path(env.get("PATH").map(String::as_str).unwrap_or(""), "syft");
     check_single_mirror(&settings)?;
     Ok(settings)
 }

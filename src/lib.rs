@@ -13,6 +13,8 @@ pub mod build;
 #[allow(missing_docs)] // not yet documented item by item
 pub mod cli;
 pub mod config;
+#[allow(missing_docs)] // not yet documented item by item
+pub mod evidence;
 pub mod graph;
 pub mod inventory;
 pub mod live;

@@ -47,4 +47,20 @@ pub struct LiveState {
     /// (registry, repository) → tag → live content. A managed repository with no entry was not
     /// observed (an error); an empty map means it holds no tags.
     pub destinations: BTreeMap<RepositoryKey, BTreeMap<String, LiveTag>>,
+    /// (registry, repository, digest) → evidence the placed content lacks. Absent: complete
+    /// (or not observed).
+    pub evidence: BTreeMap<TagKey, EvidenceGap>,
+}
+
+/// Evidence a placed digest (or one of its platforms) lacks, as observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvidenceGap {
+    /// SBOM formats missing (`spdx`, `cyclonedx`).
+    pub missing_sbom: Vec<String>,
+    /// The signature is missing.
+    pub missing_signature: bool,
+    /// Of those, what houba had attached before (so it was deleted outside houba: drift).
+    pub vanished_sbom: Vec<String>,
+    /// The signature houba had attached is gone.
+    pub vanished_signature: bool,
 }

@@ -292,7 +292,9 @@ pub async fn observe_destinations(
         .await;
     for l in listed {
         let ((name, repo), tags) = l?;
-        for t in tags {
+        // Evidence tags (referrers fallback indexes, cosign's `.sig`) hold no images: the diff
+        // never looks at them, so they cost no HEAD.
+        for t in tags.into_iter().filter(|t| !crate::oci::is_evidence_tag(t)) {
             tag_refs.push((name.clone(), repo.clone(), t));
         }
         out.insert((name, repo), BTreeMap::new());

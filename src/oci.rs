@@ -69,6 +69,16 @@ pub fn is_referrers_fallback_tag(tag: &str) -> bool {
         .is_some_and(|hex| sha256_hex(&format!("sha256:{hex}")).is_some())
 }
 
+/// Whether a tag holds evidence rather than an image: a referrers fallback index, or cosign's
+/// `sha256-<hex>.sig` / `.att` / `.sbom` (never selected, never pruned, never a bypass).
+pub fn is_evidence_tag(tag: &str) -> bool {
+    let base = tag
+        .rsplit_once('.')
+        .filter(|(_, suffix)| ["sig", "att", "sbom"].contains(suffix))
+        .map_or(tag, |(base, _)| base);
+    is_referrers_fallback_tag(base)
+}
+
 /// Seconds since the epoch of an RFC 3339 timestamp (`2024-05-01T12:00:00.123+02:00`); `None`
 /// when it does not parse or lies before 1970.
 pub fn rfc3339_seconds(text: &str) -> Option<u64> {
@@ -141,6 +151,8 @@ mod tests {
         assert_eq!(sha256_hex(&d).map(str::len), Some(64));
         assert_eq!(sha256_hex("sha256:ABC"), None);
         let tag = referrers_fallback_tag(&d).unwrap();
+        assert!(is_evidence_tag(&tag) && is_evidence_tag(&format!("{tag}.sig")));
+        assert!(!is_evidence_tag("1.0.sig") && !is_evidence_tag(&format!("{tag}.txt")));
         assert!(is_referrers_fallback_tag(&tag));
         assert!(!is_referrers_fallback_tag("sha256-short"));
         assert_eq!(referrers_fallback_tag("md5:abc"), None);

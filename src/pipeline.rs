@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use crate::address::{self, Address};
 use crate::build::TransformRosters;
 use crate::config::Settings;
+use crate::evidence::collect::EvidenceCache;
 use crate::graph::{self, DesiredGraph, PlacementKind as GraphKind, UpstreamTags};
 use crate::live::LiveState;
 use crate::observe::{self, ManifestCache};
@@ -21,6 +22,10 @@ use crate::policy::resolved::{ResolvedPolicy, TransformStep};
 use crate::rebuild;
 use crate::registry::Registries;
 use crate::stamp::{self, Stamp};
+
+mod evidence;
+
+pub use evidence::formats as evidence_formats;
 
 /// Why no plan could be made. Each names what it concerns (an address, a registry and what was
 /// read); the CLI turns them into reports with a code and how to fix it.
@@ -74,6 +79,21 @@ pub enum PlanError {
         /// What is wrong (its text is part of this message, so it is not a `source()`).
         error: Box<crate::build::BuildError>,
     },
+    /// A registry of the roster cannot be connected to.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// The evidence of placed content could not be read.
+    #[error("cannot read the evidence of placed content")]
+    Evidence(#[source] Box<crate::evidence::collect::EvidenceError>),
+    /// The referrers of an upstream image could not be listed.
+    #[error("cannot read the upstream referrers of {location}")]
+    UpstreamReferrers {
+        /// The upstream tag.
+        location: String,
+        /// The registry's error.
+        #[source]
+        error: Box<crate::registry::RegistryError>,
+    },
 }
 
 /// What part of the policies to plan.
@@ -83,6 +103,9 @@ pub struct PlanRequest {
     pub targets: Vec<Address>,
     /// `(index, count)` of the shard to plan.
     pub shard: Option<(u64, u64)>,
+    /// List the referrers of every placed digest, even those the evidence cache knows complete
+    /// (`houba drift --deep`): finds evidence deleted outside houba.
+    pub deep_evidence: bool,
 }
 
 /// Everything a plan is made from, passed explicitly.
@@ -97,6 +120,8 @@ pub struct PlanInputs<'a> {
     pub registries: &'a Registries,
     /// The content-addressed manifest cache.
     pub cache: &'a ManifestCache,
+    /// What evidence houba attached (and saw accepted), per digest.
+    pub evidence_cache: &'a EvidenceCache,
 }
 
 /// The digest a saved plan records of its inputs: the resolved policies (what the files say,
@@ -206,9 +231,20 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> Result
     let mut live = LiveState {
         sources: source_obs,
         destinations,
+        evidence: BTreeMap::new(),
     };
     let unclaimed = find_orphans(inputs, &mut live).await?;
     let (placements, aliases) = desired(&graph, &live, settings)?;
+    live.evidence = evidence::observe_placed(
+        registries,
+        inputs.evidence_cache,
+        &placements,
+        &live,
+        settings,
+        request.deep_evidence,
+    )
+    .await?;
+    let wanted = evidence::wanted_plan(settings);
     settle_ages(registries, cache, &placements, &mut live, settings).await?;
     let deletion_modes = inputs
         .policies
@@ -236,7 +272,9 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> Result
             .map_or(0, |d| d.as_secs()),
         live: &live,
         label_prefix: &settings.label_prefix,
+        evidence: &wanted,
     });
+    evidence::count_upstream(registries, &upstream, &mut out.actions).await?;
     out.notes.extend(graph.warnings().iter().map(|w| Note {
         address: w.address.clone(),
         message: w.message.clone(),

@@ -321,7 +321,8 @@ fn decide<'t>(
     let mut ranked = Vec::new();
     for &tag in present {
         let version = parse_version(tag);
-        let refused = if is_referrers_fallback_tag(tag) {
+        // cosign's `sha256-<hex>.sig/.att/.sbom` are attachments too.
+        let refused = if crate::oci::is_evidence_tag(tag) {
             Some(Verdict::ReferrersFallback)
         } else if alone {
             Some(Verdict::NotNamed)
@@ -354,7 +355,7 @@ fn decide<'t>(
         let Some(&tag) = present.get(name.as_str()) else {
             continue;
         };
-        if is_referrers_fallback_tag(tag) {
+        if crate::oci::is_evidence_tag(tag) {
             continue;
         }
         let verdict = verdicts

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use houba::registry::Descriptor;
 use serde_json::{Value, json};
-use support::houba::{Policy, Workspace, push_upstream, tag_digests};
+use support::houba::{Policy, Workspace, all_tag_digests, push_upstream, tag_digests};
 use support::images::{self, OCI_LAYER_GZIP};
 use support::{Auth, TestRegistry, distribution, ferro};
 
@@ -62,7 +62,11 @@ async fn gc_scenario(dest: TestRegistry, sig_tag: bool) {
     let mut evidence = BTreeMap::new();
     for tag in ["1.37.0", "1.37.1", "1.37.2"] {
         let d = r.head_manifest(REPO, tag).await.unwrap().unwrap();
-        evidence.insert(tag, attach_all(&dest, &d, sig_tag).await);
+        // What the subject carries: houba's own SBOMs (attached by the apply) and ours.
+        let attached = attach_all(&dest, &d, sig_tag).await;
+        let all = referrer_digests(r, REPO, &d.digest).await;
+        assert!(attached.iter().all(|a| all.contains(a)), "{all:?}");
+        evidence.insert(tag, all);
         subjects.insert(tag, d);
     }
     // An image pushed by hand, with evidence, then untagged: not houba's, never touched.
@@ -134,7 +138,7 @@ async fn gc_scenario(dest: TestRegistry, sig_tag: bool) {
     let text = ws.run(&["gc"]).await.expect_code(0).stdout.clone();
     assert!(text.contains("Dry run: nothing was deleted"), "{text}");
 
-    let tags_before = tag_digests(r, REPO).await;
+    let tags_before = all_tag_digests(r, REPO).await;
     let done = ws
         .run(&["gc", "--auto", "--format", "json"])
         .await
@@ -156,7 +160,7 @@ async fn gc_scenario(dest: TestRegistry, sig_tag: bool) {
         referrer_digests(r, REPO, &hand_d.digest).await,
         hand_evidence
     );
-    let tags_after = tag_digests(r, REPO).await;
+    let tags_after = all_tag_digests(r, REPO).await;
     let mut expected_tags = tags_before.clone();
     if sig_tag {
         assert!(expected_tags.remove(&fallback).is_some());

@@ -157,13 +157,14 @@ async fn scenario(dest: TestRegistry, sig_tag: bool) {
     );
     expect_check(&report, "stamp", "pass", "");
 
-    // No SBOM, scan over the threshold.
+    // houba's own SBOMs only (apply attaches them to every placed digest), scan over the
+    // threshold.
     let report = verify(format!("{host}/{repo}:1.37.1"), "cosign.pub")
         .await
         .expect_code(1)
         .json();
     expect_check(&report, "signature", "pass", "verified");
-    expect_check(&report, "sbom", "fail", "no SBOM attached");
+    expect_check(&report, "sbom", "pass", "cyclonedx, spdx");
     expect_check(
         &report,
         "scan",
@@ -181,6 +182,7 @@ async fn scenario(dest: TestRegistry, sig_tag: bool) {
         .json();
     expect_check(&report, "stamp", "fail", "unstamped");
     expect_check(&report, "signature", "fail", "no signature attached");
+    expect_check(&report, "sbom", "fail", "no SBOM attached");
 
     // The stamp's base digest edited by hand (the rest of the manifest untouched).
     let (_, raw) = r.get_manifest(repo, "1.37.0").await.unwrap().unwrap();

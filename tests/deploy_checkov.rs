@@ -154,6 +154,7 @@ fn make_render_and_help_work() {
         "local",
         "local-run",
         "blast-radius",
+        "blast-radius-local",
         "scan",
         "registry-ui",
         "argocd-ui",

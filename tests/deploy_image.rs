@@ -5,8 +5,9 @@
 //! then does what the houba-apply CronJob of deploy/base does: the policy repository is cloned
 //! from a local `git daemon` into the layout git-sync leaves (`/git/current` → a worktree), and
 //! `houba apply --auto`, with the CronJob's own arguments, environment and houba.toml, places
-//! the images into a loopback docker-registry; a second run has nothing to do, and the drift
-//! CronJob's container finds no drift. It runs as uid 65532 with a read-only root filesystem.
+//! the images into a loopback docker-registry; a second run has nothing to do, the drift
+//! CronJob's container finds no drift, and the blast-radius CronJob's container finds every
+//! image apply placed. It runs as uid 65532 with a read-only root filesystem.
 
 mod build_support;
 mod deploy_support;
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use deploy_support::{deploy, documents, find, render, repo, run_ok, tool};
+use deploy_support::{command_of, deploy, documents, find, render, repo, run_ok, tool};
 use serde_json::Value;
 use support::houba::{Policy, push_upstream, tag_digests};
 use support::{Auth, distribution, ferro, free_port};
@@ -229,16 +230,6 @@ fn git(dir: &Path) -> Command {
     c
 }
 
-/// Replaces Kubernetes' `$(VAR)` references in `s`.
-fn expand(s: &str, vars: &[(&str, &str)]) -> String {
-    let mut out = s.to_string();
-    for (k, v) in vars {
-        out = out.replace(&format!("$({k})"), v);
-    }
-    assert!(!out.contains("$("), "unexpanded variable in {s}");
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_registry() {
     let started = Instant::now();
@@ -281,6 +272,16 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
         ["spec"]["containers"][0];
     assert_eq!(drift_container["volumeMounts"], container["volumeMounts"]);
     let (drift_args, mut drift_env) = command_of(drift_container, &vars);
+    // The blast-radius CronJob's container, asked about what apply will place.
+    let blast_container = &find(&base, "CronJob", "houba-blast-radius")["spec"]["jobTemplate"]["spec"]
+        ["template"]["spec"]["containers"][0];
+    assert_eq!(blast_container["volumeMounts"], container["volumeMounts"]);
+    let mut blast_vars = vars.to_vec();
+    blast_vars.extend([
+        ("BLAST_RADIUS_QUERY", "--policy=busybox"),
+        ("BLAST_RADIUS_FORMAT", "json"),
+    ]);
+    let (blast_args, mut blast_env) = command_of(blast_container, &blast_vars);
 
     // Registries: upstream (stands in for docker.io) and the destination, a docker-registry.
     let upstream = ferro().await;
@@ -294,6 +295,7 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
     });
     env.push(("HOUBA_REGISTRIES".into(), roster.to_string()));
     drift_env.push(("HOUBA_REGISTRIES".into(), roster.to_string()));
+    blast_env.push(("HOUBA_REGISTRIES".into(), roster.to_string()));
 
     // The policy repository, served by git daemon, checked out as git-sync v4 leaves it.
     let work = tempfile::tempdir().unwrap();
@@ -548,38 +550,27 @@ async fn the_image_runs_the_cronjob_against_a_git_checkout_and_a_loopback_regist
         "{drift_report:#}"
     );
 
+    // The blast-radius CronJob's container: every digest apply placed, found by its stamp.
+    let blast = docker_run(None, &blast_args, &blast_env);
+    let stderr = String::from_utf8_lossy(&blast.stderr);
+    assert!(
+        blast.status.success(),
+        "blast-radius:\n{}\n{stderr}",
+        String::from_utf8_lossy(&blast.stdout)
+    );
+    lap("blast-radius", &mut timings);
+    let answer: Value = serde_json::from_slice(&blast.stdout).expect("blast-radius JSON");
+    let digests: std::collections::BTreeSet<_> = placed.values().collect();
+    assert_eq!(answer["matched"], digests.len(), "{answer:#}");
+    assert_eq!(answer["query"]["policy"], "busybox", "{answer:#}");
+    assert_eq!(answer["unstamped"], serde_json::json!([]), "{answer:#}");
+
     eprintln!(
         "image {IMAGE}: {:.1} MB (offline base + stripped test binary); {}",
         size as f64 / 1e6,
         timings.join(", ")
     );
     drop(daemon);
-}
-
-/// A CronJob container's arguments and environment, `$(VAR)` references expanded, values from
-/// ConfigMaps or the downward API taken from `vars`.
-fn command_of(container: &Value, vars: &[(&str, &str)]) -> (Vec<String>, Vec<(String, String)>) {
-    let args = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| expand(a.as_str().unwrap(), vars))
-        .collect();
-    let mut env = vec![];
-    for e in container["env"].as_array().unwrap() {
-        let name = e["name"].as_str().unwrap();
-        let value = match e["value"].as_str() {
-            Some(v) => expand(v, vars),
-            None => vars
-                .iter()
-                .find(|(k, _)| *k == name)
-                .unwrap_or_else(|| panic!("no test value for {name}"))
-                .1
-                .to_string(),
-        };
-        env.push((name.to_string(), value));
-    }
-    (args, env)
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -41,6 +41,7 @@ fn every_entry_point_renders_what_it_promises() {
         "base",
         "base+buildkitd",
         "base+buildkitd+keda-buildkitd",
+        "base+monitoring",
         "overlays-local",
         "argocd-root",
         "deploy-argocd-apps",

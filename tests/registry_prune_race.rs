@@ -10,6 +10,13 @@ use support::houba::{Policy, Workspace, assert_complete, push_upstream, skopeo_r
 use support::{Auth, distribution, ferro};
 
 const TAGS: usize = 12;
+
+/// The listed tags that hold images: the referrers fallback tags of their SBOMs are left out.
+async fn image_tags(client: &dyn houba::registry::Registry, repository: &str) -> Vec<String> {
+    let mut tags = client.list_tags(repository).await.unwrap();
+    tags.retain(|t| !houba::oci::is_evidence_tag(t));
+    tags
+}
 const ROUNDS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +36,7 @@ async fn concurrent_prunes_in_one_distribution_repository() {
         ws.policy("busybox", &all.yaml());
         ws.apply_and_converge().await;
         assert_eq!(
-            client.list_tags("mirror/busybox").await.unwrap().len(),
+            image_tags(client.as_ref(), "mirror/busybox").await.len(),
             TAGS,
             "round {round}: every tag placed"
         );
@@ -44,7 +51,7 @@ async fn concurrent_prunes_in_one_distribution_repository() {
             pruned.stderr
         );
         assert_eq!(
-            client.list_tags("mirror/busybox").await.unwrap(),
+            image_tags(client.as_ref(), "mirror/busybox").await,
             ["1.0.0"],
             "round {round}: no pruned tag left listed (dangling)"
         );
@@ -92,13 +99,13 @@ async fn a_dangling_tag_is_repaired() {
             .is_none()
     );
     assert_eq!(
-        client.list_tags("mirror/app").await.unwrap(),
+        image_tags(client.as_ref(), "mirror/app").await,
         ["dangling", "kept"],
         "dangling: listed, no manifest"
     );
 
     client.remove_tag("mirror/app", "dangling").await.unwrap();
-    assert_eq!(client.list_tags("mirror/app").await.unwrap(), ["kept"]);
+    assert_eq!(image_tags(client.as_ref(), "mirror/app").await, ["kept"]);
     assert_eq!(
         client
             .head_manifest("mirror/app", "kept")

@@ -10,13 +10,13 @@
 //! The engine reads blobs through [`BlobSource`] and knows nothing of registries.
 
 pub mod content;
-mod decompress;
+pub(crate) mod decompress;
 pub mod dockerfile;
 mod error;
 mod image;
 mod layer;
 pub mod layout;
-mod rootfs;
+pub(crate) mod rootfs;
 mod transform;
 
 use std::collections::BTreeMap;

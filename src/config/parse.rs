@@ -25,6 +25,7 @@ pub(super) struct Layer {
     pub concurrency: Option<usize>,
     pub max_prune_fraction: Option<f64>,
     pub policies: Option<Vec<PathBuf>>,
+    pub evidence: super::evidence::EvidenceLayer,
 }
 
 /// Validation context: where values come from and what relative paths are relative to.
@@ -195,6 +196,8 @@ impl<'a> Ctx<'a> {
                 "policies",
                 "metrics",
                 "notify",
+                "sbom",
+                "signing",
             ],
         ));
         let mut layer = Layer::default();
@@ -222,6 +225,9 @@ impl<'a> Ctx<'a> {
                 "policies" => layer.policies = p.take(self.policies(&key, node)),
                 // Unknown keys are reported by known_keys above; `metrics` and `notify` are read by
                 // `operations`, which also needs the environment for secrets.
+                "sbom" => layer.evidence.sbom = p.take(self.sbom(&key, node)),
+                "signing" => layer.evidence.signing = p.take(self.signing(&key, node)),
+                // Reported by known_keys above.
                 _ => {}
             }
         }

@@ -228,7 +228,9 @@ impl miette::Diagnostic for ConfigError {
 }
 
 /// Keys whose value is a secret: masked wherever the file's text is shown.
-const SECRET_KEYS: &[&str] = &["password", "token", "hmac_key"];
+/// `key`, `pem` and `private_key`: a signing key written inline under `[signing]` is refused,
+/// and the refusal must not show it.
+const SECRET_KEYS: &[&str] = &["password", "token", "hmac_key", "key", "pem", "private_key"];
 
 /// The file's text with the value of every secret-bearing key (at any depth) replaced by `*`
 /// byte for byte, so that spans and line numbers stay valid and no snippet (of this problem

@@ -6,7 +6,6 @@ use base64::Engine;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
-use serde_json::Value;
 
 /// A public key signatures are checked against.
 #[derive(Debug, Clone)]
@@ -62,25 +61,17 @@ impl CosignPublicKey {
         self.0
             .verify(payload, &signature)
             .map_err(|_| SignatureError::Mismatch)?;
-        let value: Value =
-            serde_json::from_slice(payload).map_err(|e| SignatureError::Payload(e.to_string()))?;
-        let critical = value
-            .get("critical")
-            .ok_or_else(|| SignatureError::Payload("no `critical` section".into()))?;
-        let signed_digest = critical
-            .pointer("/image/docker-manifest-digest")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        // One definition of the payload format: the one houba signs with.
+        let signed = crate::evidence::sign::SimpleSigning::parse(payload)
+            .map_err(|e| SignatureError::Payload(e.to_string()))?;
+        let signed_digest = &signed.critical.image.docker_manifest_digest;
         if signed_digest != digest {
             return Err(SignatureError::WrongSubject {
                 expected: digest.to_string(),
                 found: format!("digest {signed_digest:?}"),
             });
         }
-        let signed_reference = critical
-            .pointer("/identity/docker-reference")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let signed_reference = &signed.critical.identity.docker_reference;
         if signed_reference != reference {
             return Err(SignatureError::WrongSubject {
                 expected: reference.to_string(),

@@ -13,13 +13,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::model::{
-    self, Action, Address, AliasReason, Build, Content, Drift, Finding, Header, Location, Note,
-    Operation, Place, Plan, PriorStamp, PruneMode, PruneReason, ReplaceReason, Source, StampChange,
+    self, Action, Address, AliasReason, Build, Content, Drift, EvidencePlan, Finding, Header,
+    Location, Note, Operation, Place, Plan, PriorStamp, PruneMode, PruneReason, ReplaceReason,
+    Source, StampChange,
 };
 use crate::policy::resolved::TransformStep;
 
 /// Version of the saved-plan format. Bumped on any incompatible change.
-pub const FILE_FORMAT_VERSION: &str = "1.0";
+pub const FILE_FORMAT_VERSION: &str = "1.1";
 
 /// A plan file that cannot be used.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -217,6 +218,23 @@ pub enum FileOperation {
         /// `no_longer_selected` or `orphaned`.
         reason: PruneReason,
     },
+    /// Attach the action's `evidence` to the content the tag holds (`before`).
+    Attach,
+}
+
+/// Evidence an action attaches besides its image.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileEvidence {
+    /// SBOM formats (`spdx`, `cyclonedx`), attached to the digest and each platform.
+    #[serde(default)]
+    pub sbom: Vec<String>,
+    /// Whether houba signs the digest and every SBOM it attaches.
+    #[serde(default)]
+    pub signature: bool,
+    /// Number of upstream referrers and cosign tags that travel with the image.
+    #[serde(default)]
+    pub upstream: usize,
 }
 
 /// One action.
@@ -232,6 +250,9 @@ pub struct FileAction {
     pub after: Option<String>,
     /// Addresses of actions that must succeed first.
     pub depends_on: Vec<String>,
+    /// Evidence attached with the change; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<FileEvidence>,
     /// The change.
     #[serde(flatten)]
     pub operation: FileOperation,
@@ -402,6 +423,7 @@ fn operation_out(o: &Operation) -> FileOperation {
             mode: *mode,
             reason: reason.clone(),
         },
+        Operation::Attach => FileOperation::Attach,
     }
 }
 
@@ -452,6 +474,7 @@ fn operation_in(o: FileOperation) -> Result<Operation, String> {
             reason,
         },
         FileOperation::Prune { mode, reason } => Operation::Prune { mode, reason },
+        FileOperation::Attach => Operation::Attach,
     })
 }
 
@@ -486,6 +509,11 @@ impl From<&Plan> for PlanFile {
                         .iter()
                         .map(ToString::to_string)
                         .collect(),
+                    evidence: (!a.header.evidence.is_empty()).then(|| FileEvidence {
+                        sbom: a.header.evidence.sbom.clone(),
+                        signature: a.header.evidence.signature,
+                        upstream: a.header.evidence.upstream,
+                    }),
                     operation: operation_out(&a.operation),
                 })
                 .collect(),
@@ -522,6 +550,14 @@ impl TryFrom<PlanFile> for Plan {
                             .iter()
                             .map(|d| address(d))
                             .collect::<Result<_, _>>()?,
+                        evidence: a
+                            .evidence
+                            .map(|e| EvidencePlan {
+                                sbom: e.sbom,
+                                signature: e.signature,
+                                upstream: e.upstream,
+                            })
+                            .unwrap_or_default(),
                     },
                     operation: operation_in(a.operation)?,
                 })

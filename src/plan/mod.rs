@@ -5,6 +5,7 @@
 
 pub mod content;
 pub mod diff;
+pub mod evidence;
 pub mod file;
 pub mod model;
 pub mod render;

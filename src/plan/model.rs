@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::evidence::EvidencePlan;
 pub use crate::address::Address;
 use crate::policy::resolved::TransformStep;
 
@@ -61,17 +62,20 @@ pub enum ActionKind {
     Alias,
     /// Retire a tag houba placed that is no longer desired.
     Prune,
+    /// Attach missing evidence (SBOMs, signatures) to content a tag already holds.
+    Attach,
 }
 
 impl ActionKind {
     /// Every kind, in summary-line order.
-    pub const ALL: [ActionKind; 6] = [
+    pub const ALL: [ActionKind; 7] = [
         ActionKind::Copy,
         ActionKind::Build,
         ActionKind::Replace,
         ActionKind::Restamp,
         ActionKind::Alias,
         ActionKind::Prune,
+        ActionKind::Attach,
     ];
 
     /// Terraform-style symbol: `+`, `-/+`, `~` or `-`.
@@ -81,6 +85,7 @@ impl ActionKind {
             ActionKind::Replace => "-/+",
             ActionKind::Restamp | ActionKind::Alias => "~",
             ActionKind::Prune => "-",
+            ActionKind::Attach => "+",
         }
     }
 
@@ -93,6 +98,7 @@ impl ActionKind {
             ActionKind::Restamp => "restamp",
             ActionKind::Alias => "alias",
             ActionKind::Prune => "prune",
+            ActionKind::Attach => "attach",
         }
     }
 
@@ -102,6 +108,7 @@ impl ActionKind {
             ActionKind::Copy | ActionKind::Build | ActionKind::Replace | ActionKind::Restamp => 0,
             ActionKind::Alias => 1,
             ActionKind::Prune => 2,
+            ActionKind::Attach => 0,
         }
     }
 }
@@ -120,6 +127,8 @@ pub struct Header {
     pub after: Option<String>,
     /// Actions that must succeed first.
     pub depends_on: Vec<Address>,
+    /// Evidence attached with the change (placements, restamps and attaches).
+    pub evidence: EvidencePlan,
 }
 
 /// Upstream content as observed when planning.
@@ -278,6 +287,8 @@ pub enum Operation {
         /// Why.
         reason: AliasReason,
     },
+    /// Attach the evidence in the header to the content the tag holds (`header.before`).
+    Attach,
     /// Retire a tag.
     Prune {
         /// Delete or mark.
@@ -308,6 +319,7 @@ impl Action {
             Operation::Restamp { .. } => ActionKind::Restamp,
             Operation::Alias { .. } => ActionKind::Alias,
             Operation::Prune { .. } => ActionKind::Prune,
+            Operation::Attach => ActionKind::Attach,
         }
     }
 
@@ -321,7 +333,7 @@ impl Action {
         match &self.operation {
             Operation::Place(p) | Operation::Replace { place: p, .. } => Some(&p.source),
             Operation::Restamp { source, .. } => Some(source),
-            Operation::Alias { .. } | Operation::Prune { .. } => None,
+            Operation::Alias { .. } | Operation::Prune { .. } | Operation::Attach => None,
         }
     }
 }
@@ -351,6 +363,11 @@ pub enum Finding {
     },
     /// A tag in a managed repository that houba did not place: a bypass of the front door.
     Bypass,
+    /// Evidence houba attached to placed content is gone (deleted outside houba).
+    EvidenceMissing {
+        /// What is missing.
+        missing: EvidencePlan,
+    },
     /// A tag stamped by another policy than the one owning its repository.
     ForeignInRepository {
         /// The policy named in the stamp.
@@ -369,6 +386,7 @@ impl Finding {
             Finding::Tampered { .. } => "tampered",
             Finding::AliasMoved { .. } => "alias-moved",
             Finding::Bypass => "bypass",
+            Finding::EvidenceMissing { .. } => "evidence-missing",
         }
     }
 }
@@ -471,8 +489,33 @@ impl Plan {
         }
         let parts: Vec<String> = ActionKind::ALL
             .iter()
+            // Attaching evidence to content already in place is counted only when it happens.
+            .filter(|k| **k != ActionKind::Attach || self.count(**k) > 0)
             .map(|k| format!("{} to {}", self.count(*k), k.as_str()))
             .collect();
         format!("Plan: {}.", parts.join(", "))
+    }
+
+    /// `Evidence: 4 SBOMs, 2 signatures, 1 upstream referrer.`, or `None` when the plan
+    /// attaches none.
+    pub fn evidence_line(&self) -> Option<String> {
+        let (mut sboms, mut signatures, mut upstream) = (0, 0, 0);
+        for a in &self.actions {
+            let e = &a.header.evidence;
+            sboms += e.sbom.len();
+            signatures += usize::from(e.signature);
+            upstream += e.upstream;
+        }
+        if sboms + signatures + upstream == 0 {
+            return None;
+        }
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        Some(format!(
+            "Evidence: {}, {}, {} (per digest; every platform of an index gets its own).",
+            plural(sboms, "SBOM", "SBOMs"),
+            plural(signatures, "signature", "signatures"),
+            plural(upstream, "upstream referrer", "upstream referrers")
+        ))
     }
 }

@@ -21,7 +21,15 @@ use tokio::sync::Semaphore;
 
 use super::holders::HolderMemory;
 use super::stats::{ActionTally, BlobPlaced};
-use super::{Descriptor, Registry, RegistryError, Result, manifest};
+use super::{ByteStream, Descriptor, Registry, RegistryError, Result, manifest};
+
+/// Sees the bytes of every blob a session uploads, on their way: evidence reads a layer's
+/// package database from the stream a copy already moves, so an SBOM costs no second read.
+/// It returns the stream to upload, which must yield the same bytes.
+pub trait BlobTap: Send + Sync {
+    /// Wrap the source stream of the blob `descriptor`.
+    fn tap(&self, descriptor: &Descriptor, stream: ByteStream) -> ByteStream;
+}
 
 /// Attempts of one blob copy when the failure is transient (a reset mid-stream cannot be
 /// retried inside the request: the whole copy starts again from a fresh source stream).
@@ -84,6 +92,7 @@ pub struct TransferSession {
     blob_slots: Semaphore,
     counters: Counters,
     memory: HolderMemory,
+    blob_tap: Option<Arc<dyn BlobTap>>,
 }
 
 impl Default for TransferSession {
@@ -102,7 +111,14 @@ impl TransferSession {
             blob_slots: Semaphore::new(parallel_blobs.max(1)),
             counters: Counters::default(),
             memory: HolderMemory::new(None),
+            blob_tap: None,
         }
+    }
+
+    /// Let `tap` see every blob this session uploads.
+    pub fn tapping(mut self, tap: Arc<dyn BlobTap>) -> Self {
+        self.blob_tap = Some(tap);
+        self
     }
 
     /// Remember, under `cache_dir`, which repositories hold which blobs, and mount from those
@@ -387,7 +403,10 @@ impl TransferSession {
         let mut attempt = 1;
         loop {
             let outcome = async {
-                let stream = src.get_blob(src_repo, digest).await?;
+                let mut stream = src.get_blob(src_repo, digest).await?;
+                if let Some(tap) = &self.blob_tap {
+                    stream = tap.tap(descriptor, stream);
+                }
                 dst.put_blob(dst_repo, digest, descriptor.size, stream)
                     .await
             }

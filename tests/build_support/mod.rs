@@ -5,6 +5,7 @@
 
 pub mod debian;
 pub mod fixtures;
+pub mod packages;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

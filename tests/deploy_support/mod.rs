@@ -191,3 +191,42 @@ pub fn application_paths(docs: &[Value]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Replaces Kubernetes' `$(VAR)` references in `s`.
+pub fn expand(s: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = s.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("$({k})"), v);
+    }
+    assert!(!out.contains("$("), "unexpanded variable in {s}");
+    out
+}
+
+/// A CronJob container's arguments and environment, `$(VAR)` references expanded, values from
+/// ConfigMaps or the downward API taken from `vars`.
+pub fn command_of(
+    container: &Value,
+    vars: &[(&str, &str)],
+) -> (Vec<String>, Vec<(String, String)>) {
+    let args = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| expand(a.as_str().unwrap(), vars))
+        .collect();
+    let mut env = vec![];
+    for e in container["env"].as_array().unwrap() {
+        let name = e["name"].as_str().unwrap();
+        let value = match e["value"].as_str() {
+            Some(v) => expand(v, vars),
+            None => vars
+                .iter()
+                .find(|(k, _)| *k == name)
+                .unwrap_or_else(|| panic!("no test value for {name}"))
+                .1
+                .to_string(),
+        };
+        env.push((name.to_string(), value));
+    }
+    (args, env)
+}

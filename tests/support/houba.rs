@@ -349,11 +349,38 @@ pub fn action<'a>(plan: &'a Value, address: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no action for {address} in {:#}", plan["actions"]))
 }
 
-/// Tag → digest of every tag of `repository` (empty when the repository does not exist).
+/// Tag → digest of every image tag of `repository` (empty when the repository does not exist).
+/// Evidence tags — the referrers fallback index `sha256-<hex>` and cosign's
+/// `sha256-<hex>.sig/.att/.sbom` — are not images and are left out.
 pub async fn tag_digests(registry: &dyn Registry, repository: &str) -> BTreeMap<String, String> {
+    tags_and_digests(registry, repository, false).await
+}
+
+/// Tag → digest of every tag of `repository`, evidence tags included.
+#[allow(dead_code)]
+pub async fn all_tag_digests(
+    registry: &dyn Registry,
+    repository: &str,
+) -> BTreeMap<String, String> {
+    tags_and_digests(registry, repository, true).await
+}
+
+async fn tags_and_digests(
+    registry: &dyn Registry,
+    repository: &str,
+    with_evidence: bool,
+) -> BTreeMap<String, String> {
     let tags = registry.list_tags(repository).await.unwrap_or_default();
     let mut out = BTreeMap::new();
     for t in tags {
+        let evidence_tag = ::houba::registry::referrers::is_fallback_tag(
+            t.rsplit_once('.')
+                .filter(|(_, s)| ["sig", "att", "sbom"].contains(s))
+                .map_or(t.as_str(), |(base, _)| base),
+        );
+        if evidence_tag && !with_evidence {
+            continue;
+        }
         if let Some(d) = registry
             .head_manifest(repository, &t)
             .await

@@ -53,6 +53,8 @@ pub fn test_settings() -> Settings {
         max_prune_fraction: 0.5,
         builders: Default::default(),
         operations: Default::default(),
+        sbom: Default::default(),
+        signing: None,
     }
 }
 

@@ -82,6 +82,7 @@ pub(super) fn diff_aliases(
                 } else {
                     vec![]
                 },
+                evidence: Default::default(),
             },
             operation: Operation::Alias {
                 target: al.target.clone(),

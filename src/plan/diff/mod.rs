@@ -6,6 +6,7 @@
 //! (moving tags) and [`prune`] (tags no longer desired, orphans, bypass tags).
 
 mod alias;
+mod evidence;
 mod placement;
 mod prune;
 #[cfg(test)]
@@ -14,7 +15,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::model::{Action, Address, Drift, Location, Note};
+use super::model::{Action, Address, Drift, EvidencePlan, Location, Note};
 use crate::live::{LiveState, LiveTag, SourceObservation};
 use crate::policy::resolved::{Archive, DeletionMode, TransformStep};
 use crate::stamp::{self, Stamp};
@@ -120,6 +121,8 @@ pub struct DiffInput<'a> {
     pub live: &'a LiveState,
     /// Stamp key prefix.
     pub label_prefix: &'a str,
+    /// The evidence new content gets (from `[sbom]` and `[signing]`).
+    pub evidence: &'a EvidencePlan,
 }
 
 /// The outcome of a diff: drift, actions (placements, aliases, prunes) and notes.
@@ -192,6 +195,7 @@ pub fn diff(input: &DiffInput<'_>) -> DiffOutput {
     let mut out = DiffOutput::default();
     let outcomes = placement::diff_placements(input, &mut out);
     alias::diff_aliases(input, &outcomes, &mut out);
+    evidence::diff_evidence(input, &outcomes, &mut out);
     prune::diff_prunes(input, &mut out);
     out.drift
         .sort_by(|a, b| (a.address.as_ref(), &a.location).cmp(&(b.address.as_ref(), &b.location)));

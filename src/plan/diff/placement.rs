@@ -139,6 +139,8 @@ fn diff_one(
         before: before.map(|t| t.digest.clone()),
         after: expected.clone(),
         depends_on: vec![],
+        // New content: it has none of its evidence yet.
+        evidence: input.evidence.clone(),
     };
     let changed = Outcome {
         after: expected.clone(),

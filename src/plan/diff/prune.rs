@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{DiffInput, DiffOutput, live_stamp};
 use crate::live::LiveTag;
-use crate::oci::is_referrers_fallback_tag;
+use crate::oci::is_evidence_tag;
 use crate::plan::model::{
     Action, Address, Drift, Finding, Header, Location, Note, Operation, PruneMode, PruneReason,
 };
@@ -105,6 +105,7 @@ fn prune(
             destination: location,
             before: Some(live.digest.clone()),
             after: None,
+            evidence: Default::default(),
             depends_on: vec![],
         },
         operation: Operation::Prune { mode, reason },
@@ -128,7 +129,7 @@ pub(super) fn diff_prunes(input: &DiffInput<'_>, out: &mut DiffOutput) {
             continue;
         };
         for (tag, live) in tags {
-            if is_referrers_fallback_tag(tag)
+            if is_evidence_tag(tag)
                 || desired.contains(&(key.0.clone(), key.1.clone(), tag.clone()))
             {
                 continue;
@@ -183,7 +184,7 @@ pub(super) fn diff_prunes(input: &DiffInput<'_>, out: &mut DiffOutput) {
             continue;
         };
         for (tag, live) in tags {
-            if is_referrers_fallback_tag(tag) {
+            if is_evidence_tag(tag) {
                 continue;
             }
             // Only what houba stamped is ever touched; an unstamped tag here is not ours.

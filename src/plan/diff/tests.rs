@@ -104,6 +104,12 @@ fn put(live: &mut LiveState, tag: &str, t: LiveTag) {
         .insert(tag.into(), t);
 }
 
+static NO_EVIDENCE: EvidencePlan = EvidencePlan {
+    sbom: Vec::new(),
+    signature: false,
+    upstream: 0,
+};
+
 fn input<'a>(
     ps: &'a [DesiredPlacement],
     aliases: &'a [DesiredAlias],
@@ -121,6 +127,7 @@ fn input<'a>(
         now: 0,
         live,
         label_prefix: PREFIX,
+        evidence: &NO_EVIDENCE,
     }
 }
 

@@ -25,6 +25,7 @@ fn header(tag: &str) -> Header {
         before: Some(format!("sha256:{}", "1".repeat(64))),
         after: None,
         depends_on: vec![],
+        evidence: EvidencePlan::default(),
     }
 }
 
@@ -97,6 +98,17 @@ fn every_operation_round_trips_through_the_file_format() {
                 },
             },
             Action {
+                header: Header {
+                    evidence: EvidencePlan {
+                        sbom: vec!["spdx".into(), "cyclonedx".into()],
+                        signature: true,
+                        upstream: 2,
+                    },
+                    ..header("1.34.0-eu")
+                },
+                operation: Operation::Attach,
+            },
+            Action {
                 header: header("1.35.0-eu"),
                 operation: Operation::Prune {
                     mode: PruneMode::Mark,
@@ -132,7 +144,7 @@ fn foreign_versions_and_broken_files_are_refused() {
         err.to_string().contains("is not a houba plan file"),
         "{err}"
     );
-    let bad_address = br#"{"format_version":"1.0","houba_version":"0","inputs_digest":"sha256:00","actions":[{"address":"a b","destination":{"registry":"r","display":"r","repository":"x","tag":"t"},"before":null,"after":null,"depends_on":[],"operation":"prune","mode":"delete","reason":"orphaned"}]}"#;
+    let bad_address = br#"{"format_version":"1.1","houba_version":"0","inputs_digest":"sha256:00","actions":[{"address":"a b","destination":{"registry":"r","display":"r","repository":"x","tag":"t"},"before":null,"after":null,"depends_on":[],"operation":"prune","mode":"delete","reason":"orphaned"}]}"#;
     let err = from_bytes("p.json", bad_address).unwrap_err();
     assert!(err.to_string().contains("is not an address"), "{err}");
 }

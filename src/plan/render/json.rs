@@ -122,6 +122,31 @@ pub struct JsonAction {
     pub alias: Option<JsonAlias>,
     /// Prunes: `delete` or `mark`.
     pub prune_mode: Option<PruneMode>,
+    /// Evidence attached with this action (SBOM formats, signature, upstream referrers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<JsonEvidence>,
+}
+
+/// Evidence an action attaches.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct JsonEvidence {
+    /// SBOM formats attached to the digest and each platform (`spdx`, `cyclonedx`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sbom: Vec<String>,
+    /// Whether houba signs the digest and every SBOM it attaches.
+    pub signature: bool,
+    /// Number of upstream referrers and cosign tags that travel with the image.
+    pub upstream: usize,
+}
+
+impl From<&crate::plan::evidence::EvidencePlan> for JsonEvidence {
+    fn from(e: &crate::plan::evidence::EvidencePlan) -> Self {
+        JsonEvidence {
+            sbom: e.sbom.clone(),
+            signature: e.signature,
+            upstream: e.upstream,
+        }
+    }
 }
 
 /// One drift finding.
@@ -156,6 +181,7 @@ fn reason_code(a: &Action) -> String {
         Operation::Restamp { .. } => serde_json::Value::String("stamp_changed".into()),
         Operation::Alias { reason, .. } => serde_json::to_value(reason).unwrap_or_default(),
         Operation::Prune { reason, .. } => serde_json::to_value(reason).unwrap_or_default(),
+        Operation::Attach => serde_json::Value::String("evidence_missing".into()),
     };
     v.as_str().unwrap_or_default().to_string()
 }
@@ -205,6 +231,7 @@ fn action(a: &Action) -> JsonAction {
             Operation::Prune { mode, .. } => Some(*mode),
             _ => None,
         },
+        evidence: (!h.evidence.is_empty()).then(|| JsonEvidence::from(&h.evidence)),
     }
 }
 

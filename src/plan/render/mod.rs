@@ -124,6 +124,7 @@ pub fn will_be(a: &Action) -> &'static str {
         } => "created",
         Operation::Alias { .. } => "re-pointed",
         Operation::Prune { .. } => "pruned",
+        Operation::Attach => "completed with its evidence",
     }
 }
 
@@ -140,6 +141,9 @@ pub fn reason(a: &Action) -> String {
         }
         .into(),
         Operation::Restamp { .. } => "the content is unchanged; only the stamp differs".into(),
+        Operation::Attach => {
+            "the content is in place; evidence the configuration asks for is missing".into()
+        }
         Operation::Alias {
             reason, target_tag, ..
         } => match reason {
@@ -242,6 +246,7 @@ pub fn changes(a: &Action) -> Vec<Change> {
             vec![target, digest]
         }
         Operation::Prune { .. } => vec![change("digest", h.before.as_deref(), None)],
+        Operation::Attach => Vec::new(),
     }
 }
 
@@ -255,6 +260,7 @@ pub fn drift_heading(d: &Drift) -> &'static str {
         Finding::Tampered { .. } => "holds stamped content that does not match its stamp",
         Finding::AliasMoved { .. } => "is an alias that was moved outside houba",
         Finding::Bypass => "was pushed into a managed repository outside houba",
+        Finding::EvidenceMissing { .. } => "lost evidence houba attached (SBOM or signature)",
     }
 }
 
@@ -284,6 +290,9 @@ pub fn drift_detail(d: &Drift) -> String {
         }
         Finding::ForeignInRepository { stamped_by, owner } => {
             format!("stamped by policy {stamped_by} but the repository belongs to {owner}")
+        }
+        Finding::EvidenceMissing { missing } => {
+            format!("missing: {}; houba will attach it again", missing.summary())
         }
     }
 }

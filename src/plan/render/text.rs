@@ -41,6 +41,9 @@ pub fn render_text(plan: &Plan, style: Style) -> String {
     write_notes(&mut out, plan);
     write_requests(&mut out, plan);
     let _ = writeln!(out, "{}", style.bold(&plan.summary_line()));
+    if let Some(line) = plan.evidence_line() {
+        let _ = writeln!(out, "{line}");
+    }
     out
 }
 
@@ -91,6 +94,9 @@ fn write_action(out: &mut String, a: &Action, style: Style) {
     let width = changes.iter().map(|c| c.attribute.len()).max().unwrap_or(0);
     for c in &changes {
         write_change(out, c, width, style);
+    }
+    for line in a.header.evidence.lines() {
+        let _ = writeln!(out, "      {} {line}", style.symbol("+"));
     }
     let _ = writeln!(out, "    }}\n");
 }
@@ -214,6 +220,7 @@ mod tests {
                 before: None,
                 after: Some(format!("sha256:{}", "b".repeat(64))),
                 depends_on: vec![],
+                evidence: Default::default(),
             },
             operation: Operation::Place(Place {
                 source: source(),
@@ -231,6 +238,7 @@ mod tests {
                 before: before.map(str::to_string),
                 after: Some(format!("sha256:{}", "b".repeat(64))),
                 depends_on: vec![],
+                evidence: Default::default(),
             },
             operation: Operation::Alias {
                 target: address("1.37.0"),

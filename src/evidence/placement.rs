@@ -1,0 +1,304 @@
+//! Evidence of one placed image: what it must carry (an SBOM per configured format and, with
+//! signing on, a signature, on the placed digest and on each platform of an index; every SBOM
+//! signed too), what it lacks, and attaching what it lacks.
+//!
+//! Completeness is remembered in the evidence cache (keyed by registry, repository and digest),
+//! so a warm run knows without asking the registry; `drift --deep` asks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::COSIGN_SIGNATURE_ARTIFACT;
+use super::collect::{EvidenceCache, EvidenceError, image_contents, render_all};
+use super::referrer::{self, Evidence};
+use super::sbom::SbomFormat;
+use super::sign::Signer;
+use crate::registry::{Descriptor, Referrer, Registry, manifest};
+
+/// What every placed digest carries.
+#[derive(Clone)]
+pub struct EvidenceSpec {
+    pub formats: Vec<SbomFormat>,
+    pub signer: Option<Arc<dyn Signer>>,
+    /// `Some`: SBOMs come from syft (the program), else houba's native generator.
+    pub syft: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for EvidenceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvidenceSpec")
+            .field("formats", &self.formats)
+            .field("signing", &self.signer.is_some())
+            .field("syft", &self.syft)
+            .finish()
+    }
+}
+
+/// What every placed digest must carry (no key material: enough to check, not to sign).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub formats: Vec<SbomFormat>,
+    pub signature: bool,
+}
+
+impl Wanted {
+    /// The evidence kinds every digest needs, as recorded in the cache.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .formats
+            .iter()
+            .map(|f| format!("sbom:{}", f.name()))
+            .collect();
+        if self.signature {
+            kinds.push("signature".into());
+        }
+        kinds
+    }
+}
+
+impl EvidenceSpec {
+    pub fn wanted(&self) -> Wanted {
+        Wanted {
+            formats: self.formats.clone(),
+            signature: self.signer.is_some(),
+        }
+    }
+
+    /// The evidence kinds every digest needs, as recorded in the cache.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .formats
+            .iter()
+            .map(|f| format!("sbom:{}", f.name()))
+            .collect();
+        if self.signer.is_some() {
+            kinds.push("signature".into());
+        }
+        kinds
+    }
+}
+
+/// Evidence one digest lacks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Missing {
+    pub sbom: Vec<SbomFormat>,
+    pub signature: bool,
+}
+
+impl Missing {
+    pub fn is_empty(&self) -> bool {
+        self.sbom.is_empty() && !self.signature
+    }
+
+    pub fn everything(spec: &EvidenceSpec) -> Missing {
+        Missing {
+            sbom: spec.formats.clone(),
+            signature: spec.signer.is_some(),
+        }
+    }
+}
+
+/// What `referrers` (of one digest) lack against `spec`.
+pub fn missing_in(referrers: &[Referrer], spec: &Wanted) -> Missing {
+    let has = |artifact: &str| {
+        referrers
+            .iter()
+            .any(|r| r.artifact_type.as_deref() == Some(artifact))
+    };
+    Missing {
+        sbom: spec
+            .formats
+            .iter()
+            .copied()
+            .filter(|f| !has(f.media_type()))
+            .collect(),
+        signature: spec.signature && !has(COSIGN_SIGNATURE_ARTIFACT),
+    }
+}
+
+/// The digests of a placed manifest that carry evidence: the manifest itself and, for an
+/// index, each platform manifest (BuildKit attestation entries describe, they are not images).
+pub fn subjects(top: &Descriptor, manifest_bytes: &[u8]) -> Vec<Descriptor> {
+    let mut out = vec![top.clone()];
+    if let Ok(value) = manifest::parse(manifest_bytes)
+        && let Some(children) = value.get("manifests").and_then(|m| m.as_array())
+    {
+        for child in children {
+            if child
+                .pointer("/annotations/vnd.docker.reference.type")
+                .is_some()
+            {
+                continue;
+            }
+            if let Some(d) = manifest::descriptor_from_json(child) {
+                out.push(d);
+            }
+        }
+    }
+    out
+}
+
+/// Whether the cache says every subject of a placement has its evidence. `false` when unsure.
+pub fn complete_in_cache(
+    cache: &EvidenceCache,
+    registry: &str,
+    repository: &str,
+    subjects: &[Descriptor],
+    spec: &Wanted,
+) -> bool {
+    let needed = spec.kinds();
+    subjects.iter().all(|s| {
+        let have = cache.attached(registry, repository, &s.digest);
+        needed.iter().all(|k| have.contains(k))
+    })
+}
+
+/// What the registry says each subject lacks: one referrers listing per subject, and a HEAD
+/// of each listed referrer houba needs, because a fallback index keeps listing a referrer
+/// manifest someone deleted.
+pub async fn live_missing(
+    registry: &dyn Registry,
+    repository: &str,
+    subjects: &[Descriptor],
+    spec: &Wanted,
+) -> Result<BTreeMap<String, Missing>, EvidenceError> {
+    let mut out = BTreeMap::new();
+    for subject in subjects {
+        let mut listed = Vec::new();
+        for referrer in registry
+            .referrer_details(repository, &subject.digest)
+            .await?
+        {
+            let needed = referrer.artifact_type.as_deref().is_some_and(|t| {
+                t == COSIGN_SIGNATURE_ARTIFACT || spec.formats.iter().any(|f| f.media_type() == t)
+            });
+            if needed
+                && registry
+                    .head_manifest(repository, &referrer.descriptor.digest)
+                    .await?
+                    .is_none()
+            {
+                continue;
+            }
+            listed.push(referrer);
+        }
+        let missing = missing_in(&listed, spec);
+        if !missing.is_empty() {
+            out.insert(subject.digest.clone(), missing);
+        }
+    }
+    Ok(out)
+}
+
+/// What one attach did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Attached {
+    pub sboms: usize,
+    pub signatures: usize,
+}
+
+/// Attaches what the placement at `registry/repository` (top manifest `top`, bytes
+/// `manifest_bytes`) lacks, and records completeness in the cache. `docker_reference` is
+/// `<registry host>/<repository>`, the identity signatures name. Attaching is idempotent:
+/// documents and signatures are deterministic, so a repeat writes the same digests.
+#[allow(clippy::too_many_arguments)]
+pub async fn attach_missing(
+    registry: &dyn Registry,
+    registry_key: &str,
+    docker_reference: &str,
+    repository: &str,
+    top: &Descriptor,
+    manifest_bytes: &Bytes,
+    spec: &EvidenceSpec,
+    cache: &EvidenceCache,
+) -> Result<Attached, EvidenceError> {
+    attach_missing_with(
+        registry,
+        registry_key,
+        docker_reference,
+        repository,
+        top,
+        manifest_bytes,
+        spec,
+        cache,
+        false,
+    )
+    .await
+}
+
+/// [`attach_missing`], telling syft whether the registry is plain HTTP.
+#[allow(clippy::too_many_arguments)]
+pub async fn attach_missing_with(
+    registry: &dyn Registry,
+    registry_key: &str,
+    docker_reference: &str,
+    repository: &str,
+    top: &Descriptor,
+    manifest_bytes: &Bytes,
+    spec: &EvidenceSpec,
+    cache: &EvidenceCache,
+    insecure: bool,
+) -> Result<Attached, EvidenceError> {
+    let subjects = subjects(top, manifest_bytes);
+    let missing = live_missing(registry, repository, &subjects, &spec.wanted()).await?;
+    let mut done = Attached::default();
+    for subject in &subjects {
+        let Some(lacks) = missing.get(&subject.digest) else {
+            cache.record_attached(registry_key, repository, &subject.digest, &spec.kinds());
+            continue;
+        };
+        if !lacks.sbom.is_empty() {
+            let documents = match &spec.syft {
+                Some(program) => {
+                    let target = super::syft::SyftTarget {
+                        program: program.clone(),
+                        reference: format!("{docker_reference}@{}", subject.digest),
+                        insecure,
+                    };
+                    super::syft::generate(&target, &lacks.sbom).await?
+                }
+                None => {
+                    let contents =
+                        image_contents(registry, repository, &subject.digest, cache).await?;
+                    render_all(&lacks.sbom, docker_reference, &subject.digest, &contents)?
+                }
+            };
+            for (format, document) in documents {
+                let evidence = Evidence::document(format.media_type(), document);
+                let attached = referrer::attach(registry, repository, subject, &evidence).await?;
+                done.sboms += 1;
+                if let Some(signer) = &spec.signer {
+                    referrer::attach_signature(
+                        registry,
+                        repository,
+                        docker_reference,
+                        &attached,
+                        signer.as_ref(),
+                        BTreeMap::new(),
+                    )
+                    .await?;
+                    done.signatures += 1;
+                }
+            }
+        }
+        if lacks.signature
+            && let Some(signer) = &spec.signer
+        {
+            referrer::attach_signature(
+                registry,
+                repository,
+                docker_reference,
+                subject,
+                signer.as_ref(),
+                BTreeMap::new(),
+            )
+            .await?;
+            done.signatures += 1;
+        }
+        cache.record_attached(registry_key, repository, &subject.digest, &spec.kinds());
+    }
+    Ok(done)
+}
