@@ -27,17 +27,27 @@ pub use report::{ActionResult, ApplyError, BlobCounts, Outcome, RunReport};
 
 /// Reports progress of each action as it finishes (progress bars, events).
 pub trait Progress: Send + Sync {
+    /// An action starts.
     fn started(&self, action: &Action);
+    /// An action ended (done, failed or skipped).
     fn finished(&self, result: &ActionResult);
 }
 
+/// What an apply works with, beside the plan.
 pub struct ApplyContext<'a> {
+    /// The registry pool.
     pub registries: &'a Registries,
+    /// The content-addressed manifest cache (apply puts what it writes in it).
     pub cache: &'a ManifestCache,
+    /// Blobs moved this run, shared by every action.
     pub session: Arc<TransferSession>,
+    /// Key prefix of houba's own stamp keys.
     pub label_prefix: &'a str,
+    /// The CA certificate and package-mirror rosters rebuilds use.
     pub rosters: &'a crate::build::TransformRosters,
+    /// Actions run at once, at most.
     pub concurrency: usize,
+    /// Told of every action's start and end.
     pub progress: &'a dyn Progress,
     /// SBOMs, signatures and upstream referrers attached after each placement.
     pub evidence: &'a crate::evidence::runtime::EvidenceRuntime,

@@ -7,26 +7,35 @@ use crate::plan::model::{ActionKind, Address};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// How an action ended.
 pub enum Outcome {
+    /// Carried out.
     Done,
+    /// Tried and failed.
     Failed,
     /// Not attempted because an action it depends on failed.
     Skipped,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// One action of an apply and how it went.
 pub struct ActionResult {
+    /// The action's address.
     pub address: Address,
+    /// Its kind.
     pub action: ActionKind,
+    /// How it ended.
     pub outcome: Outcome,
     /// Digest the destination tag holds afterwards (done placements and aliases).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why it failed or was skipped.
     pub error: Option<String>,
     /// Whether the failure may go away by running again (connection errors, time-outs).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub transient: bool,
+    /// Seconds it took.
     pub seconds: f64,
     /// Registry requests this action made (in its own task).
     pub requests: u64,
@@ -74,16 +83,24 @@ impl BlobCounts {
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// What an apply did.
 pub struct RunReport {
+    /// Every action, in plan order.
     pub results: Vec<ActionResult>,
+    /// Blobs uploaded, over every action.
     pub blobs_uploaded: u64,
+    /// Blobs mounted across repositories, over every action.
     pub blobs_mounted: u64,
+    /// Blobs already at their destination, over every action.
     pub blobs_skipped: u64,
+    /// Bytes uploaded.
     pub bytes_uploaded: u64,
+    /// Duration of the apply, seconds.
     pub seconds: f64,
 }
 
 impl RunReport {
+    /// Actions that did not end `done`.
     pub fn failed(&self) -> usize {
         self.results
             .iter()
@@ -91,6 +108,7 @@ impl RunReport {
             .count()
     }
 
+    /// `Apply complete: 3 done, 0 failed, 0 skipped; 5 blobs uploaded, …`.
     pub fn summary_line(&self) -> String {
         let count = |o: Outcome| self.results.iter().filter(|r| r.outcome == o).count();
         format!(
@@ -110,6 +128,7 @@ impl RunReport {
         )
     }
 
+    /// Each action on its line (with its error and how its blobs got there), then the summary line.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         for r in &self.results {
