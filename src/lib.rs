@@ -14,7 +14,6 @@ pub mod build;
 #[allow(missing_docs)]
 pub mod cli;
 pub mod config;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod evidence;
 pub mod graph;
 pub mod inventory;
