@@ -19,18 +19,15 @@ use crate::observe::ManifestCache;
 use crate::registry::{Referrer, Registry, RegistryError, RequestStats, referrers};
 use crate::stamp::{self, Stamp};
 
-#[allow(missing_docs)] // not yet documented item by item
 pub mod audit;
 #[allow(missing_docs)] // not yet documented item by item
 pub mod blast;
 pub mod evidence;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod gc;
 #[allow(missing_docs)] // not yet documented item by item
 pub mod purge;
 pub mod render;
 pub mod signature;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod verify;
 
 pub use evidence::{Evidence, ScanReport};
