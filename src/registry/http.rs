@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use super::auth::{self, Authenticator, Challenge, Scheme};
 use super::stats::{self, RequestCounter};
 use super::wire::retry_after;
-pub(crate) use super::wire::{next_link, request_path, snippet};
+pub(crate) use super::wire::{next_link, request_name, request_path, snippet};
 pub use super::wire::{next_link_of, parse_listing};
 use super::{ByteStream, ConnectOptions, RegistryError, Result};
 use crate::config::{RegistryEndpoint, RegistryEntry};
@@ -290,7 +290,7 @@ impl HttpRegistry {
             message: self.scrub(format!(
                 "{} {}: {message}",
                 call.method,
-                request_path(&call.url)
+                request_name(&call.url)
             )),
         }
     }
@@ -298,7 +298,7 @@ impl HttpRegistry {
     fn auth_error(&self, call: &Call, detail: String) -> RegistryError {
         RegistryError::Auth {
             registry: self.name.clone(),
-            repository: format!("{} {}", call.method, request_path(&call.url)),
+            repository: format!("{} {}", call.method, request_name(&call.url)),
             detail: self.scrub(detail),
         }
     }

@@ -17,6 +17,20 @@ pub(crate) fn request_path(url: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or(path)
 }
 
+/// A request as errors name it: its path, and the `digest` an upload completes, which is
+/// the blob it is about (`/v2/app/blobs/uploads/5f0c…?digest=sha256:…`). Other query
+/// parameters (paging, a registry's upload state) are left out.
+pub(crate) fn request_name(url: &str) -> String {
+    let path = request_path(url);
+    let digest = url
+        .split_once('?')
+        .and_then(|(_, query)| query.split('&').find(|p| p.starts_with("digest=")));
+    match digest {
+        Some(d) => format!("{path}?{}", d.replace("%3A", ":").replace("%3a", ":")),
+        None => path.to_string(),
+    }
+}
+
 /// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past
 /// means "now". Anything else is ignored and the back-off schedule applies.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -76,6 +90,21 @@ pub fn next_link_of(value: &str) -> Option<String> {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[test]
+    fn requests_are_named_by_path_and_the_digest_they_complete() {
+        assert_eq!(
+            request_name("http://127.0.0.1:5000/v2/library/busybox/tags/list?n=1000&last=1.36"),
+            "/v2/library/busybox/tags/list"
+        );
+        assert_eq!(
+            request_name(
+                "https://r.example/v2/app/blobs/uploads/5f0c?_state=abc&digest=sha256%3Aab12"
+            ),
+            "/v2/app/blobs/uploads/5f0c?digest=sha256:ab12"
+        );
+        assert_eq!(request_name("http://h/v2/"), "/v2/");
+    }
 
     #[test]
     fn link_header_next_target() {
