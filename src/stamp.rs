@@ -258,16 +258,32 @@ fn annotations_of(obj: &Map<String, Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The media type of a raw manifest: its `mediaType` field, else the one the registry reported.
+/// The media type of a raw manifest: its `mediaType` field, else the one the registry reported,
+/// else (bytes read back from the manifest cache, which keeps no header) what the OCI image
+/// spec implies. `mediaType` is optional in OCI manifests and indexes (umoci writes none) but
+/// required in Docker's, so a manifest without one is OCI: an index when it lists
+/// `manifests`, an image manifest when it has `config` and `layers`.
 pub fn manifest_media_type(bytes: &[u8], reported: &str) -> String {
-    serde_json::from_slice::<Value>(bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("mediaType")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| reported.to_string())
+    let value = serde_json::from_slice::<Value>(bytes).ok();
+    if let Some(declared) = value
+        .as_ref()
+        .and_then(|v| v.get("mediaType"))
+        .and_then(Value::as_str)
+    {
+        return declared.to_string();
+    }
+    if !reported.is_empty() {
+        return reported.to_string();
+    }
+    match value {
+        Some(v) if v.get("manifests").is_some_and(Value::is_array) => {
+            crate::oci::OCI_INDEX.to_string()
+        }
+        Some(v) if v.get("config").is_some() && v.get("layers").is_some() => {
+            crate::oci::OCI_MANIFEST.to_string()
+        }
+        _ => String::new(),
+    }
 }
 
 /// Which annotations count as "the stamp" (and are therefore replaced when stamping).
@@ -466,5 +482,19 @@ mod tests {
         b.vendor = None;
         let d: Vec<String> = a.differences(&b).into_iter().map(|d| d.0).collect();
         assert_eq!(d, vec!["vendor", "owners"]);
+    }
+
+    #[test]
+    fn a_manifest_without_media_type_read_from_the_cache_is_oci() {
+        let image = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:aa","size":2},"layers":[]}"#;
+        assert_eq!(manifest_media_type(image, ""), crate::oci::OCI_MANIFEST);
+        let index = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert_eq!(manifest_media_type(index, ""), crate::oci::OCI_INDEX);
+        assert_eq!(
+            manifest_media_type(image, "application/x-reported"),
+            "application/x-reported",
+            "what the registry reported comes first"
+        );
+        assert_eq!(manifest_media_type(b"{}", ""), "");
     }
 }
