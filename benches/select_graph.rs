@@ -121,6 +121,7 @@ fn policies(count: usize) -> Vec<ResolvedPolicy> {
                 vendor: None,
                 archive: None,
                 settle: Duration::ZERO,
+                recheck: Default::default(),
             }],
         })
         .collect()

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::address::Address;
 use crate::config::Settings;
 use crate::policy::resolved::{
-    ArtifactType, DeletionMode, Destination, Platform, ResolvedImport, ResolvedPolicy,
+    ArtifactType, DeletionMode, Destination, Platform, Recheck, ResolvedImport, ResolvedPolicy,
     TransformStep,
 };
 use crate::select::select_tags;
@@ -113,6 +113,9 @@ pub struct Placement {
     #[serde(with = "seconds")]
     /// How long a moved upstream digest must stay before it is followed.
     pub settle: Duration,
+    /// How often the upstream tag is checked again once placed.
+    #[serde(default, skip_serializing_if = "Recheck::is_always")]
+    pub recheck: Recheck,
 }
 
 impl Placement {
@@ -318,6 +321,7 @@ pub fn compile(
                             vendor: import.vendor.clone(),
                             deletion_mode: policy.deletion_mode,
                             settle: import.settle,
+                            recheck: import.recheck,
                         });
                         if let Some(idx) = out.add(node, &mut writers) {
                             placed.insert(&selected.tag, idx);

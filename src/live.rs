@@ -33,6 +33,16 @@ pub struct LiveTag {
     pub manifest: Bytes,
 }
 
+/// When houba last checked an upstream tag and what it held then, as remembered in the cache
+/// directory (for `tags.recheck`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamCheck {
+    /// Manifest digest the tag held.
+    pub digest: String,
+    /// When it was checked, in seconds since the epoch.
+    pub checked: u64,
+}
+
 /// `(registry, repository, tag)`.
 pub type TagKey = (String, String, String);
 

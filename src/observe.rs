@@ -5,6 +5,8 @@
 //! manifest is fetched only when its digest is not already in the content-addressed manifest
 //! cache (a digest names its bytes, so the cache can never be stale).
 
+pub mod recheck;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -57,6 +59,11 @@ impl ManifestCache {
             return None;
         }
         Some(self.dir.as_ref()?.join("manifests").join(hex))
+    }
+
+    /// The cache directory, when there is one.
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
     }
 
     /// The bytes cached under `digest`, verified against it (a damaged entry reads as absent).
@@ -209,6 +216,30 @@ pub async fn config_age(
         .and_then(|c| age_of(&c, now)))
 }
 
+/// Age of content whose manifest declares its creation time.
+fn declared_age(manifest: &[u8], now: SystemTime) -> Option<Duration> {
+    stamp::manifest_annotations(manifest)
+        .ok()
+        .and_then(|a| a.get(stamp::OCI_CREATED).cloned())
+        .and_then(|c| age_of(&c, now))
+}
+
+/// An upstream tag as last recorded, with no request: the manifest of `digest` read from the
+/// cache. `None` when the cache does not hold it (then the tag must be checked upstream).
+pub fn cached_source(
+    cache: &ManifestCache,
+    digest: &str,
+    now: SystemTime,
+) -> Option<SourceObservation> {
+    let manifest = cache.get(digest)?;
+    Some(SourceObservation {
+        digest: digest.to_string(),
+        media_type: stamp::manifest_media_type(&manifest, ""),
+        age: declared_age(&manifest, now),
+        manifest,
+    })
+}
+
 /// HEAD each selected upstream tag and read its manifest (cache first). A tag that vanished
 /// since the tag list is left out (the diff notes it).
 pub async fn observe_sources(
@@ -236,10 +267,7 @@ pub async fn observe_sources(
             else {
                 return Ok(None);
             };
-            let age = stamp::manifest_annotations(&manifest)
-                .ok()
-                .and_then(|a| a.get(stamp::OCI_CREATED).cloned())
-                .and_then(|c| age_of(&c, now));
+            let age = declared_age(&manifest, now);
             Ok::<_, ObserveError>(Some((
                 (host, repo, tag),
                 SourceObservation {

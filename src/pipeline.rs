@@ -24,6 +24,7 @@ use crate::registry::Registries;
 use crate::stamp::{self, Stamp};
 
 mod evidence;
+mod sources;
 
 pub use evidence::formats as evidence_formats;
 
@@ -141,30 +142,28 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> Result
         return Err(PlanError::Collision(Box::new(c.clone())));
     }
 
-    let sources: BTreeSet<(String, String, String)> = graph
-        .placements()
-        .map(|p| {
-            (
-                p.source.registry.clone(),
-                p.source.repository.clone(),
-                p.source.tag.clone(),
-            )
-        })
-        .collect();
-    let source_obs =
-        observe::observe_sources(registries, cache, &sources, concurrency, SystemTime::now())
-            .await?;
-
     let repositories = graph.repositories();
     let repo_keys: BTreeSet<(String, String)> = repositories
         .iter()
         .map(|r| (r.registry.clone(), r.repository.clone()))
         .collect();
+    // Destinations first: whether an upstream tag is due for a check (`tags.recheck`) depends
+    // on what its destination tags hold.
     let destinations =
         observe::observe_destinations(registries, cache, &repo_keys, concurrency).await?;
+    let observed = sources::observe_upstream(
+        registries,
+        cache,
+        &graph,
+        &destinations,
+        concurrency,
+        SystemTime::now(),
+        &settings.label_prefix,
+    )
+    .await?;
 
     let mut live = LiveState {
-        sources: source_obs,
+        sources: observed.observations,
         destinations,
         evidence: BTreeMap::new(),
     };
@@ -230,7 +229,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> Result
     check_targets(&request.targets, &graph, &out)?;
     let (actions, drift, notes) =
         scope::select_targets(out.actions, out.drift, out.notes, &request.targets);
-    let requests = registries
+    let mut requests: BTreeMap<String, RequestCount> = registries
         .request_stats()
         .into_iter()
         .map(|(name, s)| {
@@ -246,10 +245,14 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> Result
                     total: s.total(),
                     endpoints: s.by_endpoint().into_iter().collect(),
                     rate_limit: s.rate_limit.map(|r| (r.limit, r.remaining)),
+                    recheck_skipped: 0,
                 },
             )
         })
         .collect();
+    for (registry, skipped) in observed.skipped {
+        requests.entry(registry).or_default().recheck_skipped = skipped;
+    }
     Ok(Plan {
         houba_version: env!("CARGO_PKG_VERSION").to_string(),
         inputs_digest: inputs.inputs_digest.to_string(),
@@ -402,10 +405,21 @@ async fn find_orphans(
         .flat_map(|i| i.destinations.iter())
         .map(|d| (d.registry.clone(), d.repository.clone()))
         .collect();
+    // A roster entry that policies read from and write to none of is an upstream: houba never
+    // placed anything there to orphan, and listing its catalog would cost requests against its
+    // rate limit on every run (Docker Hub refuses catalogs anyway).
+    let written: BTreeSet<&str> = claimed.iter().map(|(r, _)| r.as_str()).collect();
+    let upstream_only: BTreeSet<&str> = inputs
+        .policies
+        .iter()
+        .filter_map(|p| settings.source_entry(&p.source.registry))
+        .map(|e| e.name.as_str())
+        .filter(|name| !written.contains(name))
+        .collect();
     let destinations: Vec<String> = settings
         .registries
         .values()
-        .filter(|e| e.mirror_of.is_none())
+        .filter(|e| e.mirror_of.is_none() && !upstream_only.contains(e.name.as_str()))
         .map(|e| e.name.clone())
         .collect();
     let found = observe::find_unclaimed(

@@ -101,3 +101,38 @@ async fn orphans_on_ferro() {
 async fn orphans_on_distribution() {
     orphans_are_pruned(distribution(Auth::None).await).await;
 }
+
+/// A roster entry the policies only read from is an upstream: no orphan search lists its
+/// catalog or probes its repositories (a warm plan asks it for the tag list and the tag's
+/// HEAD only).
+#[tokio::test]
+async fn upstreams_are_not_searched_for_orphans() {
+    let upstream = ferro().await;
+    push_upstream(upstream.client().as_ref(), "busybox", "1.37.0", 1).await;
+    // Another repository upstream, which a catalog probe would list and HEAD.
+    push_upstream(upstream.client().as_ref(), "nginx", "1.37.0", 1).await;
+    let destination = ferro().await;
+    let ws = Workspace::new(upstream.host(), &[("dest", destination.host())]);
+    std::fs::write(
+        ws.config(),
+        format!(
+            "policies = [\"policies\"]\n\n[registries.src]\nhost = \"{}\"\ntls_verify = false\n\n[registries.dest]\nhost = \"{}\"\ntls_verify = false\n",
+            upstream.host(),
+            destination.host()
+        ),
+    )
+    .unwrap();
+    let yaml = Policy::new("busybox", "busybox", r"^1\.37\.\d+$", "dest")
+        .yaml()
+        .replace(
+            "registry: docker.io",
+            &format!("registry: \"{}\"", upstream.host()),
+        );
+    ws.policy("busybox", &yaml);
+    ws.apply_and_converge().await;
+    let plan = ws.plan_json(&[]).await;
+    let src = &plan["requests"][upstream.host()];
+    assert_eq!(src["get"], 1, "the tag list only: {plan}");
+    assert_eq!(src["head"], 1, "the tag's HEAD only: {plan}");
+    assert_eq!(src["total"], 2, "{plan}");
+}

@@ -23,6 +23,7 @@ fn tag_spec() -> impl Strategy<Value = TagSpec> {
             0..3,
         )),
         proptest::option::of(any::<bool>()),
+        proptest::option::of("always|never|[1-9][0-9]{0,2}[smhd]"),
     )
         .prop_map(
             |(
@@ -35,6 +36,7 @@ fn tag_spec() -> impl Strategy<Value = TagSpec> {
                 aliases,
                 pins,
                 prerelease,
+                recheck,
             )| {
                 TagSpec {
                     include_regex,
@@ -46,6 +48,7 @@ fn tag_spec() -> impl Strategy<Value = TagSpec> {
                     names,
                     aliases,
                     pins,
+                    recheck,
                 }
             },
         )
@@ -64,6 +67,7 @@ proptest! {
         prop_assert_eq!(merged.names, own.names.clone().or(defaults.names.clone()));
         prop_assert_eq!(merged.aliases, own.aliases.clone().or(defaults.aliases.clone()));
         prop_assert_eq!(merged.pins, own.pins.clone().or(defaults.pins.clone()));
+        prop_assert_eq!(merged.recheck, own.recheck.clone().or(defaults.recheck.clone()));
     }
 
     #[test]

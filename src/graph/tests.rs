@@ -84,6 +84,7 @@ fn import(
         vendor: Some("Example Platform Team".into()),
         archive: None,
         settle: Duration::from_secs(3600),
+        recheck: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod diff;
 pub mod evidence;
 pub mod file;
 pub mod model;
+pub mod recheck;
 pub mod render;
 pub mod scope;
 pub mod stale;

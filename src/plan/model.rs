@@ -447,6 +447,10 @@ pub struct RequestCount {
     /// The registry's announced request budget `(limit, remaining)`, when it sends one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<(u64, u64)>,
+    /// Upstream tags of this registry not checked because their `tags.recheck` was not due:
+    /// each one a manifest HEAD saved.
+    #[serde(default)]
+    pub recheck_skipped: u64,
 }
 
 /// A whole plan.

@@ -58,6 +58,7 @@ pub fn merge_tags(defaults: Option<&TagSpec>, own: Option<&TagSpec>) -> TagSpec 
         names: own.names.clone().or_else(|| base.names.clone()),
         aliases: own.aliases.clone().or_else(|| base.aliases.clone()),
         pins: own.pins.clone().or_else(|| base.pins.clone()),
+        recheck: own.recheck.clone().or_else(|| base.recheck.clone()),
     }
 }
 

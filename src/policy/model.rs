@@ -173,6 +173,11 @@ pub struct TagSpec {
     pub aliases: Option<Vec<String>>,
     /// Tag → `sha256:<64 lowercase hex>`: the digest the tag must have upstream.
     pub pins: Option<BTreeMap<String, String>>,
+    /// How often a tag already placed is checked upstream again: `always` (default: every
+    /// run), `never` (release tags such as `1.2.3`, which do not move), or a duration (`24h`,
+    /// `7d`, `1h30m`). A tag not due for a check costs no upstream request; a tag houba has
+    /// no record of checking (an empty cache) is always due.
+    pub recheck: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -185,6 +185,64 @@ impl TagRules {
     }
 }
 
+/// How often a tag already placed is checked upstream again (`tags.recheck`). Serialised as
+/// `always`, `never` or `<seconds>s` (in `houba graph --format json` and the inputs digest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Recheck {
+    /// Every run (the default): a moved upstream tag is seen at once.
+    #[default]
+    Always,
+    /// Once placed, never again: for release tags that do not move.
+    Never,
+    /// At most once per this long.
+    Every(Duration),
+}
+
+impl Recheck {
+    /// The default, which costs one upstream HEAD per tag and run.
+    pub fn is_always(&self) -> bool {
+        *self == Recheck::Always
+    }
+
+    /// Whether an upstream check last made at `checked` is due again at `now` (seconds since
+    /// the epoch). A check recorded in the future (a clock that jumped back) is due: the record
+    /// cannot be trusted.
+    pub fn due(self, checked: u64, now: u64) -> bool {
+        match self {
+            Recheck::Always => true,
+            Recheck::Never => checked > now,
+            Recheck::Every(every) => checked > now || now - checked >= every.as_secs(),
+        }
+    }
+}
+
+impl From<Recheck> for String {
+    fn from(r: Recheck) -> String {
+        match r {
+            Recheck::Always => "always".into(),
+            Recheck::Never => "never".into(),
+            Recheck::Every(every) => format!("{}s", every.as_secs()),
+        }
+    }
+}
+
+impl TryFrom<String> for Recheck {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Recheck, String> {
+        match text.as_str() {
+            "always" => Ok(Recheck::Always),
+            "never" => Ok(Recheck::Never),
+            other => other
+                .strip_suffix('s')
+                .and_then(|n| n.parse().ok())
+                .map(|secs| Recheck::Every(Duration::from_secs(secs)))
+                .ok_or_else(|| format!("`{text}` is not `always`, `never` or `<seconds>s`")),
+        }
+    }
+}
+
 /// A variant of an import: the same upstream tags placed under `tag + suffix`, with extra
 /// transform steps appended after the import's own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +274,10 @@ pub struct ResolvedImport {
     pub archive: Option<Archive>,
     /// How long an upstream digest must be stable before an update is planned.
     pub settle: Duration,
+    /// How often a placed tag is checked upstream again. Left out of the serialised form when
+    /// it is the default, so that policies without it keep their inputs digest.
+    #[serde(default, skip_serializing_if = "Recheck::is_always")]
+    pub recheck: Recheck,
 }
 
 /// Where a policy was read from, for messages that point back at the file.

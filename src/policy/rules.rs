@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::resolved::Platform;
+use super::resolved::{Platform, Recheck};
 
 fn pattern(cell: &'static OnceLock<Regex>, source: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(source).expect("built-in pattern compiles"))
@@ -236,6 +236,33 @@ pub fn parse_settle(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// A recheck rule: `always`, `never`, or a duration in the `settle` syntax other than `0`
+/// (`30m`, `24h`, `1h30m`, `7d`).
+pub fn parse_recheck(text: &str) -> Result<Recheck, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a recheck rule: write `always`, `never`, or a duration such as \
+             `30m`, `24h`, `1h30m` or `7d` (units `s`, `m`, `h`, `d`)"
+        )
+    };
+    match text.trim() {
+        "always" => Ok(Recheck::Always),
+        "never" => Ok(Recheck::Never),
+        "" => Err(bad()),
+        t if t.starts_with(|c: char| c.is_ascii_digit()) => match parse_settle(t) {
+            Ok(d) if d.is_zero() => Err(format!(
+                "`{text}` would recheck on every run: write `always` for that"
+            )),
+            Ok(d) => Ok(Recheck::Every(d)),
+            // "no unit" and "too long" say exactly what to fix; anything else is the general
+            // sentence (the settle one would offer `0`, which is refused here).
+            Err(problem) if !problem.contains("is not a duration") => Err(problem),
+            Err(_) => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
 /// A semver range, with a leading `v` tolerated on versions (`>=v1.2`). Returns the range
 /// normalised without the `v`, so later stages can parse it with `semver::VersionReq`.
 pub fn normalise_semver_range(range: &str) -> Result<String, String> {
@@ -344,6 +371,64 @@ mod tests {
                 .contains("amd64")
         );
         assert!(parse_platform("linux").is_err());
+    }
+
+    #[test]
+    fn recheck_rules() {
+        assert_eq!(parse_recheck("always").unwrap(), Recheck::Always);
+        assert_eq!(parse_recheck("never").unwrap(), Recheck::Never);
+        assert_eq!(
+            parse_recheck("24h").unwrap(),
+            Recheck::Every(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_recheck("1h30m").unwrap(),
+            Recheck::Every(Duration::from_secs(5400))
+        );
+        assert!(
+            parse_recheck("sometimes")
+                .unwrap_err()
+                .contains("`always`, `never`")
+        );
+        assert!(parse_recheck("Never").is_err());
+        assert!(parse_recheck("").is_err());
+        assert!(parse_recheck("0").unwrap_err().contains("write `always`"));
+        assert!(parse_recheck("24").unwrap_err().contains("no unit"));
+        assert!(
+            parse_recheck("1w")
+                .unwrap_err()
+                .contains("is not a recheck rule")
+        );
+    }
+
+    #[test]
+    fn a_resolved_recheck_round_trips_through_its_serialised_form() {
+        for r in [
+            Recheck::Always,
+            Recheck::Never,
+            Recheck::Every(Duration::from_secs(5400)),
+        ] {
+            let text = serde_json::to_value(r).unwrap();
+            assert_eq!(serde_json::from_value::<Recheck>(text).unwrap(), r);
+        }
+        assert_eq!(
+            serde_json::to_value(Recheck::Every(Duration::from_secs(86_400))).unwrap(),
+            "86400s"
+        );
+    }
+
+    #[test]
+    fn a_recheck_is_due_once_its_window_has_passed() {
+        let day = Recheck::Every(Duration::from_secs(86_400));
+        assert!(!day.due(1_000, 1_000 + 86_399));
+        assert!(day.due(1_000, 1_000 + 86_400));
+        assert!(
+            day.due(2_000, 1_000),
+            "a check recorded in the future is due"
+        );
+        assert!(!Recheck::Never.due(1_000, u64::MAX));
+        assert!(Recheck::Never.due(2_000, 1_000));
+        assert!(Recheck::Always.due(1_000, 1_000));
     }
 
     #[test]

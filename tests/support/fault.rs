@@ -67,6 +67,8 @@ struct ProxyState {
     client: reqwest::Client,
     rules: Mutex<Vec<Rule>>,
     injected: AtomicU64,
+    /// Every request seen, `(method, path and query)`, in arrival order.
+    seen: Mutex<Vec<(String, String)>>,
 }
 
 impl ProxyState {
@@ -104,6 +106,7 @@ impl FaultProxy {
                 .expect("client"),
             rules: Mutex::new(Vec::new()),
             injected: AtomicU64::new(0),
+            seen: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .fallback(forward)
@@ -134,6 +137,17 @@ impl FaultProxy {
     pub fn injected(&self) -> u64 {
         self.state.injected.load(Ordering::Relaxed)
     }
+
+    /// Every request seen since the start (or the last `forget_requests`), as `(method, path
+    /// and query)`: the registry's side of the request count.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.state.seen.lock().expect("request log").clone()
+    }
+
+    /// Start the request log afresh.
+    pub fn forget_requests(&self) {
+        self.state.seen.lock().expect("request log").clear();
+    }
 }
 
 async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
@@ -143,6 +157,11 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_else(|| "/".into());
+    state
+        .seen
+        .lock()
+        .expect("request log")
+        .push((method.as_str().to_owned(), path.clone()));
     let mut cut_after = None;
     let mut rate_limit = None;
     match state.take_fault(method.as_str(), &path) {

@@ -13,6 +13,9 @@ pub fn render_markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### houba plan\n");
     let _ = writeln!(out, "**{}**", plan.summary_line());
+    if let Some(line) = super::recheck_skipped_line(plan) {
+        let _ = writeln!(out, "\n{line}");
+    }
     if !plan.drift.is_empty() {
         let _ = writeln!(
             out,

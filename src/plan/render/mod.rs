@@ -296,3 +296,23 @@ pub fn drift_detail(d: &Drift) -> String {
         }
     }
 }
+
+/// `Not checked upstream (recheck not due): docker.io 200 tags`: the upstream HEADs that
+/// `tags.recheck` saved, when there are any.
+pub fn recheck_skipped_line(plan: &Plan) -> Option<String> {
+    let parts: Vec<String> = plan
+        .requests
+        .iter()
+        .filter(|(_, r)| r.recheck_skipped > 0)
+        .map(|(name, r)| {
+            let n = r.recheck_skipped;
+            format!("{name} {n} tag{}", if n == 1 { "" } else { "s" })
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "Not checked upstream (recheck not due): {}",
+            parts.join("; ")
+        )
+    })
+}

@@ -158,7 +158,11 @@ fn write_requests(out: &mut String, plan: &Plan) {
             }
         })
         .collect();
-    let _ = writeln!(out, "Requests: {}\n", parts.join("; "));
+    let _ = writeln!(out, "Requests: {}", parts.join("; "));
+    if let Some(line) = super::recheck_skipped_line(plan) {
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
 }
 
 fn write_notes(out: &mut String, plan: &Plan) {

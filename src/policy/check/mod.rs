@@ -397,6 +397,13 @@ impl DocumentChecker<'_, '_> {
         self.check_step_conflicts(&transform, &transform_at, &variants, at, platforms.len());
         let tags = self.resolve_tag_rules(&merged, import, at);
         let settle = self.resolve_settle(import, at);
+        // Reported by `check_tags` where it is written (import or defaults).
+        let recheck = merged
+            .tags
+            .recheck
+            .as_deref()
+            .and_then(|text| rules::parse_recheck(text).ok())
+            .unwrap_or_default();
         ResolvedImport {
             name: import.name.clone(),
             tags,
@@ -411,6 +418,7 @@ impl DocumentChecker<'_, '_> {
                 older_than_days: archive.older_than_days,
             }),
             settle,
+            recheck,
         }
     }
 

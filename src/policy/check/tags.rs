@@ -159,6 +159,18 @@ impl DocumentChecker<'_, '_> {
     }
 
     pub(super) fn check_tags(&mut self, tags: &TagSpec, at: &At) {
+        if let Some(recheck) = &tags.recheck
+            && let Err(problem) = rules::parse_recheck(recheck)
+        {
+            let loc = self.at.value(&at.key("recheck"));
+            self.report(
+                Code::InvalidRecheck,
+                loc,
+                problem,
+                "invalid recheck",
+                "`recheck: never` for release tags that do not move (`1.2.3`), `recheck: 24h` to look upstream at most once a day, `recheck: always` (the default) for moving tags such as `latest`",
+            );
+        }
         if let Some(include) = &tags.include_regex {
             self.check_regex(include, &at.key("includeRegex"));
         }
