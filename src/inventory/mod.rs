@@ -20,11 +20,9 @@ use crate::registry::{Referrer, Registry, RegistryError, RequestStats, referrers
 use crate::stamp::{self, Stamp};
 
 pub mod audit;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod blast;
 pub mod evidence;
 pub mod gc;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod purge;
 pub mod render;
 pub mod signature;
