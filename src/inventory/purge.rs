@@ -317,6 +317,7 @@ pub async fn execute(plan: &PurgePlan, endpoints: &[super::Endpoint]) -> (usize,
     (deleted, failed)
 }
 
+/// The purge plan as text: each marked tag, its decision and why.
 pub fn text(plan: &PurgePlan) -> String {
     use std::fmt::Write;
     let mut out = String::new();
