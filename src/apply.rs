@@ -12,172 +12,42 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
 
 use crate::observe::ManifestCache;
-use crate::plan::model::{
-    Action, ActionKind, Address, Build, Content, Operation, Place, Plan, PruneMode,
-};
+use crate::plan::model::{Action, Address, Build, Content, Operation, Place, Plan, PruneMode};
 use crate::rebuild::BuilderEndpoint;
 use crate::registry::stats::ActionTally;
 use crate::registry::transfer::TransferSession;
 use crate::registry::{Registries, Registry};
 use crate::stamp::{self, Stamp};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Done,
-    Failed,
-    /// Not attempted because an action it depends on failed.
-    Skipped,
-}
+mod report;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ActionResult {
-    pub address: Address,
-    pub action: ActionKind,
-    pub outcome: Outcome,
-    /// Digest the destination tag holds afterwards (done placements and aliases).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Whether the failure may go away by running again (connection errors, time-outs).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub transient: bool,
-    pub seconds: f64,
-    /// Registry requests this action made (in its own task).
-    pub requests: u64,
-    /// Bytes this action sent to registries (request bodies).
-    pub bytes: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    pub results: Vec<ActionResult>,
-    pub blobs_uploaded: u64,
-    pub blobs_mounted: u64,
-    pub blobs_skipped: u64,
-    pub bytes_uploaded: u64,
-    pub seconds: f64,
-}
-
-impl RunReport {
-    pub fn failed(&self) -> usize {
-        self.results
-            .iter()
-            .filter(|r| r.outcome != Outcome::Done)
-            .count()
-    }
-
-    pub fn summary_line(&self) -> String {
-        let count = |o: Outcome| self.results.iter().filter(|r| r.outcome == o).count();
-        format!(
-            "Apply {}: {} done, {} failed, {} skipped; {} blobs uploaded, {} mounted, {} already present; {:.1}s.",
-            if self.failed() == 0 {
-                "complete"
-            } else {
-                "incomplete"
-            },
-            count(Outcome::Done),
-            count(Outcome::Failed),
-            count(Outcome::Skipped),
-            self.blobs_uploaded,
-            self.blobs_mounted,
-            self.blobs_skipped,
-            self.seconds
-        )
-    }
-
-    pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        for r in &self.results {
-            let status = match r.outcome {
-                Outcome::Done => "done",
-                Outcome::Failed => "FAILED",
-                Outcome::Skipped => "skipped",
-            };
-            out.push_str(&format!("{}: {} {status}", r.address, r.action.as_str()));
-            if let Some(d) = &r.digest {
-                out.push_str(&format!(" ({})", crate::plan::render::short(d)));
-            }
-            if let Some(e) = &r.error {
-                out.push_str(&format!("\n    {e}"));
-            }
-            out.push('\n');
-        }
-        out.push_str(&self.summary_line());
-        out.push('\n');
-        out
-    }
-}
-
-/// Why an action failed, keeping its kind: a registry error (which registry, which reference,
-/// transient or not), a rebuild error, or a refusal (the tag moved since planning, the content
-/// would differ from the plan, a builder is missing).
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// A registry request failed.
-    #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
-    /// The rebuild of the image for one tag failed.
-    #[error("{at}: {error}")]
-    Rebuild {
-        /// The destination tag.
-        at: String,
-        /// What failed.
-        error: crate::rebuild::RebuildError,
-    },
-    /// A manifest could not be read or stamped.
-    #[error(transparent)]
-    Stamp(#[from] crate::stamp::StampError),
-    /// The image is in place but its evidence (SBOM, signature, upstream referrers) could not
-    /// be attached.
-    #[error(transparent)]
-    Evidence(#[from] crate::evidence::runtime::AttachError),
-    /// houba refused to go on (the message names the tag and says what to do).
-    #[error("{0}")]
-    Refused(String),
-}
-
-impl From<String> for ApplyError {
-    fn from(message: String) -> Self {
-        ApplyError::Refused(message)
-    }
-}
-
-impl From<&str> for ApplyError {
-    fn from(message: &str) -> Self {
-        ApplyError::Refused(message.to_string())
-    }
-}
-
-impl ApplyError {
-    /// Whether running the action again may succeed (connection errors, time-outs).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ApplyError::Registry(e) => e.is_transient(),
-            ApplyError::Rebuild { error, .. } => error.is_transient(),
-            ApplyError::Evidence(e) => e.is_transient(),
-            ApplyError::Stamp(_) | ApplyError::Refused(_) => false,
-        }
-    }
-}
+pub use report::{ActionResult, ApplyError, BlobCounts, Outcome, RunReport};
 
 /// Reports progress of each action as it finishes (progress bars, events).
 pub trait Progress: Send + Sync {
+    /// An action starts.
     fn started(&self, action: &Action);
+    /// An action ended (done, failed or skipped).
     fn finished(&self, result: &ActionResult);
 }
 
+/// What an apply works with, beside the plan.
 pub struct ApplyContext<'a> {
+    /// The registry pool.
     pub registries: &'a Registries,
+    /// The content-addressed manifest cache (apply puts what it writes in it).
     pub cache: &'a ManifestCache,
+    /// Blobs moved this run, shared by every action.
     pub session: Arc<TransferSession>,
+    /// Key prefix of houba's own stamp keys.
     pub label_prefix: &'a str,
+    /// The CA certificate and package-mirror rosters rebuilds use.
     pub rosters: &'a crate::build::TransformRosters,
+    /// Actions run at once, at most.
     pub concurrency: usize,
+    /// Told of every action's start and end.
     pub progress: &'a dyn Progress,
     /// SBOMs, signatures and upstream referrers attached after each placement.
     pub evidence: &'a crate::evidence::runtime::EvidenceRuntime,
@@ -208,6 +78,7 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                         seconds: 0.0,
                         requests: 0,
                         bytes: 0,
+                        blobs: BlobCounts::default(),
                     };
                     ctx.progress.finished(&r);
                     return r;
@@ -239,6 +110,14 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
                     seconds: t.elapsed().as_secs_f64(),
                     requests: tally.requests.load(Ordering::Relaxed),
                     bytes: tally.written_bytes.load(Ordering::Relaxed),
+                    blobs: {
+                        let (uploaded, mounted, present) = tally.blobs();
+                        BlobCounts {
+                            uploaded,
+                            mounted,
+                            present,
+                        }
+                    },
                 };
                 ctx.progress.finished(&r);
                 r
@@ -260,13 +139,21 @@ pub async fn apply(plan: &Plan, ctx: &ApplyContext<'_>) -> RunReport {
         .map(|(i, a)| (&a.header.address, i))
         .collect();
     results.sort_by_key(|r| order.get(&r.address).copied().unwrap_or(usize::MAX));
-    let stats = ctx.session.stats();
+    // The totals are the actions' own counts, so they add up to the lines above them, also
+    // when a placement was tried again (in a fresh session, whose counters are not the run's).
+    let total = |f: fn(&BlobCounts) -> u64| results.iter().map(|r| f(&r.blobs)).sum::<u64>();
+    let (blobs_uploaded, blobs_mounted, blobs_skipped) = (
+        total(|b| b.uploaded),
+        total(|b| b.mounted),
+        total(|b| b.present),
+    );
+    let bytes_uploaded = ctx.session.stats().bytes_uploaded;
     RunReport {
         results,
-        blobs_uploaded: stats.blobs_uploaded,
-        blobs_mounted: stats.blobs_mounted,
-        blobs_skipped: stats.blobs_skipped,
-        bytes_uploaded: stats.bytes_uploaded,
+        blobs_uploaded,
+        blobs_mounted,
+        blobs_skipped,
+        bytes_uploaded,
         seconds: started.elapsed().as_secs_f64(),
     }
 }
@@ -296,6 +183,8 @@ async fn retry_placement(
         session: Arc::new(TransferSession::new(16)),
         ..*ctx
     };
+    // The second attempt finds what the first placed: its blobs are counted once, by it.
+    tally.reset_blobs();
     match ActionTally::scope(tally.clone(), execute(a, &fresh)).await {
         Ok(d) => Ok(d),
         // The first error says what went wrong; the second usually repeats it.

@@ -34,17 +34,22 @@ pub enum RegistryEndpoint {
         tls_verify: bool,
         /// Extra CA certificate (PEM file) trusted for this registry, read at load.
         ca_cert: Option<CaCert>,
+        /// Where its credentials come from.
         credentials: Credentials,
     },
     /// An OCI image layout directory (`index.json` + `blobs/`); one sub-directory per
     /// repository.
-    Layout { path: PathBuf },
+    Layout {
+        /// The directory.
+        path: PathBuf,
+    },
 }
 
 /// A registry's extra CA certificate: the file named in the roster and its PEM bytes, read
 /// once by `load_settings` so that connecting to the registry does no file I/O.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaCert {
+    /// The file the roster names.
     pub path: PathBuf,
     /// The file's bytes (empty until `load_settings` has read them).
     #[serde(skip)]
@@ -70,9 +75,19 @@ pub enum Credentials {
     #[default]
     Ambient,
     /// Username plus a password read from an environment variable.
-    PasswordEnv { username: String, env: String },
+    PasswordEnv {
+        /// The user name.
+        username: String,
+        /// The environment variable holding the password.
+        env: String,
+    },
     /// Username plus a password read from a file.
-    PasswordFile { username: String, path: PathBuf },
+    PasswordFile {
+        /// The user name.
+        username: String,
+        /// The file holding the password.
+        path: PathBuf,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -93,9 +108,11 @@ impl std::fmt::Debug for Credentials {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One entry of the registry roster (`[registries.<name>]`).
 pub struct RegistryEntry {
     /// Roster key (`local`).
     pub name: String,
+    /// How it is reached.
     pub endpoint: RegistryEndpoint,
     /// When set, this entry stands in for the given upstream host (`docker.io`): policies whose
     /// `source.registry` is that host are read through this entry (a pull-through cache or a
@@ -108,26 +125,35 @@ pub struct RegistryEntry {
 /// A CA certificate in the transform roster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CaSource {
+    /// A PEM file.
     Path(PathBuf),
+    /// PEM text given inline.
     Pem(String),
 }
 
 /// A package mirror in the transform roster: base URLs per package manager.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PackageMirror {
+    /// Base URL replacing the Debian/Ubuntu archives.
     pub apt: Option<String>,
+    /// Base URL replacing the Alpine repositories.
     pub apk: Option<String>,
+    /// Base URL replacing the yum/dnf repositories.
     pub yum: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// How logs are written to stderr (`log_format`, `HOUBA_LOG_FORMAT`).
 pub enum LogFormat {
     #[default]
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The effective configuration: `houba.toml` with the `HOUBA_*` environment applied.
 pub struct Settings {
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
@@ -136,8 +162,11 @@ pub struct Settings {
     pub policies: Vec<PathBuf>,
     /// Roster, keyed by entry name.
     pub registries: BTreeMap<String, RegistryEntry>,
+    /// The `[ca_certs]` roster, by name.
     pub ca_certs: BTreeMap<String, CaSource>,
+    /// The `[package_mirrors]` roster, by name.
     pub package_mirrors: BTreeMap<String, PackageMirror>,
+    /// How logs are written.
     pub log_format: LogFormat,
     /// Annotation prefix for houba's own stamp keys (default `io.houba`).
     pub label_prefix: String,
@@ -171,9 +200,17 @@ pub struct Builders {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Builder {
     /// `buildctl` against the BuildKit daemon at `host`.
-    Buildkit { buildctl: PathBuf, host: String },
+    Buildkit {
+        /// The `buildctl` program.
+        buildctl: PathBuf,
+        /// `BUILDKIT_HOST`.
+        host: String,
+    },
     /// Daemonless `buildah bud`.
-    Buildah { program: PathBuf },
+    Buildah {
+        /// The `buildah` program.
+        program: PathBuf,
+    },
 }
 
 impl Builders {

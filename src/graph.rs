@@ -31,10 +31,12 @@ pub struct UpstreamTags {
 }
 
 impl UpstreamTags {
+    /// No tag list yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The tags of `registry`/`repository`.
     pub fn insert(
         &mut self,
         registry: impl Into<String>,
@@ -45,6 +47,7 @@ impl UpstreamTags {
             .insert((registry.into(), repository.into()), tags);
     }
 
+    /// The tags of `registry`/`repository`, when read.
     pub fn get(&self, registry: &str, repository: &str) -> Option<&[String]> {
         self.repos
             .get(&(registry.to_string(), repository.to_string()))
@@ -57,7 +60,9 @@ impl UpstreamTags {
 pub struct SourceRef {
     /// Literal upstream host as the policy writes it (`docker.io`).
     pub registry: String,
+    /// Upstream repository path.
     pub repository: String,
+    /// Upstream tag.
     pub tag: String,
 }
 
@@ -76,27 +81,37 @@ pub enum PlacementKind {
 pub struct Placement {
     /// `<policy>/<import>/<variant>[<display host>/<dest-repo>:<dest tag>]`
     pub address: Address,
+    /// The policy.
     pub policy: String,
+    /// The import.
     pub import: String,
+    /// The variant.
     pub variant: String,
+    /// Roster entry and repository of the destination.
     pub destination: Destination,
     /// The destination registry as shown in addresses (`host[/prefix]`, or a layout entry's
     /// name).
     pub destination_host: String,
     /// Destination tag: the upstream tag plus the variant's suffix.
     pub tag: String,
+    /// The upstream tag placed.
     pub source: SourceRef,
     /// Digest the upstream tag is pinned to, if any.
     pub pin: Option<String>,
+    /// What kind of artifact (`image`, `helm-chart`, …).
     pub artifact_type: ArtifactType,
     /// Empty: every platform upstream has.
     pub platforms: Vec<Platform>,
     /// Import steps, then the variant's.
     pub transform: Vec<TransformStep>,
+    /// Owners (Backstage entity refs).
     pub owners: Vec<String>,
+    /// Vendor stamped on the image, when the import names one.
     pub vendor: Option<String>,
+    /// How tags the policy no longer selects are pruned.
     pub deletion_mode: DeletionMode,
     #[serde(with = "seconds")]
+    /// How long a moved upstream digest must stay before it is followed.
     pub settle: Duration,
     /// How often the upstream tag is checked again once placed.
     #[serde(default, skip_serializing_if = "Recheck::is_always")]
@@ -104,6 +119,7 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// Copied as it is, or rebuilt (steps or a platform filter).
     pub fn kind(&self) -> PlacementKind {
         if self.transform.is_empty() && self.platforms.is_empty() {
             PlacementKind::Copy
@@ -117,11 +133,17 @@ impl Placement {
 /// and destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alias {
+    /// `<policy>/<import>/<variant>[<display host>/<dest-repo>:<alias tag>]`
     pub address: Address,
+    /// The policy.
     pub policy: String,
+    /// The import.
     pub import: String,
+    /// The variant.
     pub variant: String,
+    /// Roster entry and repository of the destination.
     pub destination: Destination,
+    /// The destination registry as shown in addresses.
     pub destination_host: String,
     /// The alias tag, variant suffix included.
     pub tag: String,
@@ -131,12 +153,16 @@ pub struct Alias {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "node", rename_all = "snake_case")]
+/// A node of the desired graph.
 pub enum Node {
+    /// An upstream tag placed at a destination tag.
     Placement(Placement),
+    /// A moving tag pointing at a placement.
     Alias(Alias),
 }
 
 impl Node {
+    /// The node's address.
     pub fn address(&self) -> &Address {
         match self {
             Node::Placement(p) => &p.address,
@@ -173,7 +199,9 @@ impl std::fmt::Display for Warning {
 pub struct Collision {
     /// `<display host>/<repository>:<tag>`
     pub destination: String,
+    /// The artifact listed first, kept.
     pub kept: Address,
+    /// The other one, left out.
     pub dropped: Address,
 }
 
@@ -194,8 +222,11 @@ pub struct ManagedRepository {
     pub registry: String,
     /// `host[/prefix]`, or a layout entry's name.
     pub display: String,
+    /// Repository path in the registry.
     pub repository: String,
+    /// The policy that claims it.
     pub policy: String,
+    /// How the policy prunes.
     pub deletion_mode: DeletionMode,
 }
 
@@ -408,6 +439,7 @@ impl DesiredGraph {
         self.graph.node_weights()
     }
 
+    /// The placements, in compile order.
     pub fn placements(&self) -> impl Iterator<Item = &Placement> {
         self.nodes().filter_map(|n| match n {
             Node::Placement(p) => Some(p),
@@ -415,6 +447,7 @@ impl DesiredGraph {
         })
     }
 
+    /// The aliases, in compile order.
     pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
         self.nodes().filter_map(|n| match n {
             Node::Alias(a) => Some(a),
@@ -495,10 +528,12 @@ impl DesiredGraph {
         &self.collisions
     }
 
+    /// How many nodes.
     pub fn len(&self) -> usize {
         self.graph.node_count()
     }
 
+    /// Whether the graph has no node.
     pub fn is_empty(&self) -> bool {
         self.graph.node_count() == 0
     }

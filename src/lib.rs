@@ -4,9 +4,14 @@
 //! desired graph → plan → apply. Only `config` reads the environment; only `registry`,
 //! `build` and `rebuild` talk to the outside world.
 
+#![warn(missing_docs)]
+
 pub mod address;
 pub mod apply;
 pub mod build;
+// clap reads doc comments as `--help` text: the flag and value-enum items are documented
+// through their help, which `--help` tests check; the rest of the CLI is not yet.
+#[allow(missing_docs)]
 pub mod cli;
 pub mod config;
 pub mod evidence;
@@ -17,6 +22,7 @@ pub mod observe;
 pub mod oci;
 pub mod pipeline;
 pub mod plan;
+#[allow(missing_docs)] // not yet documented item by item
 pub mod policy;
 pub mod rebuild;
 pub mod registry;

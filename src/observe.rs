@@ -19,16 +19,15 @@ pub use crate::registry::pool::Registries;
 use crate::registry::{Registry, RegistryError};
 use crate::stamp;
 
-/// An observation failed: names the registry and what was being read.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+/// An observation failed: names the registry and what was being read; the registry error is
+/// its `source()`.
+#[derive(Debug, thiserror::Error)]
 #[error("cannot read {what}")]
-#[diagnostic(
-    code(houba::observe),
-    help("check that the registry is reachable and the credentials in the roster are right")
-)]
 pub struct ObserveError {
+    /// What was being read (`the tags of docker.io/library/busybox`).
     pub what: String,
     #[source]
+    /// The registry's error.
     pub source: Box<RegistryError>,
 }
 
@@ -49,6 +48,7 @@ pub struct ManifestCache {
 }
 
 impl ManifestCache {
+    /// A cache under `dir`; `None` caches nothing (every manifest is read from its registry).
     pub fn new(dir: Option<PathBuf>) -> Self {
         ManifestCache { dir }
     }
@@ -66,6 +66,7 @@ impl ManifestCache {
         self.dir.as_deref()
     }
 
+    /// The bytes cached under `digest`, verified against it (a damaged entry reads as absent).
     pub fn get(&self, digest: &str) -> Option<Bytes> {
         let bytes = std::fs::read(self.path(digest)?).ok()?;
         (stamp::sha256_digest(&bytes) == digest).then(|| Bytes::from(bytes))

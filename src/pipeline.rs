@@ -28,6 +28,10 @@ mod sources;
 
 pub use evidence::formats as evidence_formats;
 
+mod error;
+
+pub use error::PlanError;
+
 /// What part of the policies to plan.
 #[derive(Debug, Clone, Default)]
 pub struct PlanRequest {
@@ -111,7 +115,7 @@ pub async fn upstream_tags(
     registries: &Registries,
     policies: &[ResolvedPolicy],
     concurrency: usize,
-) -> miette::Result<UpstreamTags> {
+) -> Result<UpstreamTags, PlanError> {
     let repos: BTreeSet<(String, String)> = policies
         .iter()
         .map(|p| (p.source.registry.clone(), p.source.repository.clone()))
@@ -125,7 +129,7 @@ pub async fn upstream_tags(
 }
 
 /// Observe the registries and diff them against the policies.
-pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette::Result<Plan> {
+pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> Result<Plan, PlanError> {
     let settings = inputs.settings;
     let concurrency = settings.concurrency.max(1);
     let policies = shard_policies(inputs.policies, request.shard);
@@ -135,14 +139,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
     let upstream = upstream_tags(registries, &policies, concurrency).await?;
     let graph = graph::compile(&policies, &upstream, settings);
     if let Some(c) = graph.collisions().first() {
-        return Err(miette::miette!(
-            code = "houba::plan::collision",
-            help = "give the imports or variants distinct destinations or suffixes",
-            "{} is wanted by both {} and {}; nothing was planned",
-            c.destination,
-            c.kept,
-            c.dropped
-        ));
+        return Err(PlanError::Collision(Box::new(c.clone())));
     }
 
     let repositories = graph.repositories();
@@ -247,6 +244,7 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> miette
                     patch: s.patch,
                     delete: s.delete,
                     total: s.total(),
+                    endpoints: s.by_endpoint().into_iter().collect(),
                     rate_limit: s.rate_limit.map(|r| (r.limit, r.remaining)),
                     recheck_skipped: 0,
                 },
@@ -274,7 +272,7 @@ fn check_targets(
     targets: &[Address],
     graph: &DesiredGraph,
     out: &diff::DiffOutput,
-) -> miette::Result<()> {
+) -> Result<(), PlanError> {
     let known: Vec<&Address> = graph
         .nodes()
         .map(graph::Node::address)
@@ -286,15 +284,10 @@ fn check_targets(
         if known.iter().any(|a| a.is_within(t)) {
             continue;
         }
-        let help = match address::closest(&t.to_string(), known.iter().copied()) {
-            Some(c) => format!("did you mean `{c}`? `houba graph` lists every address"),
-            None => "`houba graph` lists every address".to_string(),
-        };
-        return Err(miette::miette!(
-            code = "houba::plan::unknown_target",
-            help = help,
-            "--target {t} selects nothing: no policy, import or artifact has that address"
-        ));
+        return Err(PlanError::UnknownTarget {
+            target: Box::new(t.clone()),
+            closest: address::closest(&t.to_string(), known.iter().copied()).map(Box::new),
+        });
     }
     Ok(())
 }
@@ -307,7 +300,7 @@ async fn settle_ages(
     placements: &[DesiredPlacement],
     live: &mut LiveState,
     settings: &Settings,
-) -> miette::Result<()> {
+) -> Result<(), PlanError> {
     let now = SystemTime::now();
     for p in placements.iter().filter(|p| !p.settle.is_zero()) {
         let key = (
@@ -404,7 +397,7 @@ fn managed_tag_counts(
 async fn find_orphans(
     inputs: &PlanInputs<'_>,
     live: &mut LiveState,
-) -> miette::Result<Vec<UnclaimedRepository>> {
+) -> Result<Vec<UnclaimedRepository>, PlanError> {
     let settings = inputs.settings;
     let claimed: BTreeSet<(String, String)> = inputs
         .policies
@@ -458,25 +451,16 @@ async fn find_orphans(
     Ok(unclaimed)
 }
 
-/// A `run` step needs an image builder; none was found in the environment.
-fn no_builder_error(address: &Address) -> miette::Report {
-    miette::miette!(
-        code = "houba::plan::no_builder",
-        help = "install buildah (apt-get install buildah) or set BUILDKIT_HOST to a BuildKit daemon (with `buildctl` on PATH), then plan again",
-        "{address}: a `run` step needs an image builder and none is available: install buildah (apt-get install buildah) or set BUILDKIT_HOST"
-    )
-}
-
 /// The graph's nodes as the diff sees them.
 fn desired(
     graph: &DesiredGraph,
     live: &LiveState,
     settings: &Settings,
-) -> miette::Result<(Vec<DesiredPlacement>, Vec<DesiredAlias>)> {
+) -> Result<(Vec<DesiredPlacement>, Vec<DesiredAlias>), PlanError> {
     let rosters = rosters(settings);
     let placements = graph
         .placements()
-        .map(|p| -> miette::Result<DesiredPlacement> {
+        .map(|p| -> Result<DesiredPlacement, PlanError> {
             let kind = match p.kind() {
                 GraphKind::Copy => PlacementKind::Copy,
                 GraphKind::Build => PlacementKind::Build,
@@ -493,24 +477,26 @@ fn desired(
             let platforms: Vec<String> = p.platforms.iter().map(ToString::to_string).collect();
             if p.transform.iter().any(TransformStep::runs_command) {
                 if settings.builders.choose().is_none() {
-                    return Err(no_builder_error(&p.address));
+                    return Err(PlanError::NoBuilder {
+                        address: Box::new(p.address.clone()),
+                    });
                 }
                 crate::build::dockerfile::check_steps(&p.address.to_string(), &p.transform)
-                    .map_err(|e| miette::miette!(code = "houba::plan::recipe", "{e}"))?;
+                    .map_err(|e| PlanError::Recipe(Box::new(e)))?;
                 if p.platforms.len() > 1 {
-                    return Err(miette::miette!(
-                        code = "houba::plan::recipe",
-                        help = "list at most one platform, or split the platforms into variants",
-                        "{}: images with `run` steps are built for one platform, but {} are listed",
-                        p.address,
-                        p.platforms.len()
-                    ));
+                    return Err(PlanError::RunPlatforms {
+                        address: Box::new(p.address.clone()),
+                        platforms: p.platforms.len(),
+                    });
                 }
             }
             let recipe = match kind {
                 PlacementKind::Build => Some(
                     rebuild::recipe_digest(&p.transform, &platforms, &rosters, &base).map_err(
-                        |e| miette::miette!(code = "houba::plan::recipe", "{}: {e}", p.address),
+                        |error| PlanError::RecipeDigest {
+                            address: Box::new(p.address.clone()),
+                            error: Box::new(error),
+                        },
                     )?,
                 ),
                 PlacementKind::Copy => None,
@@ -543,7 +529,7 @@ fn desired(
                 settle: p.settle,
             })
         })
-        .collect::<miette::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, PlanError>>()?;
     let aliases = graph
         .aliases()
         .map(|a| DesiredAlias {

@@ -27,17 +27,23 @@ pub use content::rebuild_contents;
 pub struct RebuildRequest<'a> {
     /// For messages: `docker.io/library/debian:bookworm-slim`.
     pub label: String,
+    /// The registry holding the upstream image.
     pub source: Arc<dyn Registry>,
+    /// The upstream repository in that registry.
     pub source_repository: &'a str,
     /// The upstream manifest or index, as observed.
     pub manifest: Bytes,
+    /// The media type of `manifest`.
     pub media_type: String,
+    /// The transform steps, in order.
     pub steps: &'a [TransformStep],
     /// `os/arch[/variant]` to keep; empty keeps every platform.
     pub platforms: &'a [String],
+    /// The CA certificate and package-mirror rosters the steps name.
     pub rosters: &'a TransformRosters,
     /// The stamp, `io.houba.recipe` included.
     pub annotations: &'a BTreeMap<String, String>,
+    /// Key prefix of houba's own annotations (`io.houba`).
     pub label_prefix: &'a str,
 }
 
@@ -169,7 +175,7 @@ fn file_stream(path: &Path) -> std::io::Result<ByteStream> {
                     Err(crate::registry::RegistryError::Io {
                         registry,
                         message: "reading the rebuilt layer".into(),
-                        source: e,
+                        error: e,
                     }),
                     None,
                 )),
@@ -423,7 +429,9 @@ enum Built {
 /// How an external builder reaches a registry: `host[/prefix]` and whether it verifies TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuilderEndpoint {
+    /// `host[/prefix]` of the registry, as a builder names it.
     pub host_path: String,
+    /// Whether the builder verifies the registry's TLS certificate.
     pub tls_verify: bool,
 }
 

@@ -25,15 +25,20 @@ pub struct Selection {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A selected upstream tag.
 pub struct SelectedTag {
+    /// The upstream tag.
     pub tag: String,
     /// `sha256:…` the tag is pinned to, when the policy pins it.
     pub pin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A moving tag (alias) and the selected tag it points at.
 pub struct AliasTarget {
+    /// The alias tag (`latest`, `1.37`).
     pub alias: String,
+    /// The selected tag it points at (`1.37.1`).
     pub target: String,
 }
 
@@ -145,24 +150,39 @@ pub enum Verdict {
     Named,
     /// Passed the filters; `by` names the selecting ones (`includeRegex`, `semver …`,
     /// `latest N`), or `semverOnly` / `no filter` when none of them is set.
-    Filtered { by: Vec<String> },
+    Filtered {
+        /// Names of the filters that selected the tag.
+        by: Vec<String>,
+    },
     /// `sha256-<hex>`: an OCI referrers fallback tag, an attachment and never an image.
     ReferrersFallback,
     /// `names` is given alone (no `includeRegex`, `semver` nor `latest`), and this tag is
     /// not one of them.
     NotNamed,
     /// Does not match `includeRegex`.
-    IncludeRegex { pattern: String },
+    IncludeRegex {
+        /// The `includeRegex` pattern.
+        pattern: String,
+    },
     /// Matches one of `excludeRegex`.
-    ExcludeRegex { pattern: String },
+    ExcludeRegex {
+        /// The `excludeRegex` pattern that matched.
+        pattern: String,
+    },
     /// Not a version, and `semverOnly` is on (or a `semver` range is set).
     NotSemver,
     /// A pre-release (`-rc1`, `-beta.2`, …) and `prerelease` is off.
     Prerelease,
     /// A version outside the `semver` range.
-    OutsideRange { range: String },
+    OutsideRange {
+        /// The `semver` range.
+        range: String,
+    },
     /// Passed the filters but is not among the `latest` N highest.
-    NotInLatest { n: usize },
+    NotInLatest {
+        /// How many `latest` keeps.
+        n: usize,
+    },
     /// The rules do not compile (validation prevents this); nothing passes the filters.
     BrokenRules,
 }
@@ -199,7 +219,9 @@ impl std::fmt::Display for Verdict {
 /// One upstream tag and what selection made of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagExplanation {
+    /// The upstream tag.
     pub tag: String,
+    /// Why it was selected or dropped.
     pub verdict: Verdict,
 }
 

@@ -11,12 +11,19 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+/// OCI annotation: `<registry>/<repository>` of the upstream.
 pub const OCI_SOURCE: &str = "org.opencontainers.image.source";
+/// OCI annotation: `<registry>/<repository>:<tag>` of the base image.
 pub const OCI_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// OCI annotation: digest of the base image.
 pub const OCI_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// OCI annotation: the image's title.
 pub const OCI_TITLE: &str = "org.opencontainers.image.title";
+/// OCI annotation: who distributes the image.
 pub const OCI_VENDOR: &str = "org.opencontainers.image.vendor";
+/// OCI annotation: the source revision (propagated from the upstream).
 pub const OCI_REVISION: &str = "org.opencontainers.image.revision";
+/// OCI annotation: when the image was created (propagated from the upstream; houba writes no clock value).
 pub const OCI_CREATED: &str = "org.opencontainers.image.created";
 
 pub use crate::oci::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
@@ -30,14 +37,23 @@ pub struct Stamp {
     pub base_name: String,
     /// Upstream digest (the index digest when multi-platform).
     pub base_digest: String,
+    /// `org.opencontainers.image.title`: the destination repository's name.
     pub title: String,
+    /// `org.opencontainers.image.vendor`, when the import names one.
     pub vendor: Option<String>,
+    /// The upstream's `org.opencontainers.image.revision`, propagated.
     pub revision: Option<String>,
+    /// The upstream's `org.opencontainers.image.created`, propagated.
     pub created: Option<String>,
+    /// The policy that placed the image.
     pub policy: String,
+    /// Its import.
     pub import: String,
+    /// Its variant.
     pub variant: String,
+    /// The owners (Backstage entity refs).
     pub owners: Vec<String>,
+    /// `image`, `helm-chart`, … (the policy's `artifactType`).
     pub artifact_type: String,
     /// Rebuilds only: transform step names.
     pub transform_steps: Vec<String>,
@@ -206,12 +222,22 @@ impl Stamp {
 /// Errors from reading or stamping a manifest.
 #[derive(Debug, thiserror::Error)]
 pub enum StampError {
+    /// The bytes are not JSON (the parser's message is part of this one, so it is not also
+    /// a `source()`).
     #[error("manifest is not valid JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     #[error("manifest is not a JSON object")]
+    /// The manifest is JSON but not an object.
     NotAnObject,
     #[error("unsupported manifest media type {0:?}")]
+    /// houba does not stamp this kind of manifest.
     UnsupportedMediaType(String),
+}
+
+impl From<serde_json::Error> for StampError {
+    fn from(e: serde_json::Error) -> Self {
+        StampError::Json(e)
+    }
 }
 
 /// The `annotations` of a raw manifest (empty when it has none).
@@ -232,16 +258,32 @@ fn annotations_of(obj: &Map<String, Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// The media type of a raw manifest: its `mediaType` field, else the one the registry reported.
+/// The media type of a raw manifest: its `mediaType` field, else the one the registry reported,
+/// else (bytes read back from the manifest cache, which keeps no header) what the OCI image
+/// spec implies. `mediaType` is optional in OCI manifests and indexes (umoci writes none) but
+/// required in Docker's, so a manifest without one is OCI: an index when it lists
+/// `manifests`, an image manifest when it has `config` and `layers`.
 pub fn manifest_media_type(bytes: &[u8], reported: &str) -> String {
-    serde_json::from_slice::<Value>(bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("mediaType")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| reported.to_string())
+    let value = serde_json::from_slice::<Value>(bytes).ok();
+    if let Some(declared) = value
+        .as_ref()
+        .and_then(|v| v.get("mediaType"))
+        .and_then(Value::as_str)
+    {
+        return declared.to_string();
+    }
+    if !reported.is_empty() {
+        return reported.to_string();
+    }
+    match value {
+        Some(v) if v.get("manifests").is_some_and(Value::is_array) => {
+            crate::oci::OCI_INDEX.to_string()
+        }
+        Some(v) if v.get("config").is_some() && v.get("layers").is_some() => {
+            crate::oci::OCI_MANIFEST.to_string()
+        }
+        _ => String::new(),
+    }
 }
 
 /// Which annotations count as "the stamp" (and are therefore replaced when stamping).
@@ -257,8 +299,11 @@ fn is_stamp_key(key: &str, prefix: &str) -> bool {
 /// A stamped manifest, ready to be placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StampedManifest {
+    /// The manifest's media type.
     pub media_type: String,
+    /// The stamped manifest bytes (canonical JSON).
     pub bytes: Vec<u8>,
+    /// `sha256:` of `bytes`.
     pub digest: String,
 }
 
@@ -437,5 +482,19 @@ mod tests {
         b.vendor = None;
         let d: Vec<String> = a.differences(&b).into_iter().map(|d| d.0).collect();
         assert_eq!(d, vec!["vendor", "owners"]);
+    }
+
+    #[test]
+    fn a_manifest_without_media_type_read_from_the_cache_is_oci() {
+        let image = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:aa","size":2},"layers":[]}"#;
+        assert_eq!(manifest_media_type(image, ""), crate::oci::OCI_MANIFEST);
+        let index = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert_eq!(manifest_media_type(index, ""), crate::oci::OCI_INDEX);
+        assert_eq!(
+            manifest_media_type(image, "application/x-reported"),
+            "application/x-reported",
+            "what the registry reported comes first"
+        );
+        assert_eq!(manifest_media_type(b"{}", ""), "");
     }
 }

@@ -290,3 +290,154 @@ async fn the_apply_summary_blob_counters_add_up() {
         "a restamp moves no blob: {text}"
     );
 }
+
+/// A failure's cause is printed once: not again under the report's `╰─▶` chain, and the run
+/// report carries it too (once). Two real failures: an OCI layout destination whose path runs
+/// through a regular file (every read fails with ENOTDIR), and an upstream that refuses
+/// connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_is_printed_once() {
+    let upstream = ferro().await;
+    push_upstream(upstream.client().as_ref(), "busybox", "1.37.0", 1).await;
+    let ws = Workspace::new(upstream.host(), &[]);
+    std::fs::write(ws.path("not-a-directory"), "x").unwrap();
+    let roster = |upstream_host: &str, layout: std::path::PathBuf| {
+        format!(
+            "policies = [\"policies\"]\n\n[registries.upstream]\nhost = \"{upstream_host}\"\ntls_verify = false\nmirror_of = \"docker.io\"\n\n[registries.dest]\nlayout = \"{}\"\n",
+            layout.display()
+        )
+    };
+    let broken_layout = ws.path("not-a-directory").join("layout");
+    std::fs::write(ws.config(), roster(upstream.host(), broken_layout)).unwrap();
+    ws.policy("busybox", &busybox().yaml());
+    let plan = ws.run(&["plan"]).await;
+    plan.expect_code(1);
+    let stderr = plan.stderr_flat();
+    assert!(
+        stderr.contains("cannot read the tags of dest/mirror/busybox"),
+        "{}",
+        plan.stderr
+    );
+    assert_eq!(
+        stderr.matches("os error 20").count(),
+        1,
+        "the cause once:\n{}",
+        plan.stderr
+    );
+
+    let refusing = format!("127.0.0.1:{}", support::free_port());
+    std::fs::write(ws.config(), roster(&refusing, ws.path("layout"))).unwrap();
+    let apply = ws.run(&["apply", "--auto", "--format", "json"]).await;
+    apply.expect_code(1);
+    let stderr = apply.stderr_flat();
+    assert!(
+        stderr.contains("cannot read the tags of docker.io/library/busybox")
+            && stderr.contains("GET /v2/library/busybox/tags/list: "),
+        "the request is named in registry terms: {}",
+        apply.stderr
+    );
+    assert_eq!(
+        stderr.matches("os error 111").count(),
+        1,
+        "the cause once:\n{}",
+        apply.stderr
+    );
+    let report = apply.json();
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("cannot read the tags of docker.io/library/busybox: ")
+            && error.matches("os error 111").count() == 1,
+        "the run report says why, once: {error}"
+    );
+}
+
+/// The plan's `Requests:` line names requests as the registry's access log does
+/// (`GET /v2/<repo>/tags/list`), and the JSON plan counts them the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_named_in_registry_terms() {
+    let (upstream, destination) = (ferro().await, ferro().await);
+    push_upstream(upstream.client().as_ref(), "busybox", "1.37.0", 1).await;
+    let ws = Workspace::new(upstream.host(), &[("dest", destination.host())]);
+    ws.policy("busybox", &busybox().yaml());
+    ws.apply_and_converge().await;
+    let text = ws.plan_text().await;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Requests:"))
+        .unwrap_or_else(|| panic!("no request line:\n{text}"));
+    assert!(
+        line.contains(
+            "docker.io 2 (1 GET /v2/<repo>/tags/list, 1 HEAD /v2/<repo>/manifests/<ref>)"
+        ),
+        "one tag list and one HEAD upstream: {line}"
+    );
+    assert!(
+        line.contains("1 GET /v2/_catalog") && !line.contains("HEAD 1") && !line.contains(":tags"),
+        "{line}"
+    );
+    let plan = ws.plan_json(&[]).await;
+    let upstream_requests = &plan["requests"]["docker.io"];
+    assert_eq!(
+        upstream_requests["endpoints"]["GET /v2/<repo>/tags/list"], 1,
+        "{upstream_requests:#}"
+    );
+    let dest = plan["requests"]["dest"]["endpoints"].as_object().unwrap();
+    assert_eq!(
+        dest.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        plan["requests"]["dest"]["total"].as_u64().unwrap(),
+        "every request is counted under its endpoint: {dest:?}"
+    );
+}
+
+/// A placement whose blobs were all at the destination says so on its own line, and the
+/// summary adds up to the lines: the tag is overwritten by hand with the unstamped upstream
+/// manifest (same blobs), so houba replaces it and moves no blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_whose_blobs_were_present_says_so() {
+    let (upstream, destination) = (ferro().await, ferro().await);
+    push_upstream(upstream.client().as_ref(), "busybox", "1.37.0", 1).await;
+    let ws = Workspace::new(upstream.host(), &[("dest", destination.host())]);
+    let policy = Policy::new("busybox", "busybox", r"^1\.37\.0$", "dest");
+    ws.policy("busybox", &policy.yaml());
+    let first = ws.apply(&[]).await;
+    assert_eq!(
+        first["results"][0]["blobs"],
+        serde_json::json!({"uploaded": 3, "mounted": 0, "present": 0}),
+        "config and two layers uploaded: {first:#}"
+    );
+    let (_, raw) = upstream
+        .client()
+        .get_manifest("library/busybox", "1.37.0")
+        .await
+        .unwrap()
+        .unwrap();
+    destination
+        .client()
+        .put_manifest(
+            "mirror/busybox",
+            "1.37.0",
+            support::images::OCI_MANIFEST,
+            raw,
+        )
+        .await
+        .unwrap();
+    let address = policy.address(destination.host(), "1.37.0");
+    let text = ws
+        .run(&["apply", "--auto"])
+        .await
+        .expect_code(0)
+        .stdout
+        .clone();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{address}: replace done")))
+        .unwrap_or_else(|| panic!("no replace line:\n{text}"));
+    assert!(
+        line.ends_with("; every blob already present (3), none moved"),
+        "{line}"
+    );
+    assert!(
+        text.contains("0 blobs uploaded, 0 mounted, 3 already present"),
+        "the summary adds up to the lines: {text}"
+    );
+}

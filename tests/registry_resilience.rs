@@ -133,7 +133,9 @@ async fn a_429_storm_is_waited_out_then_reported_when_it_does_not_end() {
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("429") && error.contains("attempts") && error.contains("app:2"),
+        error.contains("429")
+            && error.contains("attempts")
+            && error.contains("HEAD /v2/app/manifests/2"),
         "{error}"
     );
     proxy.clear();

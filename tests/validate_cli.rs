@@ -174,3 +174,25 @@ fn json_output_shows_both_places_of_a_duplicate_policy_name() {
     assert_eq!(diagnostic["related"][0]["file"], "policies/busybox.yaml");
     assert_eq!(diagnostic["related"][0]["line"], 5);
 }
+
+/// `houba validate | head -1`: the reader goes away before houba writes; houba ends quietly,
+/// and its exit status still says whether the policies are valid.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = workspace();
+    for args in [&["validate"][..], &["validate", "--format", "json"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(env!("CARGO_BIN_EXE_houba"))
+            .current_dir(dir.path())
+            .args(["--config", "houba.toml"])
+            .args(args)
+            .env_remove("HOUBA_CONFIG")
+            .stdout(writer)
+            .output()
+            .expect("houba runs");
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

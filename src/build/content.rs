@@ -15,7 +15,9 @@ use crate::policy::resolved::TransformStep;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
+    /// Not in the base image.
     Added,
+    /// In the base image, with other content or metadata.
     Changed,
     /// No step removes files today; kept so the format can say so when one does.
     Removed,
@@ -27,21 +29,30 @@ pub enum ChangeKind {
 pub enum ChangeDetail {
     /// A text file: its unified diff (`--- a/path`, `+++ b/path`, hunks).
     Text {
+        /// The unified diff.
         diff: String,
     },
     /// A file that is not UTF-8 text: sizes only.
     Binary {
+        /// Size in the base image, if it was there.
         before: Option<usize>,
+        /// Size after the steps.
         after: usize,
     },
+    /// A symbolic link: its targets.
     Symlink {
+        /// The target in the base image, if it was a link.
         before: Option<String>,
+        /// The target after the steps.
         after: String,
     },
+    /// A directory.
     Directory,
     /// Same content; mode or owner changed.
     Metadata {
+        /// Mode and owner in the base image (`0644 0:0`).
         before: String,
+        /// Mode and owner after the steps.
         after: String,
     },
     /// A device or fifo.
@@ -51,27 +62,35 @@ pub enum ChangeDetail {
 /// One path the steps add, change or remove (absolute, as in the image).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileChange {
+    /// The path.
     pub path: String,
+    /// Added, changed or removed.
     pub kind: ChangeKind,
+    /// What changed.
     pub detail: ChangeDetail,
 }
 
 /// One environment variable the steps set in the image config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvChange {
+    /// The variable's name.
     pub key: String,
+    /// Its value in the base image, if set.
     pub before: Option<String>,
+    /// Its value after the steps.
     pub after: String,
 }
 
-/// Everything a rebuild changes in one image.
+/// Everything a rebuild changes in one image, or identically in several platforms' images.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContentChanges {
-    /// The platform inspected, for an index (`linux/amd64`); the steps are the same on every
-    /// platform, the base files may differ.
-    pub platform: Option<String>,
+    /// For an index, the platforms these changes are those of (`linux/amd64`): the steps are
+    /// the same on every platform, the base files may differ, so platforms whose changes are
+    /// identical share one entry. Empty for a single image.
+    pub platforms: Vec<String>,
     /// By path.
     pub files: Vec<FileChange>,
+    /// The environment variables the steps set.
     pub env: Vec<EnvChange>,
 }
 
@@ -209,15 +228,16 @@ pub fn image_changes(
         .collect();
     let (files, env) = list_changes(&view, &changes, &base_env);
     Ok(ContentChanges {
-        platform: None,
+        platforms: Vec::new(),
         files,
         env,
     })
 }
 
-/// What `steps` change in the image `manifest` names: for an index, in its first image
-/// manifest (attestations skipped) among `platforms` when the import filters them, whose
-/// platform is recorded.
+/// What `steps` change in the image `manifest` names. For an index, in each of its image
+/// manifests (attestations skipped; only `platforms` when the import filters them): every
+/// platform is rebuilt, and its base files may differ. Platforms whose changes are identical
+/// share one entry, so an index whose platforms all change alike reads as one list.
 pub fn content_changes(
     image_label: &str,
     manifest: &[u8],
@@ -225,39 +245,77 @@ pub fn content_changes(
     steps: &[TransformStep],
     platforms: &[String],
     rosters: &TransformRosters,
-) -> Result<ContentChanges, BuildError> {
+) -> Result<Vec<ContentChanges>, BuildError> {
     let value = image::parse_json(image_label, "manifest", manifest)?;
-    let mut platform = None;
-    let (manifest, label) = match image::manifest_media_type(&value) {
-        Some(image::OCI_INDEX | image::DOCKER_MANIFEST_LIST) => {
-            let entry = value
-                .get("manifests")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|m| {
-                    let attestation = m.pointer("/annotations/vnd.docker.reference.type")
-                        == Some(&Value::from("attestation-manifest"));
-                    let media = m.get("mediaType").and_then(Value::as_str);
-                    let kept = platforms.is_empty()
-                        || m.get("platform")
-                            .and_then(platform_label)
-                            .is_some_and(|p| platforms.contains(&p));
-                    !attestation
-                        && kept
-                        && matches!(media, Some(image::OCI_MANIFEST | image::DOCKER_MANIFEST))
-                })
-                .ok_or_else(|| BuildError::Unsupported {
-                    image: image_label.to_string(),
-                    detail: "the index holds no image manifest".to_string(),
-                })?;
-            let digest = entry.get("digest").and_then(Value::as_str).unwrap_or("");
-            platform = entry.get("platform").and_then(platform_label);
-            let label = format!("{image_label} [{}]", platform.as_deref().unwrap_or(digest));
-            (read_verified(&label, blobs, digest, "manifest")?, label)
+    if !matches!(
+        image::manifest_media_type(&value),
+        Some(image::OCI_INDEX | image::DOCKER_MANIFEST_LIST)
+    ) {
+        return Ok(vec![one_image_changes(
+            image_label,
+            manifest.to_vec(),
+            blobs,
+            steps,
+            rosters,
+        )?]);
+    }
+    let entries: Vec<&Value> = value
+        .get("manifests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            let attestation = m.pointer("/annotations/vnd.docker.reference.type")
+                == Some(&Value::from("attestation-manifest"));
+            let media = m.get("mediaType").and_then(Value::as_str);
+            let kept = platforms.is_empty()
+                || m.get("platform")
+                    .and_then(platform_label)
+                    .is_some_and(|p| platforms.contains(&p));
+            !attestation
+                && kept
+                && matches!(media, Some(image::OCI_MANIFEST | image::DOCKER_MANIFEST))
+        })
+        .collect();
+    if entries.is_empty() {
+        return Err(BuildError::Unsupported {
+            image: image_label.to_string(),
+            detail: "the index holds no image manifest".to_string(),
+        });
+    }
+    let mut groups: Vec<ContentChanges> = Vec::new();
+    for entry in entries {
+        let digest = entry.get("digest").and_then(Value::as_str).unwrap_or("");
+        let platform = entry
+            .get("platform")
+            .and_then(platform_label)
+            .unwrap_or_else(|| digest.to_string());
+        let label = format!("{image_label} [{platform}]");
+        let manifest = read_verified(&label, blobs, digest, "manifest")?;
+        let changes = one_image_changes(&label, manifest, blobs, steps, rosters)?;
+        match groups
+            .iter_mut()
+            .find(|g| g.files == changes.files && g.env == changes.env)
+        {
+            Some(group) => group.platforms.push(platform),
+            None => groups.push(ContentChanges {
+                platforms: vec![platform],
+                ..changes
+            }),
         }
-        _ => (manifest.to_vec(), image_label.to_string()),
-    };
+    }
+    Ok(groups)
+}
+
+/// What `steps` change in one image manifest (its config read from `blobs`).
+fn one_image_changes(
+    label: &str,
+    manifest: Vec<u8>,
+    blobs: &dyn BlobSource,
+    steps: &[TransformStep],
+    rosters: &TransformRosters,
+) -> Result<ContentChanges, BuildError> {
+    let label = label.to_string();
     let manifest_value = image::parse_json(&label, "manifest", &manifest)?;
     let config_digest = manifest_value
         .pointer("/config/digest")
@@ -267,9 +325,7 @@ pub fn content_changes(
             detail: "the manifest has no config descriptor".to_string(),
         })?;
     let config = read_verified(&label, blobs, config_digest, "config")?;
-    let mut out = image_changes(&label, &manifest, &config, blobs, steps, rosters)?;
-    out.platform = platform;
-    Ok(out)
+    image_changes(&label, &manifest, &config, blobs, steps, rosters)
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ const CA_STAGING: &str = "/tmp/houba-ca";
 /// A rendered build context: the Dockerfile and the files it copies (relative path, bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildContext {
+    /// The Dockerfile.
     pub dockerfile: String,
+    /// Files the Dockerfile copies (CA certificates): relative path and bytes.
     pub files: Vec<(String, Vec<u8>)>,
 }
 
@@ -39,7 +41,7 @@ impl BuildContext {
             move |source| BuildError::Io {
                 image: image.to_string(),
                 context,
-                source,
+                error: source,
             }
         };
         std::fs::write(dir.join("Dockerfile"), &self.dockerfile)
@@ -164,7 +166,9 @@ fn ca_script(names: &[String]) -> String {
 pub struct DockerfileBuild<'a> {
     /// For messages.
     pub image: &'a str,
+    /// The rendered context.
     pub context: &'a BuildContext,
+    /// The builder to run.
     pub builder: &'a Builder,
     /// Verify TLS when pulling the base.
     pub base_tls_verify: bool,
@@ -184,7 +188,7 @@ pub fn build_and_push(build: &DockerfileBuild<'_>) -> Result<String, BuildError>
     std::fs::create_dir_all(&context_dir).map_err(|source| BuildError::Io {
         image: build.image.to_string(),
         context: "creating the build context".to_string(),
-        source,
+        error: source,
     })?;
     build.context.write_to(build.image, &context_dir)?;
     let digest = match build.builder {
@@ -337,7 +341,7 @@ fn read_trimmed(image: &str, path: &PathBuf) -> Result<String, BuildError> {
         .map_err(|source| BuildError::Io {
             image: image.to_string(),
             context: format!("reading {}", path.display()),
-            source,
+            error: source,
         })
 }
 

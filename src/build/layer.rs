@@ -160,7 +160,7 @@ pub(crate) fn write_layer(
     let io_err = |context: &str, source: io::Error| BuildError::Io {
         image: image.to_string(),
         context: format!("{context} in {}", workdir.display()),
-        source,
+        error: source,
     };
     std::fs::create_dir_all(workdir).map_err(|e| io_err("creating the work directory", e))?;
     let temp = workdir.join(format!(

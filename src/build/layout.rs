@@ -14,6 +14,7 @@ use super::{BlobSource, BuiltImage, BuiltIndex};
 /// The annotation naming a reference in `index.json`.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// An OCI image layout directory the native engine reads and writes with plain files (used by its tests and tools; registries have `registry::layout`).
 pub struct LayoutDir {
     root: PathBuf,
 }
@@ -23,6 +24,7 @@ fn invalid(msg: String) -> io::Error {
 }
 
 impl LayoutDir {
+    /// The layout at `root` (not created until written).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LayoutDir { root: root.into() }
     }
@@ -42,6 +44,7 @@ impl LayoutDir {
         Ok(layout)
     }
 
+    /// The directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -90,10 +93,12 @@ impl LayoutDir {
         Ok((field("mediaType"), field("digest"), size))
     }
 
+    /// The bytes of blob `digest`.
     pub fn read_blob(&self, digest: &str) -> io::Result<Vec<u8>> {
         fs::read(self.blob_path(digest)?)
     }
 
+    /// Writes a blob; returns its digest.
     pub fn write_blob(&self, bytes: &[u8]) -> io::Result<String> {
         let digest = sha256_digest(bytes);
         let path = self.blob_path(&digest)?;

@@ -44,32 +44,41 @@ pub const ENGINE_FORMAT_VERSION: &str = "houba-build/1";
 
 /// Where the engine reads blobs (layers, configs, and child manifests of an index) from.
 pub trait BlobSource: Send + Sync {
+    /// Opens the blob (or child manifest) `digest` for reading.
     fn open_blob(&self, digest: &str) -> std::io::Result<Box<dyn Read + Send>>;
 }
 
 /// The transform rosters of the settings, by entry name.
 #[derive(Debug, Clone, Default)]
 pub struct TransformRosters {
+    /// CA certificates, by roster name.
     pub ca_certs: BTreeMap<String, CaSource>,
+    /// Package mirrors, by roster name.
     pub package_mirrors: BTreeMap<String, PackageMirror>,
 }
 
 /// A rebuilt image: the new manifest and config (to upload as they are) and the new layer.
 #[derive(Debug, Clone)]
 pub struct BuiltImage {
+    /// The new image manifest (canonical JSON).
     pub manifest: Vec<u8>,
+    /// Its media type (always an OCI image manifest).
     pub manifest_media_type: String,
+    /// The new image config.
     pub config: Vec<u8>,
+    /// The one layer the steps added.
     pub new_layer: NewBlob,
     /// How many of the base's layers were read (top-down) before every asked path was known.
     pub layers_read: usize,
 }
 
 impl BuiltImage {
+    /// `sha256:` of the new manifest.
     pub fn manifest_digest(&self) -> String {
         sha256_digest(&self.manifest)
     }
 
+    /// `sha256:` of the new config.
     pub fn config_digest(&self) -> String {
         sha256_digest(&self.config)
     }
@@ -82,28 +91,36 @@ pub struct BuiltPlatform {
     pub base_digest: String,
     /// The base descriptor's `platform`, as it was.
     pub platform: Option<Value>,
+    /// The rebuilt image of this platform.
     pub image: BuiltImage,
 }
 
 /// An index entry that was deliberately not carried over, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DroppedEntry {
+    /// The entry's digest.
     pub digest: String,
+    /// The entry's media type.
     pub media_type: String,
+    /// Why it was dropped (an attestation, a platform the import filters out, …).
     pub reason: String,
 }
 
 /// A rebuilt multi-platform image.
 #[derive(Debug, Clone)]
 pub struct BuiltIndex {
+    /// The new index (canonical JSON).
     pub index: Vec<u8>,
+    /// Its media type.
     pub index_media_type: String,
     /// Upload these (blobs, then manifests) before the index.
     pub platforms: Vec<BuiltPlatform>,
+    /// Entries of the base index not carried over, with the reason.
     pub dropped: Vec<DroppedEntry>,
 }
 
 impl BuiltIndex {
+    /// `sha256:` of the new index.
     pub fn index_digest(&self) -> String {
         sha256_digest(&self.index)
     }
@@ -288,7 +305,7 @@ fn read_verified(
     let blob_err = |source| BuildError::Blob {
         image: image.to_string(),
         digest: digest.to_string(),
-        source,
+        error: source,
     };
     let mut bytes = Vec::new();
     blobs

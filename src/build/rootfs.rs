@@ -429,7 +429,7 @@ impl Pass {
         let blob = blobs.open_blob(digest).map_err(|source| BuildError::Blob {
             image: image.to_string(),
             digest: digest.to_string(),
-            source,
+            error: source,
         })?;
         let reader = open_layer(blob).map_err(|e| {
             layer_err(format!(

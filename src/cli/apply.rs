@@ -167,12 +167,17 @@ fn take_lock(ctx: &Context, timeout_seconds: u64) -> miette::Result<lock::ApplyL
             )
         },
     )
-    .map_err(|e| {
-        miette::miette!(
+    .map_err(|e| match e {
+        lock::LockError::Timeout { .. } => miette::miette!(
             code = "houba::apply::locked",
             help = "let the other apply finish and run again (the next scheduled run converges), or raise --lock-timeout",
             "{e}"
-        )
+        ),
+        lock::LockError::Io { .. } => miette::miette!(
+            code = "houba::apply::lock",
+            help = "the lock lives in the cache directory (HOUBA_CACHE_DIR) and in every OCI layout destination: check that these are writable directories",
+            "{e}"
+        ),
     })
 }
 
@@ -194,6 +199,7 @@ fn make_plan(
     };
     ctx.runtime()
         .block_on(pipeline::make_plan(&inputs, request))
+        .map_err(miette::Report::new)
 }
 
 fn run_locked(

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod attach;
+pub mod diagnose;
 pub mod graph;
 pub mod operations;
 pub mod output;
@@ -163,6 +164,7 @@ impl Context {
         };
         self.runtime()
             .block_on(crate::pipeline::make_plan(&inputs, request))
+            .map_err(miette::Report::new)
     }
 }
 

@@ -114,6 +114,7 @@ pub fn record_apply(summary: &mut RunSummary, report: &RunReport) {
             error: r.error.clone(),
             bytes: r.bytes,
             requests: r.requests,
+            blobs: (!r.blobs.is_empty()).then_some(r.blobs),
             seconds: r.seconds,
         })
         .collect();
@@ -230,9 +231,15 @@ pub fn finish(
     }
 }
 
-/// The one-line text of a run's error, for the report (miette's help stays on stderr).
+/// The one-line text of a run's error with its causes, each once, for the report and
+/// notifications (miette's help stays on stderr).
 pub fn error_text(e: &miette::Report) -> String {
-    e.to_string()
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+    }
+    text
 }
 
 pub use report::Command as RunCommand;

@@ -142,7 +142,8 @@ fn plan_reported(
     };
     let result = ctx
         .runtime()
-        .block_on(pipeline::make_plan(&inputs, request));
+        .block_on(pipeline::make_plan(&inputs, request))
+        .map_err(miette::Report::new);
     operations::record_registries(summary, &registries);
     match result {
         Ok(plan) => {
@@ -306,14 +307,14 @@ fn print_content(ctx: &Context, plan: &crate::plan::model::Plan, format: Format)
         .map(|c| crate::plan::content::RebuildView {
             address: &c.address,
             steps: &c.steps,
-            content: c.content.as_ref().map_err(String::as_str),
+            content: c.content.as_deref().map_err(String::as_str),
         })
         .collect();
     let out = match format {
         Format::Markdown => crate::plan::content::render_markdown(&views),
         _ => crate::plan::content::render_text(&views),
     };
-    print!("{out}");
+    crate::out!("{out}");
 }
 
 /// Write a plan file: the bytes the plan module produced, through a temporary file so that a

@@ -1,6 +1,5 @@
 //! `houba validate`: check policy files without touching any registry.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,27 +58,29 @@ pub fn run(args: &ValidateArgs, settings: &Settings) -> ExitCode {
     if outcome.is_ok() && outcome.policies.is_empty() {
         eprintln!("warning: {}", super::no_policies_message(paths));
     }
-    let written = match args.format {
+    // stdout goes through `cli::output`: a reader that went away (`houba validate | head -1`)
+    // ends the output quietly, and the exit status still says whether the policies are valid.
+    match args.format {
         ValidateFormat::Text => print_text(&outcome),
         ValidateFormat::Json => print_json(&outcome),
-    };
-    match (written, outcome.is_ok()) {
-        (Ok(()), true) => ExitCode::SUCCESS,
-        _ => ExitCode::FAILURE,
+    }
+    if outcome.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
-fn print_text(outcome: &LoadOutcome) -> std::io::Result<()> {
+fn print_text(outcome: &LoadOutcome) {
     if outcome.is_ok() {
-        let mut stdout = std::io::stdout().lock();
-        return writeln!(
-            stdout,
+        crate::outln!(
             "{} {}, {} {}: OK",
             outcome.policies.len(),
             plural(outcome.policies.len(), "policy", "policies"),
             outcome.import_count(),
             plural(outcome.import_count(), "import", "imports"),
         );
+        return;
     }
     let handler = GraphicalReportHandler::new_themed(GraphicalTheme::default());
     let mut report = String::new();
@@ -93,17 +94,15 @@ fn print_text(outcome: &LoadOutcome) -> std::io::Result<()> {
     }
     let problems = outcome.diagnostics.len();
     let files = outcome.files_with_problems();
-    let mut stderr = std::io::stderr().lock();
-    write!(stderr, "{report}")?;
-    writeln!(
-        stderr,
+    eprint!("{report}");
+    eprintln!(
         "{problems} {} in {files} {}",
         plural(problems, "problem", "problems"),
         plural(files, "file", "files"),
-    )
+    );
 }
 
-fn print_json(outcome: &LoadOutcome) -> std::io::Result<()> {
+fn print_json(outcome: &LoadOutcome) {
     let diagnostics: Vec<serde_json::Value> = outcome
         .diagnostics
         .iter()
@@ -131,8 +130,7 @@ fn print_json(outcome: &LoadOutcome) -> std::io::Result<()> {
         "imports": outcome.import_count(),
         "diagnostics": diagnostics,
     });
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{document}")
+    crate::outln!("{document}");
 }
 
 fn severity_name(severity: miette::Severity) -> &'static str {

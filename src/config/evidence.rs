@@ -24,9 +24,11 @@ pub enum SbomGenerator {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `[sbom]`: which SBOMs every placed digest carries, and what writes them.
 pub struct SbomSettings {
     /// Formats attached to every placed digest, in a fixed order: `spdx`, `cyclonedx`.
     pub formats: Vec<String>,
+    /// What writes the SBOMs.
     pub generator: SbomGenerator,
     /// `syft` found on `PATH` (read from the environment here, like the image builders).
     #[serde(skip)]
@@ -48,6 +50,7 @@ impl Default for SbomSettings {
 pub struct SecretPem(String);
 
 impl SecretPem {
+    /// The PEM text, for the signer alone.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -60,10 +63,12 @@ impl fmt::Debug for SecretPem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `[signing]`: the key cosign-compatible signatures are made with.
 pub struct SigningSettings {
     /// Where the key came from, for messages: `file <path>` or `environment variable <NAME>`.
     pub origin: String,
     #[serde(skip)]
+    /// The private key.
     pub key: SecretPem,
 }
 

@@ -16,11 +16,14 @@ use super::tree::{ConfigError, Node, Value, join_key};
 /// Everything `[metrics]` and `[[notify]]` say.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Operations {
+    /// `[metrics]`.
     pub metrics: MetricsSettings,
+    /// `[[notify]]` sinks, in file order.
     pub notify: Vec<NotifySink>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a run's metrics go.
 pub struct MetricsSettings {
     /// node-exporter textfile written at the end of every run.
     pub file: Option<PathBuf>,
@@ -30,13 +33,18 @@ pub struct MetricsSettings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// How urgent a notification is.
 pub enum Severity {
+    /// For the record (a drift resolved, an apply recovered).
     Info,
+    /// Worth a look (drift found, rate-limited).
     Warning,
+    /// Needs someone now (an apply failed).
     Critical,
 }
 
 impl Severity {
+    /// The name in `houba.toml` and in payloads.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -48,15 +56,22 @@ impl Severity {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+/// What a notification is about.
 pub enum EventKind {
+    /// A drift finding appeared.
     DriftFound,
+    /// A drift finding is gone.
     DriftResolved,
+    /// An apply failed.
     ApplyFailed,
+    /// An apply succeeded after a failure.
     ApplyRecovered,
+    /// A registry throttled the run (429).
     RateLimited,
 }
 
 impl EventKind {
+    /// Every event kind.
     pub const ALL: [EventKind; 5] = [
         EventKind::DriftFound,
         EventKind::DriftResolved,
@@ -65,6 +80,7 @@ impl EventKind {
         EventKind::RateLimited,
     ];
 
+    /// The name in `houba.toml` and in payloads.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::DriftFound => "drift_found",
@@ -85,6 +101,7 @@ pub struct Secret {
 }
 
 impl Secret {
+    /// The secret value, for the one request that sends it.
     pub fn expose(&self) -> &str {
         &self.value
     }
@@ -119,18 +136,25 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The kind of a notification sink and its own settings.
 pub enum SinkKind {
+    /// An ntfy server.
     Ntfy {
         /// Topic for every severity, unless `topics` names one for it.
         topic: Option<String>,
         /// Topic per severity (`critical = "hl-crit"`, …).
         topics: BTreeMap<Severity, String>,
+        /// ntfy tags added to every message.
         tags: Vec<String>,
+        /// Bearer token for the server.
         token: Option<Secret>,
     },
+    /// A generic JSON webhook.
     Webhook {
+        /// Key of the `X-Houba-Signature` HMAC-SHA256 signature, when set.
         hmac_key: Option<Secret>,
     },
+    /// An Alertmanager (`/api/v2/alerts`).
     Alertmanager {
         /// How long a firing drift alert stays active without a new run confirming it.
         alert_ttl_seconds: u64,
@@ -138,6 +162,7 @@ pub enum SinkKind {
 }
 
 impl SinkKind {
+    /// `ntfy`, `webhook` or `alertmanager`.
     pub fn as_str(&self) -> &'static str {
         match self {
             SinkKind::Ntfy { .. } => "ntfy",
@@ -148,19 +173,24 @@ impl SinkKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One `[[notify]]` sink.
 pub struct NotifySink {
     /// Unique name (metrics label, state file); default `<kind>-<n>`.
     pub name: String,
     /// Server URL: the ntfy server, the webhook endpoint, the Alertmanager base URL.
     pub url: String,
+    /// The events it is sent.
     pub events: Vec<EventKind>,
+    /// The least severity it is sent.
     pub min_severity: Severity,
     /// A link put in notifications (a dashboard, the CronJob's logs).
     pub link: Option<String>,
+    /// What kind of sink, with its own settings.
     pub kind: SinkKind,
 }
 
 impl NotifySink {
+    /// Whether this sink is sent `event` at `severity`.
     pub fn wants(&self, event: EventKind, severity: Severity) -> bool {
         self.events.contains(&event) && severity >= self.min_severity
     }

@@ -18,24 +18,36 @@ use crate::registry::transfer::BlobTap;
 use crate::registry::{ByteStream, Descriptor, Registry, RegistryError, manifest};
 
 #[derive(Debug, thiserror::Error)]
+/// Why evidence could not be made, read or attached.
 pub enum EvidenceError {
     #[error(transparent)]
+    /// A registry request failed.
     Registry(#[from] RegistryError),
     #[error(transparent)]
+    /// A layer could not be scanned.
     Scan(#[from] ScanError),
     #[error(transparent)]
+    /// A package database could not be read.
     Database(#[from] sbom::DatabaseError),
     #[error(transparent)]
+    /// An SBOM could not be written.
     Sbom(#[from] sbom::SbomError),
     #[error(transparent)]
+    /// The signature could not be made.
     Sign(#[from] super::sign::SignError),
     #[error(transparent)]
+    /// syft failed.
     Syft(#[from] super::syft::SyftError),
     #[error("{registry}/{repository}@{digest}: {detail}")]
+    /// A manifest is not what evidence needs.
     Manifest {
+        /// Display name of the registry.
         registry: String,
+        /// Repository path in the registry.
         repository: String,
+        /// The manifest's digest.
         digest: String,
+        /// What is wrong with it.
         detail: String,
     },
 }
@@ -110,6 +122,7 @@ impl BlobTap for EvidenceCache {
 }
 
 impl EvidenceCache {
+    /// A cache under `cache_dir`; `None` remembers nothing between runs.
     pub fn new(cache_dir: Option<PathBuf>) -> EvidenceCache {
         EvidenceCache {
             dir: cache_dir.map(|d| d.join("evidence")),
@@ -144,6 +157,7 @@ impl EvidenceCache {
         }
     }
 
+    /// What the scan of layer `digest` found, when remembered.
     pub fn layer(&self, digest: &str) -> Option<LayerFindings> {
         let hex = sha256_hex(digest)?;
         let bytes = std::fs::read(self.file("layers", hex)?).ok()?;
@@ -179,6 +193,7 @@ impl EvidenceCache {
         .unwrap_or_default()
     }
 
+    /// Remembers the referrers attached to `subject` in `registry`/`repository`.
     pub fn record_attached(
         &self,
         registry: &str,
@@ -301,6 +316,7 @@ pub async fn layer_findings(
 /// What an SBOM of one placed manifest is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageContents {
+    /// The distribution and the installed packages.
     pub inventory: Inventory,
     /// RFC 3339 creation time (the config's `created`, else the epoch).
     pub created: String,

@@ -31,4 +31,5 @@ pub const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signatur
 pub const SARIF_MEDIA_TYPE: &str = "application/sarif+json";
 /// The empty config of artifact manifests: the two bytes `{}`.
 pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The bytes of that empty config.
 pub const EMPTY_CONFIG: &[u8] = b"{}";

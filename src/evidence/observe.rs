@@ -14,10 +14,15 @@ use crate::registry::{Descriptor, Registry};
 
 /// One placed digest to check: roster entry, repository, the manifest's descriptor and bytes.
 pub struct Placed<'a> {
+    /// Roster entry name.
     pub registry_key: &'a str,
+    /// The client.
     pub registry: &'a dyn Registry,
+    /// Repository path in the registry.
     pub repository: &'a str,
+    /// The tagged manifest's descriptor.
     pub top: Descriptor,
+    /// Its bytes.
     pub manifest: &'a Bytes,
 }
 

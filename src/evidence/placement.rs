@@ -21,7 +21,9 @@ use crate::registry::{Descriptor, Referrer, Registry, manifest};
 /// What every placed digest carries.
 #[derive(Clone)]
 pub struct EvidenceSpec {
+    /// SBOM formats, in their fixed order.
     pub formats: Vec<SbomFormat>,
+    /// Signs when a `[signing]` key is configured.
     pub signer: Option<Arc<dyn Signer>>,
     /// `Some`: SBOMs come from syft (the program), else houba's native generator.
     pub syft: Option<std::path::PathBuf>,
@@ -40,7 +42,9 @@ impl std::fmt::Debug for EvidenceSpec {
 /// What every placed digest must carry (no key material: enough to check, not to sign).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
+    /// SBOM formats, in their fixed order.
     pub formats: Vec<SbomFormat>,
+    /// A signature is wanted.
     pub signature: bool,
 }
 
@@ -60,6 +64,7 @@ impl Wanted {
 }
 
 impl EvidenceSpec {
+    /// What the spec asks for, without the key.
     pub fn wanted(&self) -> Wanted {
         Wanted {
             formats: self.formats.clone(),
@@ -84,15 +89,19 @@ impl EvidenceSpec {
 /// Evidence one digest lacks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Missing {
+    /// SBOM formats missing.
     pub sbom: Vec<SbomFormat>,
+    /// The signature is missing.
     pub signature: bool,
 }
 
 impl Missing {
+    /// Nothing is missing.
     pub fn is_empty(&self) -> bool {
         self.sbom.is_empty() && !self.signature
     }
 
+    /// Everything the spec asks for (new content has none of it).
     pub fn everything(spec: &EvidenceSpec) -> Missing {
         Missing {
             sbom: spec.formats.clone(),
@@ -196,7 +205,9 @@ pub async fn live_missing(
 /// What one attach did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Attached {
+    /// SBOMs attached.
     pub sboms: usize,
+    /// Signatures attached.
     pub signatures: usize,
 }
 

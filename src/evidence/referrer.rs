@@ -26,10 +26,15 @@ use crate::registry::{Descriptor, Registry, RegistryError, referrers};
 /// One document to attach to a subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
+    /// The referrer manifest's `artifactType`.
     pub artifact_type: String,
+    /// Media type of its one layer, the document.
     pub layer_media_type: String,
+    /// The document.
     pub document: Bytes,
+    /// Annotations of the layer.
     pub layer_annotations: BTreeMap<String, String>,
+    /// Annotations of the referrer manifest.
     pub annotations: BTreeMap<String, String>,
 }
 

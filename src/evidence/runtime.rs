@@ -20,7 +20,9 @@ use crate::registry::{Descriptor, Registry, RegistryError, referrers};
 /// What apply needs to attach evidence.
 #[derive(Debug, Clone)]
 pub struct EvidenceRuntime {
+    /// What every placed digest carries.
     pub spec: EvidenceSpec,
+    /// What was scanned and attached already.
     pub cache: EvidenceCache,
     /// Roster entries reached over plain HTTP (for syft).
     pub plain_http: BTreeSet<String>,
@@ -28,20 +30,29 @@ pub struct EvidenceRuntime {
 
 /// The upstream content a placement came from.
 pub struct UpstreamSource<'a> {
+    /// The upstream registry.
     pub registry: &'a dyn Registry,
+    /// The upstream repository.
     pub repository: &'a str,
+    /// The upstream manifest's descriptor.
     pub descriptor: Descriptor,
+    /// Its bytes.
     pub bytes: Bytes,
 }
 
 /// The destination of a placement.
 pub struct PlacedAt<'a> {
+    /// The destination registry.
     pub registry: &'a dyn Registry,
+    /// Its roster entry name.
     pub registry_key: &'a str,
     /// `host[/prefix]` as users write it.
     pub display: &'a str,
+    /// The destination repository.
     pub repository: &'a str,
+    /// The placed manifest's descriptor.
     pub descriptor: Descriptor,
+    /// Its bytes.
     pub bytes: Bytes,
 }
 

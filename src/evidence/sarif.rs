@@ -14,6 +14,8 @@ use super::referrer::Evidence;
 
 /// Severities, lowest first (so `>=` means "at or above").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+// clap shows a variant's doc comment in `--help`: the names say it all.
+#[allow(missing_docs)]
 pub enum Severity {
     Low,
     Medium,
@@ -22,6 +24,7 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, lowest first.
     pub const ALL: [Severity; 4] = [
         Severity::Critical,
         Severity::High,
@@ -29,6 +32,7 @@ impl Severity {
         Severity::Low,
     ];
 
+    /// The severity's name (`critical`, …).
     pub fn name(self) -> &'static str {
         match self {
             Severity::Low => "low",
@@ -61,6 +65,7 @@ impl Severity {
 /// A validated report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// Results by severity.
     pub counts: BTreeMap<Severity, u64>,
     /// Driver names of the runs, in order, each once.
     pub tools: Vec<String>,
@@ -69,6 +74,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// Results of one severity.
     pub fn count(&self, severity: Severity) -> u64 {
         self.counts.get(&severity).copied().unwrap_or(0)
     }
@@ -110,7 +116,9 @@ impl Report {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {problem}")]
 pub struct Invalid {
+    /// JSON path of the first problem (`$.runs[0].results`).
     pub path: String,
+    /// What is wrong there.
     pub problem: String,
 }
 

@@ -20,17 +20,26 @@ use serde::{Deserialize, Serialize};
 pub const SIMPLE_SIGNING_TYPE: &str = "cosign container image signature";
 
 #[derive(Debug, thiserror::Error)]
+/// Why a signature could not be made or checked.
 pub enum SignError {
     /// Never carries key material: only where the key came from and what is wrong with it.
     #[error(
         "signing key from {origin}: {detail}; give an unencrypted PKCS#8 PEM P-256 key (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`, or convert one with `openssl pkcs8 -topk8 -nocrypt`)"
     )]
-    Key { origin: String, detail: String },
+    Key {
+        /// Where the key came from (`file <path>`, `environment variable <NAME>`).
+        origin: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     #[error("public key: {0}")]
+    /// The public key is not usable.
     PublicKey(String),
     #[error("signature does not verify: {0}")]
+    /// The signature does not verify.
     Invalid(String),
     #[error("signing payload: {0}")]
+    /// The payload could not be written or read.
     Payload(String),
 }
 
@@ -94,6 +103,7 @@ impl Signer for KeySigner {
 /// cosign's simple signing payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimpleSigning {
+    /// What the signature vouches for.
     pub critical: Critical,
     /// Free-form; other signers (cosign) put any JSON here.
     #[serde(default)]
@@ -101,22 +111,30 @@ pub struct SimpleSigning {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The signed part of the payload.
 pub struct Critical {
+    /// Which repository the image was signed for.
     pub identity: Identity,
+    /// Which manifest digest.
     pub image: Image,
     #[serde(rename = "type")]
+    /// `cosign container image signature`.
     pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The reference an image was signed for.
 pub struct Identity {
     #[serde(rename = "docker-reference")]
+    /// `host/repository`.
     pub docker_reference: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The digest an image was signed as.
 pub struct Image {
     #[serde(rename = "docker-manifest-digest")]
+    /// `sha256:` of the manifest.
     pub docker_manifest_digest: String,
 }
 
@@ -145,10 +163,12 @@ impl SimpleSigning {
         }
     }
 
+    /// The payload as signed: compact JSON.
     pub fn to_bytes(&self) -> Result<Vec<u8>, SignError> {
         serde_json::to_vec(self).map_err(|e| SignError::Payload(e.to_string()))
     }
 
+    /// Reads a payload (cosign's or houba's).
     pub fn parse(bytes: &[u8]) -> Result<SimpleSigning, SignError> {
         let payload: SimpleSigning =
             serde_json::from_slice(bytes).map_err(|e| SignError::Payload(e.to_string()))?;
@@ -165,10 +185,13 @@ impl SimpleSigning {
 /// A signed payload ready to attach: the payload bytes and the base64 DER signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedPayload {
+    /// The payload bytes.
     pub payload: Vec<u8>,
+    /// The base64 DER ECDSA signature over them.
     pub signature_b64: String,
 }
 
+/// Signs `payload` with `signer`.
 pub fn sign_payload(
     signer: &dyn Signer,
     payload: &SimpleSigning,

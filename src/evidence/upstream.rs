@@ -20,12 +20,14 @@ pub const COSIGN_SUFFIXES: [&str; 3] = ["sig", "att", "sbom"];
 /// What the publisher attached to one source digest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpstreamEvidence {
+    /// Referrers of the digest upstream.
     pub referrers: Vec<Referrer>,
     /// cosign tags present upstream (`sha256-<hex>.sig`, …).
     pub cosign_tags: Vec<String>,
 }
 
 impl UpstreamEvidence {
+    /// How many documents travel with the content.
     pub fn count(&self) -> usize {
         self.referrers.len() + self.cosign_tags.len()
     }

@@ -12,13 +12,19 @@ use crate::registry::RequestStats;
 pub const FORMAT_VERSION: &str = "1";
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// How much of a repository (or of everything) carries houba's stamp and evidence.
 pub struct Coverage {
     /// Distinct images (digests) with at least one tag.
     pub tagged_images: usize,
+    /// Tagged images without a stamp.
     pub unstamped: usize,
+    /// Tagged images with a stamp.
     pub stamped: usize,
+    /// Images with at least one SBOM attached.
     pub with_sbom: usize,
+    /// Images with a signature attached.
     pub signed: usize,
+    /// Images with a scan report attached.
     pub scanned: usize,
     /// `stamped / tagged_images` (1.0 for an empty repository).
     pub coverage: f64,
@@ -36,27 +42,39 @@ impl Coverage {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+/// The coverage of one repository.
 pub struct RepositoryCoverage {
+    /// Roster entry name.
     pub registry: String,
+    /// Repository path in the registry.
     pub repository: String,
+    /// The repository is a destination of a policy.
     pub managed: bool,
     #[serde(flatten)]
+    /// Its coverage.
     pub coverage: Coverage,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// `houba audit`'s answer (its JSON document, `format_version` 1).
 pub struct AuditReport {
+    /// Version of this document's format.
     pub format_version: String,
+    /// Every repository scanned.
     pub repositories: Vec<RepositoryCoverage>,
+    /// The coverage over every repository.
     pub total: Coverage,
     /// `host/repository` of repositories no policy manages.
     pub unmanaged_repositories: Vec<String>,
+    /// The `--min-coverage` asked for.
     pub min_coverage: Option<f64>,
     /// Whether `total.coverage` reaches `min_coverage` (true when none was asked for).
     pub passed: bool,
+    /// Requests the scan cost, per registry.
     pub requests: BTreeMap<String, RequestStats>,
 }
 
+/// The coverage of a scan, against `min_coverage` when given.
 pub fn audit(
     inventory: &Inventory,
     min_coverage: Option<f64>,
@@ -123,6 +141,7 @@ fn pct(c: &Coverage) -> String {
     format!("{:.1}%", c.coverage * 100.0)
 }
 
+/// The audit as a text table.
 pub fn text(r: &AuditReport) -> String {
     use std::fmt::Write;
     let mut out = String::new();

@@ -15,76 +15,121 @@ pub const FORMAT_VERSION: &str = "1";
 /// What to look for. Every filter given must match (they combine with AND).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Query {
+    /// `--base-digest`: images built on this base digest.
     pub base_digest: Option<String>,
     /// `registry/repository`, or `registry/repository:tag` for one upstream tag.
     pub base_name: Option<String>,
+    /// `--owner`: images one of whose owners is this entity ref.
     pub owner: Option<String>,
+    /// `--policy`: images placed by this policy.
     pub policy: Option<String>,
+    /// `--cve`: images whose attached SBOM or scan names this CVE.
     pub cve: Option<String>,
 }
 
 /// One stamped image that matched.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Artifact {
+    /// Host (and path prefix) of the registry.
     pub registry: String,
+    /// Repository path in the registry.
     pub repository: String,
+    /// The image's digest.
     pub digest: String,
+    /// Every tag pointing at it.
     pub tags: Vec<String>,
+    /// The policy that placed it (from the stamp).
     pub policy: String,
+    /// Its import.
     pub import: String,
+    /// Its variant.
     pub variant: String,
+    /// `<registry>/<repository>` of the upstream.
     pub source: String,
+    /// `<registry>/<repository>:<tag>` of the base image.
     pub base_name: String,
+    /// Digest of the base image.
     pub base_digest: String,
+    /// Owners (Backstage entity refs).
     pub owners: Vec<String>,
+    /// SBOM formats attached.
     pub sbom: Vec<String>,
+    /// A signature is attached.
     pub signed: bool,
+    /// The newest scan report attached, when any.
     pub scan: Option<ScanReport>,
 }
 
 /// An image without a stamp.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Unstamped {
+    /// Host (and path prefix) of the registry.
     pub registry: String,
+    /// Repository path in the registry.
     pub repository: String,
+    /// The image's digest.
     pub digest: String,
+    /// Every tag pointing at it.
     pub tags: Vec<String>,
+    /// The repository is a destination of a policy (content houba did not place, there).
     pub managed_repository: bool,
+    /// SBOM formats attached.
     pub sbom: Vec<String>,
+    /// A signature is attached.
     pub signed: bool,
+    /// The newest scan report attached, when any.
     pub scan: Option<ScanReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// The matched images built on one base digest.
 pub struct BaseGroup {
+    /// The base digest.
     pub base_digest: String,
+    /// The base names it was placed from.
     pub base_names: Vec<String>,
+    /// The images.
     pub artifacts: Vec<Artifact>,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// The matched images of one owner.
 pub struct OwnerGroup {
+    /// The owner (Backstage entity ref).
     pub owner: String,
+    /// The images.
     pub artifacts: Vec<Artifact>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+/// What the scan walked.
 pub struct Scanned {
+    /// Registries.
     pub registries: usize,
+    /// Repositories.
     pub repositories: usize,
+    /// Images (distinct digests per repository).
     pub images: usize,
+    /// Tags.
     pub tags: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// `houba blast-radius`'s answer (its JSON document).
 pub struct BlastRadius {
+    /// Version of this document's format.
     pub format_version: String,
+    /// The filters asked for.
     pub query: Query,
+    /// What the scan walked.
     pub scanned: Scanned,
     /// Stamped images that matched.
     pub matched: usize,
+    /// Matched images by base digest.
     pub by_base_digest: Vec<BaseGroup>,
+    /// Matched images by owner.
     pub by_owner: Vec<OwnerGroup>,
+    /// Images without a stamp (the coverage gap), whatever the filters.
     pub unstamped: Vec<Unstamped>,
     /// Requests made per registry host.
     pub requests: BTreeMap<String, RequestStats>,
@@ -99,6 +144,7 @@ fn base_name_matches(stamped: &str, query: &str) -> bool {
             .is_some_and(|rest| rest.starts_with(':') || rest.starts_with('@'))
 }
 
+/// Whether a stamped image matches every filter of `query` (`cve_hits`: digests whose evidence names the CVE).
 pub fn matches(image: &Image, query: &Query, cve_hits: &BTreeSet<String>) -> bool {
     let Some(s) = &image.stamp else { return false };
     query

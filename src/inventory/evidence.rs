@@ -13,13 +13,19 @@ use serde_json::Value;
 
 use crate::registry::{Referrer, Registry, RegistryError};
 
+/// `artifactType` of an SPDX SBOM.
 pub const SPDX: &str = "application/spdx+json";
+/// `artifactType` of a CycloneDX SBOM.
 pub const CYCLONEDX: &str = "application/vnd.cyclonedx+json";
+/// `artifactType` of a cosign signature.
 pub const COSIGN_SIGNATURE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+/// Media type of the payload cosign signs.
 pub const COSIGN_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// Layer annotation holding the base64 DER signature over the layer (the payload).
 pub const COSIGN_SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// `artifactType` of a SARIF scan report.
 pub const SARIF: &str = "application/sarif+json";
+/// Media type of an empty config (`{}`).
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 /// Largest evidence blob read (a SARIF report or a signature payload).
@@ -39,6 +45,7 @@ pub struct Evidence {
     /// Scan reports attached.
     pub scan_reports: usize,
     #[serde(skip)]
+    /// Every referrer of the image.
     pub referrers: Vec<Referrer>,
 }
 
@@ -47,11 +54,17 @@ pub struct Evidence {
 pub struct ScanReport {
     /// Digest of the report's referrer manifest.
     pub digest: String,
+    /// The scanner, from the report's annotations.
     pub tool: Option<String>,
+    /// When it ran.
     pub created: Option<String>,
+    /// Critical findings.
     pub critical: u64,
+    /// High findings.
     pub high: u64,
+    /// Medium findings.
     pub medium: u64,
+    /// Low findings.
     pub low: u64,
 }
 
@@ -77,6 +90,9 @@ impl ScanReport {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// A finding's severity, in scan reports and `--max-severity`.
+// clap shows a variant's doc comment in `--help`: the names say it all.
+#[allow(missing_docs)]
 pub enum Severity {
     Low,
     Medium,
@@ -97,6 +113,7 @@ impl Severity {
 }
 
 impl Evidence {
+    /// What an image's referrers say (`prefix`: houba's stamp key prefix, for its own annotations on them).
     pub fn from_referrers(referrers: &[Referrer], prefix: &str) -> Evidence {
         let mut sbom = BTreeSet::new();
         let mut e = Evidence {
@@ -123,6 +140,7 @@ impl Evidence {
         e
     }
 
+    /// Whether a signature is attached (a referrer or cosign's `.sig` tag).
     pub fn signed(&self) -> bool {
         self.signatures > 0 || self.signature_tag
     }

@@ -24,6 +24,7 @@ use crate::stamp::{self, Stamp};
 pub struct Deletion {
     /// `sbom`, `signature`, `scan`, `referrer`, `fallback-index` or `cosign-tag`.
     pub kind: String,
+    /// The manifest's digest.
     pub digest: String,
     /// The tag it is under (evidence tags only).
     pub tag: Option<String>,
@@ -32,25 +33,37 @@ pub struct Deletion {
 /// An untagged subject whose evidence gc collects.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Orphan {
+    /// Roster entry name.
     pub registry: String,
+    /// Host (and path prefix) the registry is shown as.
     pub host: String,
+    /// Repository path in the registry.
     pub repository: String,
+    /// The untagged subject's digest.
     pub subject: String,
+    /// The policy that stamped it.
     pub policy: String,
+    /// What gc deletes for it.
     pub deletions: Vec<Deletion>,
 }
 
 /// A subject left alone, and why.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Kept {
+    /// `host/repository`.
     pub repository: String,
+    /// The subject's digest.
     pub subject: String,
+    /// Why it is kept.
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
+/// What `houba gc` deletes, and what it keeps.
 pub struct GcPlan {
+    /// Subjects whose evidence is deleted.
     pub orphans: Vec<Orphan>,
+    /// Subjects left alone.
     pub kept: Vec<Kept>,
     /// Tagged images per `host/repository`, for the mass-delete guard.
     #[serde(skip)]
@@ -58,6 +71,7 @@ pub struct GcPlan {
 }
 
 impl GcPlan {
+    /// How many manifests are deleted.
     pub fn deletions(&self) -> usize {
         self.orphans.iter().map(|o| o.deletions.len()).sum()
     }
@@ -104,6 +118,7 @@ pub fn cached_subjects(
 
 /// Inputs of a gc plan.
 pub struct GcRequest<'a> {
+    /// The destination registries.
     pub endpoints: &'a [Endpoint],
     /// A scan of the managed repositories.
     pub inventory: &'a Inventory,
@@ -111,7 +126,9 @@ pub struct GcRequest<'a> {
     pub policies: &'a BTreeMap<(String, String), BTreeSet<String>>,
     /// policy → digests of stamped manifests the cache holds.
     pub cached: &'a BTreeMap<String, BTreeSet<String>>,
+    /// The content-addressed manifest cache.
     pub cache: &'a ManifestCache,
+    /// Key prefix of houba's own stamp keys.
     pub label_prefix: &'a str,
 }
 
@@ -262,7 +279,7 @@ pub async fn execute(plan: &GcPlan, endpoints: &[Endpoint]) -> Result<usize, Inv
                 Err(e) => {
                     return Err(InventoryError::Delete {
                         what: format!("{}/{}@{} ({})", o.host, o.repository, d.digest, d.kind),
-                        source: Box::new(e),
+                        error: Box::new(e),
                     });
                 }
             }
@@ -271,6 +288,7 @@ pub async fn execute(plan: &GcPlan, endpoints: &[Endpoint]) -> Result<usize, Inv
     Ok(done)
 }
 
+/// The gc plan as text.
 pub fn text(plan: &GcPlan) -> String {
     use std::fmt::Write;
     let mut out = String::new();

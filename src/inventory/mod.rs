@@ -33,35 +33,51 @@ pub use evidence::{Evidence, ScanReport};
 /// One destination registry, connected: the roster name, the host it is shown as, the client.
 #[derive(Clone)]
 pub struct Endpoint {
+    /// Roster entry name.
     pub name: String,
+    /// Host (and path prefix) the registry is shown as.
     pub host: String,
+    /// The client.
     pub registry: Arc<dyn Registry>,
 }
 
 /// A read or a write failed; names the registry, the repository and the reference.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("cannot read {what}: {source}")]
+    #[error("cannot read {what}: {error}")]
+    /// A registry read failed.
     Read {
+        /// What was being read.
         what: String,
-        #[source]
-        source: Box<RegistryError>,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: Box<RegistryError>,
     },
-    #[error("cannot delete {what}: {source}")]
+    #[error("cannot delete {what}: {error}")]
+    /// A deletion failed.
     Delete {
+        /// What was being deleted.
         what: String,
-        #[source]
-        source: Box<RegistryError>,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: Box<RegistryError>,
     },
     #[error("{what}: {message}")]
-    Invalid { what: String, message: String },
+    /// Something read is not what it should be.
+    Invalid {
+        /// What was read.
+        what: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl InventoryError {
+    /// A failed read of `what`.
     pub fn read(what: impl Into<String>, source: RegistryError) -> Self {
         InventoryError::Read {
             what: what.into(),
-            source: Box::new(source),
+            error: Box::new(source),
         }
     }
 }
@@ -74,6 +90,7 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Whether the scope covers `repository`.
     pub fn covers(&self, repository: &str) -> bool {
         self.repository_prefix
             .as_deref()
@@ -88,19 +105,27 @@ pub struct Image {
     pub registry: String,
     /// Host (and path prefix) the registry is shown as.
     pub host: String,
+    /// Repository path in the registry.
     pub repository: String,
+    /// The image's digest.
     pub digest: String,
+    /// Its media type.
     pub media_type: String,
+    /// Every tag pointing at it.
     pub tags: Vec<String>,
     /// The repository is a destination of a policy.
     pub managed: bool,
+    /// houba's stamp, when the manifest carries one.
     pub stamp: Option<Stamp>,
     /// The key prefix the stamp was found under.
     pub stamp_prefix: Option<String>,
+    /// SBOMs, signatures and scan reports attached.
     pub evidence: Evidence,
     #[serde(skip)]
+    /// The manifest's annotations.
     pub annotations: BTreeMap<String, String>,
     #[serde(skip)]
+    /// The manifest's bytes.
     pub manifest: Bytes,
 }
 
@@ -114,9 +139,13 @@ impl Image {
 /// One repository as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Repository {
+    /// Roster entry name.
     pub registry: String,
+    /// Host (and path prefix) the registry is shown as.
     pub host: String,
+    /// Repository path in the registry.
     pub repository: String,
+    /// The repository is a destination of a policy.
     pub managed: bool,
     /// Tags naming images (referrers-fallback and cosign tags left out).
     pub tags: usize,
@@ -128,7 +157,9 @@ pub struct Repository {
 /// Everything a scan saw.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
+    /// The repositories listed.
     pub repositories: Vec<Repository>,
+    /// The images found in them, one per repository and digest.
     pub images: Vec<Image>,
 }
 
@@ -170,12 +201,17 @@ pub async fn manifest_by_digest(
 
 /// Inputs of a scan.
 pub struct ScanRequest<'a> {
+    /// The destination registries to walk.
     pub endpoints: &'a [Endpoint],
+    /// Which repositories.
     pub scope: &'a Scope,
     /// `(roster name, repository)` of every policy destination.
     pub managed: &'a BTreeSet<(String, String)>,
+    /// The content-addressed manifest cache.
     pub cache: &'a ManifestCache,
+    /// Key prefix of houba's own stamp keys.
     pub label_prefix: &'a str,
+    /// Requests in flight at most, per registry.
     pub concurrency: usize,
     /// Walk every repository of the catalogs; `false`: only the managed repositories.
     pub catalog: bool,

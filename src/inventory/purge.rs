@@ -23,8 +23,11 @@ use crate::registry::Registry;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Usage {
+    /// The image is running somewhere.
     InUse,
+    /// Nothing runs it.
     Unused,
+    /// The oracle could not tell.
     Unknown,
 }
 
@@ -32,31 +35,49 @@ pub enum Usage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
+    /// To delete: marked longer than the grace period, and unused.
     Delete,
+    /// Kept: marked more recently than the grace period.
     KeepInGrace,
+    /// Kept: when it was marked is not known.
     KeepAgeUnknown,
+    /// Kept: the oracle says it runs.
     KeepInUse,
+    /// Kept: the oracle could not tell.
     KeepUnknownUsage,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// One marked-pruned tag and what purge decided.
 pub struct Candidate {
+    /// Roster entry name.
     pub registry: String,
+    /// Host (and path prefix) the registry is shown as.
     pub host: String,
+    /// Repository path in the registry.
     pub repository: String,
+    /// The marked tag.
     pub tag: String,
+    /// The digest it holds.
     pub digest: String,
+    /// The policy that marked it.
     pub policy: String,
     /// Age in seconds, when known.
     pub age_seconds: Option<u64>,
+    /// What the usage oracle said, when it was asked.
     pub usage: Option<Usage>,
+    /// The decision.
     pub verdict: Verdict,
+    /// Why, in one sentence.
     pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
+/// What `houba purge` deletes, and what it keeps.
 pub struct PurgePlan {
+    /// `--grace`, seconds.
     pub grace_seconds: u64,
+    /// Every marked tag, with its decision.
     pub candidates: Vec<Candidate>,
     /// Stamped tags per `host/repository`, for the mass-delete guard.
     #[serde(skip)]
@@ -64,6 +85,7 @@ pub struct PurgePlan {
 }
 
 impl PurgePlan {
+    /// The candidates to delete.
     pub fn deletions(&self) -> impl Iterator<Item = &Candidate> {
         self.candidates
             .iter()
@@ -165,13 +187,19 @@ async fn image_age(
 
 /// Inputs of a purge plan.
 pub struct PurgeRequest<'a> {
+    /// The destination registries.
     pub endpoints: &'a [super::Endpoint],
     /// A scan of the managed repositories.
     pub inventory: &'a Inventory,
+    /// The content-addressed manifest cache.
     pub cache: &'a crate::observe::ManifestCache,
+    /// How long a tag stays marked before it may be deleted.
     pub grace: Duration,
+    /// The usage oracle (`--usage-oracle`).
     pub oracle: &'a Path,
+    /// How long the oracle may take per question.
     pub oracle_timeout: Duration,
+    /// Now (given, so that tests can fix it).
     pub now: SystemTime,
 }
 
@@ -289,6 +317,7 @@ pub async fn execute(plan: &PurgePlan, endpoints: &[super::Endpoint]) -> (usize,
     (deleted, failed)
 }
 
+/// The purge plan as text: each marked tag, its decision and why.
 pub fn text(plan: &PurgePlan) -> String {
     use std::fmt::Write;
     let mut out = String::new();

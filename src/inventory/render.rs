@@ -25,6 +25,7 @@ pub fn sbom_cell(formats: &[String]) -> String {
         .join(",")
 }
 
+/// An image's scan column: `C/H/M/L` counts, or `-`.
 pub fn scan_cell(scan: &Option<ScanReport>) -> String {
     scan.as_ref().map_or("-".into(), ScanReport::counts)
 }
@@ -126,6 +127,7 @@ fn short_digest(d: &str) -> String {
         .unwrap_or_else(|| d.to_string())
 }
 
+/// `Requests: host: N requests (…)`: what the answer cost.
 pub fn requests_line(requests: &std::collections::BTreeMap<String, RequestStats>) -> String {
     if requests.is_empty() {
         return "Requests: none.".into();
@@ -157,6 +159,7 @@ fn describe_query(r: &BlastRadius) -> String {
     }
 }
 
+/// The blast radius as text: a table per base digest and owner.
 pub fn text(r: &BlastRadius) -> String {
     let multi = r.scanned.registries > 1;
     let mut out = String::new();
@@ -221,6 +224,7 @@ pub fn text(r: &BlastRadius) -> String {
     out
 }
 
+/// The blast radius as CSV, one row per image.
 pub fn csv(r: &BlastRadius) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record([
@@ -302,6 +306,7 @@ fn md_row(image: &str, policy: &str, source: &str, sbom: &str, signed: bool, sca
 const MD_HEADER: &str =
     "| image | policy | source | SBOM | signed | scan |\n|---|---|---|---|---|---|\n";
 
+/// The blast radius as Markdown.
 pub fn markdown(r: &BlastRadius) -> String {
     let mut out = String::new();
     let _ = writeln!(

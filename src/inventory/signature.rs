@@ -12,20 +12,32 @@ use p256::pkcs8::DecodePublicKey;
 pub struct CosignPublicKey(VerifyingKey);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a signature does not verify.
 pub enum SignatureError {
     #[error("not an ECDSA P-256 public key in PEM (SubjectPublicKeyInfo) form: {0}")]
+    /// The key is not an ECDSA P-256 public key.
     Key(String),
     #[error("the signature annotation is not base64 DER: {0}")]
+    /// The signature is not base64 DER.
     Encoding(String),
     #[error("the signature does not verify with this key")]
+    /// The signature does not match.
     Mismatch,
     #[error("the signed payload is not cosign simple signing JSON: {0}")]
+    /// The payload is not cosign's simple signing JSON.
     Payload(String),
     #[error("the signed payload names {found}, not {expected}")]
-    WrongSubject { expected: String, found: String },
+    /// The payload signs another image.
+    WrongSubject {
+        /// The image being verified.
+        expected: String,
+        /// The image the payload names.
+        found: String,
+    },
 }
 
 impl CosignPublicKey {
+    /// A key from its PEM (SubjectPublicKeyInfo).
     pub fn from_pem(pem: &str) -> Result<Self, SignatureError> {
         VerifyingKey::from_public_key_pem(pem)
             .map(CosignPublicKey)

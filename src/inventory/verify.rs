@@ -15,37 +15,54 @@ use crate::observe::ManifestCache;
 use crate::registry::{Referrer, Registry, digest, referrers};
 use crate::stamp::{self, Stamp};
 
+/// Version of the verify report's format.
 pub const FORMAT_VERSION: &str = "1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// The outcome of one check.
 pub enum Status {
+    /// The check passed.
     Pass,
+    /// The check failed.
     Fail,
     /// Not asked for (no `--key`, no `--max-severity`): says so, never counts as a pass.
     Skip,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// One check of `houba verify` (stamp, provenance, signature, SBOM, scan).
 pub struct Check {
+    /// The check's name.
     pub name: &'static str,
+    /// Its outcome.
     pub status: Status,
+    /// What was found, in one sentence.
     pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// `houba verify`'s answer.
 pub struct VerifyReport {
+    /// Version of this document's format.
     pub format_version: String,
+    /// The image reference given.
     pub image: String,
+    /// The digest it resolved to.
     pub digest: String,
+    /// Every check, in order.
     pub checks: Vec<Check>,
+    /// Every check that ran passed.
     pub passed: bool,
 }
 
 /// What to check beyond the stamp and the SBOM.
 pub struct VerifyOptions<'a> {
+    /// The cosign public key signatures are checked with.
     pub key: Option<&'a CosignPublicKey>,
+    /// The highest severity a scan may report and still pass.
     pub max_severity: Option<Severity>,
+    /// Key prefix of houba's own stamp keys.
     pub label_prefix: &'a str,
 }
 

@@ -18,6 +18,8 @@ use crate::plan::model::{Action, EvidencePlan, Operation};
 use crate::registry::{Descriptor, Registry};
 use crate::stamp::{self, Stamp};
 
+use super::PlanError;
+
 /// The formats `[sbom]` names, in their fixed order.
 pub fn formats(settings: &Settings) -> Vec<SbomFormat> {
     settings
@@ -56,7 +58,7 @@ pub async fn observe_placed(
     live: &LiveState,
     settings: &Settings,
     deep: bool,
-) -> miette::Result<BTreeMap<TagKey, EvidenceGap>> {
+) -> Result<BTreeMap<TagKey, EvidenceGap>, PlanError> {
     let mut connected: Vec<(usize, Arc<dyn Registry>)> = Vec::new();
     for (i, p) in placements.iter().enumerate() {
         let Some(tag) = live
@@ -79,9 +81,7 @@ pub async fn observe_placed(
         if !ours {
             continue;
         }
-        let registry = registries
-            .destination(&p.destination.registry)
-            .map_err(|e| miette::miette!("{e}"))?;
+        let registry = registries.destination(&p.destination.registry)?;
         connected.push((i, registry));
     }
     let mut placed = Vec::new();
@@ -105,7 +105,7 @@ pub async fn observe_placed(
     }
     observe::observe(&placed, cache, &wanted(settings), deep)
         .await
-        .map_err(|e| miette::miette!("observing evidence: {e}"))
+        .map_err(|e| PlanError::Evidence(Box::new(e)))
 }
 
 /// Counts, for each new content, the upstream referrers and cosign tags that travel with it:
@@ -114,15 +114,13 @@ pub async fn count_upstream(
     registries: &Registries,
     upstream_tags: &UpstreamTags,
     actions: &mut [Action],
-) -> miette::Result<()> {
+) -> Result<(), PlanError> {
     for action in actions.iter_mut() {
         let (Operation::Place(place) | Operation::Replace { place, .. }) = &action.operation else {
             continue;
         };
         let location = &place.source.location;
-        let source = registries
-            .source(&location.registry)
-            .map_err(|e| miette::miette!("{e}"))?;
+        let source = registries.source(&location.registry)?;
         let tags = upstream_tags
             .get(&location.registry, &location.repository)
             .unwrap_or(&[]);
@@ -133,7 +131,10 @@ pub async fn count_upstream(
             tags,
         )
         .await
-        .map_err(|e| miette::miette!("the upstream referrers of {location}: {e}"))?;
+        .map_err(|error| PlanError::UpstreamReferrers {
+            location: location.to_string(),
+            error: Box::new(error),
+        })?;
         action.header.evidence.upstream = found.count();
     }
     Ok(())

@@ -11,8 +11,9 @@ pub struct RebuildView<'a> {
     pub address: &'a str,
     /// Its transform step names, in order.
     pub steps: &'a [String],
-    /// What it changes inside the image, or why that could not be read.
-    pub content: Result<&'a ContentChanges, &'a str>,
+    /// What it changes inside the image, per group of platforms whose changes are identical
+    /// (one entry for a single image), or why that could not be read.
+    pub content: Result<&'a [ContentChanges], &'a str>,
 }
 
 fn sign(kind: ChangeKind) -> char {
@@ -70,16 +71,20 @@ fn env_line(key: &str, before: Option<&str>, after: &str) -> String {
     }
 }
 
-fn heading(r: &RebuildView<'_>) -> String {
-    let platform = match &r.content {
-        Ok(c) => c
-            .platform
-            .as_deref()
-            .map(|p| format!(", files of {p}"))
-            .unwrap_or_default(),
-        Err(_) => String::new(),
+/// `address (steps: a, b, files of linux/amd64)`: one heading per group of platforms, so
+/// every platform of a multi-platform rebuild is covered, and platforms whose changes are
+/// identical are said to be once.
+fn heading(r: &RebuildView<'_>, group: Option<&ContentChanges>) -> String {
+    let platforms = match group.map(|g| g.platforms.as_slice()) {
+        None | Some([]) => String::new(),
+        Some([one]) => format!(", files of {one}"),
+        Some(several) => format!(
+            ", files of {}: the same changes on each of these {} platforms",
+            several.join(", "),
+            several.len()
+        ),
     };
-    format!("{} (steps: {}{platform})", r.address, r.steps.join(", "))
+    format!("{} (steps: {}{platforms})", r.address, r.steps.join(", "))
 }
 
 /// Terminal view: each rebuild, its changed files with their diffs indented below.
@@ -90,33 +95,40 @@ pub fn render_text(rebuilds: &[RebuildView<'_>]) -> String {
         return out;
     }
     for r in rebuilds {
-        out.push_str(&format!("\n  {}\n", heading(r)));
-        let content = match r.content {
-            Ok(c) => c,
+        let groups = match r.content {
+            Ok(groups) => groups,
             Err(e) => {
+                out.push_str(&format!("\n  {}\n", heading(r, None)));
                 out.push_str(&format!("    cannot read the base image: {e}\n"));
                 continue;
             }
         };
-        if content.files.is_empty() && content.env.is_empty() {
-            out.push_str("    no change inside the image\n");
-        }
-        for f in &content.files {
-            out.push_str(&format!("    {}\n", summary(f)));
-            if let ChangeDetail::Text { diff } = &f.detail {
-                for line in diff.lines() {
-                    out.push_str(&format!("        {line}\n"));
-                }
-            }
-        }
-        for e in &content.env {
-            out.push_str(&format!(
-                "    {}\n",
-                env_line(&e.key, e.before.as_deref(), &e.after)
-            ));
+        for content in groups {
+            out.push_str(&format!("\n  {}\n", heading(r, Some(content))));
+            text_changes(&mut out, content);
         }
     }
     out
+}
+
+fn text_changes(out: &mut String, content: &ContentChanges) {
+    if content.files.is_empty() && content.env.is_empty() {
+        out.push_str("    no change inside the image\n");
+    }
+    for f in &content.files {
+        out.push_str(&format!("    {}\n", summary(f)));
+        if let ChangeDetail::Text { diff } = &f.detail {
+            for line in diff.lines() {
+                out.push_str(&format!("        {line}\n"));
+            }
+        }
+    }
+    for e in &content.env {
+        out.push_str(&format!(
+            "    {}\n",
+            env_line(&e.key, e.before.as_deref(), &e.after)
+        ));
+    }
 }
 
 /// Markdown view: a section per rebuild, one bullet per file, text diffs folded in
@@ -128,42 +140,49 @@ pub fn render_markdown(rebuilds: &[RebuildView<'_>]) -> String {
         return out;
     }
     for r in rebuilds {
-        out.push_str(&format!("#### `{}`\n\n", heading(r)));
-        let content = match r.content {
-            Ok(c) => c,
+        let groups = match r.content {
+            Ok(groups) => groups,
             Err(e) => {
+                out.push_str(&format!("#### `{}`\n\n", heading(r, None)));
                 out.push_str(&format!("Cannot read the base image: {e}\n\n"));
                 continue;
             }
         };
-        if content.files.is_empty() && content.env.is_empty() {
-            out.push_str("No change inside the image.\n\n");
+        for content in groups {
+            out.push_str(&format!("#### `{}`\n\n", heading(r, Some(content))));
+            markdown_changes(&mut out, content);
         }
-        for f in &content.files {
-            out.push_str(&format!("- `{}`\n", summary(f)));
-            if let ChangeDetail::Text { diff } = &f.detail {
-                // A fence longer than any backtick run in the diff keeps it one code block.
-                let longest = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-                let fence = "`".repeat(longest.max(2) + 1);
-                out.push_str(&format!(
-                    "\n  <details><summary>diff {}</summary>\n\n  {fence}diff\n",
-                    f.path
-                ));
-                for line in diff.lines() {
-                    out.push_str(&format!("  {line}\n"));
-                }
-                out.push_str(&format!("  {fence}\n\n  </details>\n\n"));
-            }
-        }
-        for e in &content.env {
-            out.push_str(&format!(
-                "- `{}`\n",
-                env_line(&e.key, e.before.as_deref(), &e.after)
-            ));
-        }
-        out.push('\n');
     }
     out
+}
+
+fn markdown_changes(out: &mut String, content: &ContentChanges) {
+    if content.files.is_empty() && content.env.is_empty() {
+        out.push_str("No change inside the image.\n\n");
+    }
+    for f in &content.files {
+        out.push_str(&format!("- `{}`\n", summary(f)));
+        if let ChangeDetail::Text { diff } = &f.detail {
+            // A fence longer than any backtick run in the diff keeps it one code block.
+            let longest = diff.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+            let fence = "`".repeat(longest.max(2) + 1);
+            out.push_str(&format!(
+                "\n  <details><summary>diff {}</summary>\n\n  {fence}diff\n",
+                f.path
+            ));
+            for line in diff.lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+            out.push_str(&format!("  {fence}\n\n  </details>\n\n"));
+        }
+    }
+    for e in &content.env {
+        out.push_str(&format!(
+            "- `{}`\n",
+            env_line(&e.key, e.before.as_deref(), &e.after)
+        ));
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
@@ -173,7 +192,7 @@ mod tests {
 
     fn sample() -> ContentChanges {
         ContentChanges {
-            platform: Some("linux/amd64".into()),
+            platforms: vec!["linux/amd64".into()],
             files: vec![
                 FileChange {
                     path: "/etc/localtime".into(),
@@ -206,7 +225,7 @@ mod tests {
         let out = render_text(&[RebuildView {
             address: "debian/tz/default[r/debian:12]",
             steps: &steps,
-            content: Ok(&content),
+            content: Ok(std::slice::from_ref(&content)),
         }]);
         assert!(
             out.contains(
@@ -231,7 +250,7 @@ mod tests {
             RebuildView {
                 address: "a",
                 steps: &steps,
-                content: Ok(&content),
+                content: Ok(std::slice::from_ref(&content)),
             },
             RebuildView {
                 address: "b",

@@ -447,6 +447,10 @@ pub struct RequestCount {
     pub delete: u64,
     /// All of them.
     pub total: u64,
+    /// Requests per `METHOD /v2/<repo>/endpoint` (the distribution API's names), e.g.
+    /// `"HEAD /v2/<repo>/manifests/<ref>": 9`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, u64>,
     /// The registry's announced request budget `(limit, remaining)`, when it sends one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<(u64, u64)>,

@@ -14,11 +14,15 @@ use crate::observe::{ManifestCache, Registries};
 use crate::plan::model::{Build, Content, Operation, Place, Plan};
 use crate::registry::Registry;
 
-/// One planned rebuild and what it changes inside the image (or why that could not be read).
+/// One planned rebuild and what it changes inside the image, per group of platforms whose
+/// changes are identical (or why that could not be read).
 pub struct RebuildContent {
+    /// The placement's address.
     pub address: String,
+    /// Its transform step names, in order.
     pub steps: Vec<String>,
-    pub content: Result<ContentChanges, String>,
+    /// What it changes, or why that could not be read.
+    pub content: Result<Vec<ContentChanges>, String>,
 }
 
 /// What each rebuild of `plan` (a placement with transform steps) changes inside the image.
@@ -60,7 +64,7 @@ async fn read_content(
     build: &Build,
     cache: &ManifestCache,
     rosters: &TransformRosters,
-) -> Result<ContentChanges, String> {
+) -> Result<Vec<ContentChanges>, String> {
     let label = place.source.location.to_string();
     let repository = &place.source.location.repository;
     let digest = &place.source.digest;

@@ -18,8 +18,11 @@ use crate::config::Credentials;
 /// A credential for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Secret {
+    /// Username and password (HTTP basic, or exchanged for a bearer token).
     Basic {
+        /// The user name.
         username: String,
+        /// The password, never printed (see the `Debug` impl).
         password: String,
     },
     /// A docker identity (refresh) token, exchanged at the token realm.
@@ -131,10 +134,15 @@ pub fn resolve(
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
+    /// HTTP basic authentication.
     Basic,
+    /// A bearer token from `realm`.
     Bearer {
+        /// The token endpoint URL.
         realm: String,
+        /// The `service` parameter to send, when announced.
         service: Option<String>,
+        /// The `scope` the request needs, when announced.
         scope: Option<String>,
     },
 }

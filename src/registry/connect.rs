@@ -20,6 +20,7 @@ pub struct ConnectOptions {
     pub docker_config: Option<PathBuf>,
     /// Longest wait for any single read from a registry (a stalled response fails after it).
     pub read_timeout: Duration,
+    /// How long to wait for a TCP (and TLS) connection.
     pub connect_timeout: Duration,
     /// Retries of one request after a connection error, a time-out or a 5xx/429 answer.
     pub max_retries: u32,

@@ -21,8 +21,11 @@ pub fn is_digest(reference: &str) -> bool {
 /// Where a verification failure is reported from.
 #[derive(Debug, Clone)]
 pub struct BlobLocation {
+    /// Display name of the registry.
     pub registry: String,
+    /// Repository path in the registry.
     pub repository: String,
+    /// The blob's expected digest.
     pub digest: String,
 }
 

@@ -16,6 +16,9 @@ use tokio::sync::Semaphore;
 
 use super::auth::{self, Authenticator, Challenge, Scheme};
 use super::stats::{self, RequestCounter};
+use super::wire::retry_after;
+pub(crate) use super::wire::{next_link, request_name, request_path, snippet};
+pub use super::wire::{next_link_of, parse_listing};
 use super::{ByteStream, ConnectOptions, RegistryError, Result};
 use crate::config::{RegistryEndpoint, RegistryEntry};
 
@@ -68,12 +71,10 @@ pub(crate) enum Body {
     Stream(ByteStream, u64),
 }
 
-/// One request and the context its errors name.
-pub(crate) struct Call<'a> {
+/// One request; its errors name it by method and path (`GET /v2/<repo>/tags/list`).
+pub(crate) struct Call {
     pub method: Method,
     pub url: String,
-    pub repository: &'a str,
-    pub reference: &'a str,
     pub scopes: Vec<String>,
     pub headers: HeaderMap,
     pub body: Body,
@@ -81,13 +82,11 @@ pub(crate) struct Call<'a> {
     pub bulk: bool,
 }
 
-impl<'a> Call<'a> {
-    pub fn new(method: Method, url: String, repository: &'a str, reference: &'a str) -> Self {
+impl Call {
+    pub fn new(method: Method, url: String) -> Self {
         Call {
             method,
             url,
-            repository,
-            reference,
             scopes: Vec::new(),
             headers: HeaderMap::new(),
             body: Body::Empty,
@@ -119,6 +118,7 @@ impl<'a> Call<'a> {
 }
 
 impl HttpRegistry {
+    /// A client for the roster entry `entry`: TLS, CA certificate and credentials resolved (nothing is sent yet).
     pub fn new(entry: &RegistryEntry, options: &ConnectOptions) -> Result<Self> {
         let RegistryEndpoint::Http {
             host,
@@ -286,27 +286,28 @@ impl HttpRegistry {
         }
     }
 
-    fn transport(&self, call: &Call<'_>, message: String) -> RegistryError {
+    fn transport(&self, call: &Call, message: String) -> RegistryError {
         RegistryError::Transport {
             registry: self.name.clone(),
             message: self.scrub(format!(
-                "{} {}:{}: {message}",
-                call.method, call.repository, call.reference
+                "{} {}: {message}",
+                call.method,
+                request_name(&call.url)
             )),
         }
     }
 
-    fn auth_error(&self, call: &Call<'_>, detail: String) -> RegistryError {
+    fn auth_error(&self, call: &Call, detail: String) -> RegistryError {
         RegistryError::Auth {
             registry: self.name.clone(),
-            repository: format!("{}:{}", call.repository, call.reference),
+            repository: format!("{} {}", call.method, request_name(&call.url)),
             detail: self.scrub(detail),
         }
     }
 
     /// Send a request. Answers other than 401/403/429/5xx are returned for the caller to
     /// interpret; those four are handled here (authenticate, fail, wait, retry).
-    pub(crate) async fn send(&self, mut call: Call<'_>) -> Result<reqwest::Response> {
+    pub(crate) async fn send(&self, mut call: Call) -> Result<reqwest::Response> {
         let mut attempt = 0u32;
         let mut reauthenticated = false;
         let mut stream = match std::mem::replace(&mut call.body, Body::Empty) {
@@ -347,7 +348,10 @@ impl HttpRegistry {
                 .acquire()
                 .await
                 .map_err(|_| self.transport(&call, "client closed".into()))?;
-            self.counter.record(counter_method(&call.method));
+            self.counter.record(
+                counter_method(&call.method),
+                stats::Endpoint::of_path(request_path(&call.url)),
+            );
             let sent_bytes = match &call.body {
                 Body::Bytes(bytes) => bytes.len() as u64,
                 _ if !replayable => stream_size,
@@ -497,78 +501,9 @@ fn counter_method(method: &Method) -> stats::Method {
     }
 }
 
-/// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110 §10.2.3); a date in the past
-/// means "now". Anything else is ignored and the back-off schedule applies.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    retry_after_at(headers, std::time::SystemTime::now())
-}
-
-fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// The start of a server answer, for an error message.
-pub(crate) fn snippet(body: &str) -> String {
-    let trimmed = body.trim();
-    match trimmed.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
-        None => trimmed.to_owned(),
-    }
-}
-
-/// One page of a tag list (`{"tags": [...]}`) or catalog (`{"repositories": [...]}`); a
-/// `null` list is an empty page.
-pub fn parse_listing(body: &[u8]) -> std::result::Result<Vec<String>, String> {
-    #[derive(serde::Deserialize)]
-    struct Page {
-        tags: Option<Vec<String>>,
-        repositories: Option<Vec<String>>,
-    }
-    let page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    Ok(page.tags.or(page.repositories).unwrap_or_default())
-}
-
-/// The `rel="next"` target of a `Link` header.
-pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
-    next_link_of(headers.get(header::LINK)?.to_str().ok()?)
-}
-
-/// The `rel="next"` target of a `Link` header's value.
-pub fn next_link_of(value: &str) -> Option<String> {
-    value.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        params.contains("rel=\"next\"").then(|| {
-            target
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_owned()
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn link_header_next_target() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::LINK,
-            HeaderValue::from_static("</v2/a/tags/list?last=b&n=2>; rel=\"next\""),
-        );
-        assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("/v2/a/tags/list?last=b&n=2")
-        );
-        assert_eq!(next_link(&HeaderMap::new()), None);
-    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
@@ -581,30 +516,5 @@ mod tests {
         assert!(policy.backoff(0) <= Duration::from_millis(150));
         assert!(policy.backoff(3) >= Duration::from_millis(800));
         assert_eq!(policy.backoff(10), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn retry_after_seconds() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
-    }
-
-    #[test]
-    fn retry_after_http_date() {
-        let now = httpdate::parse_http_date("Tue, 01 Dec 2026 10:00:00 GMT").unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Tue, 01 Dec 2026 10:00:07 GMT"),
-        );
-        assert_eq!(retry_after_at(&headers, now), Some(Duration::from_secs(7)));
-        headers.insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static("Tue, 01 Dec 2026 09:59:00 GMT"),
-        );
-        assert_eq!(retry_after_at(&headers, now), Some(Duration::ZERO));
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-        assert_eq!(retry_after_at(&headers, now), None);
     }
 }

@@ -19,18 +19,16 @@ const MAX_PAGES: usize = 10_000;
 const PAGE_SIZE: usize = 1000;
 
 impl HttpRegistry {
-    fn manifest_call<'a>(
+    fn manifest_call(
         &self,
         method: Method,
-        repository: &'a str,
-        reference: &'a str,
+        repository: &str,
+        reference: &str,
         actions: &str,
-    ) -> Call<'a> {
+    ) -> Call {
         Call::new(
             method,
             self.url(repository, &format!("manifests/{reference}")),
-            repository,
-            reference,
         )
         .scopes(vec![self.scope(repository, actions)])
         .header(header::ACCEPT, &MANIFEST_MEDIA_TYPES.join(", "))
@@ -65,7 +63,7 @@ impl HttpRegistry {
         let mut url = first_url;
         for _ in 0..MAX_PAGES {
             let response = self
-                .send(Call::new(Method::GET, url.clone(), repository, key).scopes(scopes.clone()))
+                .send(Call::new(Method::GET, url.clone()).scopes(scopes.clone()))
                 .await?;
             match response.status() {
                 StatusCode::OK => {}
@@ -79,7 +77,8 @@ impl HttpRegistry {
                 .map_err(|e| RegistryError::Transport {
                     registry: self.name.clone(),
                     message: format!(
-                        "GET {repository} {key} listing: {}",
+                        "GET {}: {}",
+                        super::http::request_path(&url),
                         super::auth::without_url(e)
                     ),
                 })?;
@@ -148,12 +147,10 @@ impl HttpRegistry {
             .copied()
     }
 
-    fn referrers_call<'a>(&self, repository: &'a str, digest: &'a str) -> Call<'a> {
+    fn referrers_call(&self, repository: &str, digest: &str) -> Call {
         Call::new(
             Method::GET,
             self.url(repository, &format!("referrers/{digest}")),
-            repository,
-            digest,
         )
         .scopes(vec![self.scope(repository, "pull")])
         .header(header::ACCEPT, manifest::OCI_INDEX)
@@ -243,7 +240,10 @@ impl Registry for HttpRegistry {
             .map_err(|e| RegistryError::Transport {
                 registry: self.name.clone(),
                 message: format!(
-                    "GET {repository}:{reference}: {}",
+                    "GET {}: {}",
+                    super::http::request_path(
+                        &self.url(repository, &format!("manifests/{reference}"))
+                    ),
                     super::auth::without_url(e)
                 ),
             })?;
@@ -288,8 +288,6 @@ impl Registry for HttpRegistry {
         let call = Call::new(
             Method::HEAD,
             self.url(repository, &format!("blobs/{digest}")),
-            repository,
-            digest,
         )
         .scopes(vec![self.scope(repository, "pull")]);
         let response = self.send(call).await?;
@@ -306,8 +304,6 @@ impl Registry for HttpRegistry {
         let call = Call::new(
             Method::GET,
             self.url(repository, &format!("blobs/{digest}")),
-            repository,
-            digest,
         )
         .scopes(vec![self.scope(repository, "pull")])
         .bulk();
@@ -322,7 +318,10 @@ impl Registry for HttpRegistry {
             }
         }
         let registry = self.name.clone();
-        let context = format!("GET {repository}@{digest}");
+        let context = format!(
+            "GET {}",
+            super::http::request_path(&self.url(repository, &format!("blobs/{digest}")))
+        );
         let stream = response
             .bytes_stream()
             .map_err(move |e| RegistryError::Transport {
@@ -347,13 +346,8 @@ impl Registry for HttpRegistry {
         data: ByteStream,
     ) -> Result<()> {
         let scopes = vec![self.scope(repository, "pull,push")];
-        let start = Call::new(
-            Method::POST,
-            self.url(repository, "blobs/uploads/"),
-            repository,
-            digest,
-        )
-        .scopes(scopes.clone());
+        let start =
+            Call::new(Method::POST, self.url(repository, "blobs/uploads/")).scopes(scopes.clone());
         let response = self.send(start).await?;
         if response.status() != StatusCode::ACCEPTED {
             return Err(self
@@ -368,7 +362,7 @@ impl Registry for HttpRegistry {
         url.push_str("digest=");
         url.push_str(digest);
         // One streaming PUT: the body flows from the source without being held in memory.
-        let finish = Call::new(Method::PUT, url, repository, digest)
+        let finish = Call::new(Method::PUT, url)
             .scopes(scopes)
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(Body::Stream(data, size))
@@ -409,7 +403,7 @@ impl Registry for HttpRegistry {
             self.scope(from_repository, "pull"),
         ];
         let response = self
-            .send(Call::new(Method::POST, url, repository, digest).scopes(scopes))
+            .send(Call::new(Method::POST, url).scopes(scopes))
             .await?;
         match response.status() {
             StatusCode::CREATED => Ok(true),
@@ -483,7 +477,10 @@ impl Registry for HttpRegistry {
                 .map_err(|e| RegistryError::Transport {
                     registry: self.name.clone(),
                     message: format!(
-                        "GET {repository} referrers of {digest}: {}",
+                        "GET {}: {}",
+                        super::http::request_path(
+                            &self.url(repository, &format!("referrers/{digest}"))
+                        ),
                         super::auth::without_url(e)
                     ),
                 })?,

@@ -24,6 +24,7 @@ pub mod stats;
 mod tls;
 pub mod transfer;
 pub mod untag;
+pub mod wire;
 
 pub use connect::{ConnectOptions, connect};
 pub use pool::Registries;
@@ -40,9 +41,11 @@ pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
 /// A content descriptor as seen on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Descriptor {
+    /// The content's media type.
     pub media_type: String,
     /// `sha256:<64 hex>`
     pub digest: String,
+    /// Size in bytes.
     pub size: u64,
 }
 
@@ -54,8 +57,11 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, RegistryError>> + 
 /// artifact type and annotations the listing carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Referrer {
+    /// The referrer manifest.
     pub descriptor: Descriptor,
+    /// Its `artifactType` (`application/spdx+json`, …), when the listing gives one.
     pub artifact_type: Option<String>,
+    /// The annotations the listing carries.
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -73,51 +79,86 @@ pub enum TagDeletion {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("{registry}/{repository}:{reference}: not found")]
+    /// The registry answered 404 for this reference.
     NotFound {
+        /// Display name of the registry.
         registry: String,
+        /// Repository path in the registry.
         repository: String,
+        /// Tag or digest.
         reference: String,
     },
     #[error(
         "{registry}: authentication failed for {repository} ({detail}); check the roster credentials or docker config.json"
     )]
+    /// The registry refused the credentials (401 after authenticating, or 403).
     Auth {
+        /// Display name of the registry.
         registry: String,
+        /// The request refused (`GET /v2/<repository>/tags/list`).
         repository: String,
+        /// What the registry said, credentials removed.
         detail: String,
     },
     #[error(
         "{registry}/{repository}:{reference}: digest mismatch: expected {expected}, got {actual}"
     )]
+    /// Content whose digest is not the one asked for or announced.
     DigestMismatch {
+        /// Display name of the registry.
         registry: String,
+        /// Repository path in the registry.
         repository: String,
+        /// Tag or digest read or written.
         reference: String,
+        /// The digest wanted.
         expected: String,
+        /// The digest of the bytes received.
         actual: String,
     },
     #[error("{registry}/{repository}:{reference}: {operation} not supported by this registry")]
+    /// The registry cannot do this (a tag DELETE on distribution, the referrers API, …).
     Unsupported {
+        /// Display name of the registry.
         registry: String,
+        /// Repository path in the registry.
         repository: String,
+        /// Tag or digest.
         reference: String,
+        /// What was asked (`tag delete`).
         operation: String,
     },
     #[error("{registry}/{repository}:{reference}: {message}")]
+    /// The registry answered something houba cannot read (an unexpected status, malformed JSON).
     Protocol {
+        /// Display name of the registry.
         registry: String,
+        /// Repository path in the registry.
         repository: String,
+        /// Tag or digest.
         reference: String,
+        /// What was wrong with the answer.
         message: String,
     },
     #[error("{registry}: {message}")]
-    Transport { registry: String, message: String },
-    #[error("{registry}: {message}: {source}")]
-    Io {
+    /// The request did not get an answer houba can use: a connection error, a time-out, or
+    /// a server error that outlived the retries. Repeating it may succeed.
+    Transport {
+        /// Display name of the registry.
         registry: String,
+        /// The request and what happened (`GET /v2/<repository>/tags/list: …`).
         message: String,
-        #[source]
-        source: std::io::Error,
+    },
+    #[error("{registry}: {message}: {error}")]
+    /// An OCI layout directory could not be read or written.
+    Io {
+        /// The layout directory.
+        registry: String,
+        /// What was being done (`cannot read …/index.json`).
+        message: String,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: std::io::Error,
     },
 }
 
@@ -130,6 +171,7 @@ impl RegistryError {
     }
 }
 
+/// A registry operation's result.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
 /// What houba needs from a registry. Repositories are paths relative to the registry (any
@@ -162,6 +204,7 @@ pub trait Registry: Send + Sync {
         bytes: Bytes,
     ) -> Result<String>;
 
+    /// Whether the repository holds the blob (HEAD).
     async fn blob_exists(&self, repository: &str, digest: &str) -> Result<bool>;
 
     /// Stream a blob; the stream verifies the digest.

@@ -8,23 +8,115 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// Requests made to one registry, by HTTP method.
+/// Requests made to one registry, by HTTP method, and by method and endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RequestStats {
+    /// HEAD requests.
     pub head: u64,
+    /// GET requests.
     pub get: u64,
+    /// PUT requests.
     pub put: u64,
+    /// POST requests.
     pub post: u64,
+    /// PATCH requests.
     pub patch: u64,
+    /// DELETE requests.
     pub delete: u64,
+    /// `[method][endpoint]` requests, indexed like [`Method::ALL`] and [`Endpoint::ALL`].
+    pub endpoints: [[u64; Endpoint::COUNT]; 6],
     /// The request budget the registry last announced (Docker Hub's `ratelimit-*` headers).
     pub rate_limit: Option<RateLimit>,
+}
+
+/// The distribution API endpoint a request went to, named as the OCI distribution spec names
+/// it (`/v2/<name>/tags/list`): what a registry operator reads in the access log. An OCI
+/// layout directory counts its operations under the endpoint they stand for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/v2/`: the API version check.
+    Base,
+    /// `/v2/_catalog`.
+    Catalog,
+    /// `/v2/<repo>/tags/list`.
+    Tags,
+    /// `/v2/<repo>/manifests/<ref>`.
+    Manifest,
+    /// `/v2/<repo>/blobs/<digest>`.
+    Blob,
+    /// `/v2/<repo>/blobs/uploads/`: starting (or mounting) an upload, and its later chunks.
+    Upload,
+    /// `/v2/<repo>/referrers/<digest>`.
+    Referrers,
+    /// Anything else.
+    Other,
+}
+
+impl Endpoint {
+    /// How many endpoints are told apart.
+    pub const COUNT: usize = 8;
+
+    /// Every endpoint, in the order of [`RequestStats::endpoints`].
+    pub const ALL: [Endpoint; Endpoint::COUNT] = [
+        Endpoint::Base,
+        Endpoint::Catalog,
+        Endpoint::Tags,
+        Endpoint::Manifest,
+        Endpoint::Blob,
+        Endpoint::Upload,
+        Endpoint::Referrers,
+        Endpoint::Other,
+    ];
+
+    /// The endpoint's path template.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Base => "/v2/",
+            Endpoint::Catalog => "/v2/_catalog",
+            Endpoint::Tags => "/v2/<repo>/tags/list",
+            Endpoint::Manifest => "/v2/<repo>/manifests/<ref>",
+            Endpoint::Blob => "/v2/<repo>/blobs/<digest>",
+            Endpoint::Upload => "/v2/<repo>/blobs/uploads/",
+            Endpoint::Referrers => "/v2/<repo>/referrers/<digest>",
+            Endpoint::Other => "(other)",
+        }
+    }
+
+    /// The endpoint of a request path (`/v2/library/busybox/tags/list`; no query).
+    pub fn of_path(path: &str) -> Endpoint {
+        let Some(rest) = path.strip_prefix("/v2/") else {
+            return Endpoint::Other;
+        };
+        if rest.is_empty() {
+            Endpoint::Base
+        } else if rest == "_catalog" {
+            Endpoint::Catalog
+        } else if rest.ends_with("/tags/list") {
+            Endpoint::Tags
+        } else if rest.contains("/manifests/") {
+            Endpoint::Manifest
+        } else if rest.contains("/blobs/uploads/") || rest.ends_with("/blobs/uploads") {
+            Endpoint::Upload
+        } else if rest.contains("/blobs/") {
+            Endpoint::Blob
+        } else if rest.contains("/referrers/") {
+            Endpoint::Referrers
+        } else {
+            Endpoint::Other
+        }
+    }
+
+    fn index(self) -> usize {
+        Endpoint::ALL.iter().position(|e| *e == self).unwrap_or(7)
+    }
 }
 
 /// A registry's announced request budget: `ratelimit-limit` / `ratelimit-remaining`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RateLimit {
+    /// The requests allowed per window (`ratelimit-limit`).
     pub limit: u64,
+    /// The requests left in the window (`ratelimit-remaining`).
     pub remaining: u64,
 }
 
@@ -41,6 +133,7 @@ impl RateLimit {
 }
 
 impl RequestStats {
+    /// All requests.
     pub fn total(&self) -> u64 {
         self.head + self.get + self.put + self.post + self.patch + self.delete
     }
@@ -54,6 +147,11 @@ impl RequestStats {
             post: self.post.saturating_sub(earlier.post),
             patch: self.patch.saturating_sub(earlier.patch),
             delete: self.delete.saturating_sub(earlier.delete),
+            endpoints: std::array::from_fn(|m| {
+                std::array::from_fn(|e| {
+                    self.endpoints[m][e].saturating_sub(earlier.endpoints[m][e])
+                })
+            }),
             rate_limit: self.rate_limit,
         }
     }
@@ -67,8 +165,26 @@ impl RequestStats {
             post: self.post + other.post,
             patch: self.patch + other.patch,
             delete: self.delete + other.delete,
+            endpoints: std::array::from_fn(|m| {
+                std::array::from_fn(|e| self.endpoints[m][e] + other.endpoints[m][e])
+            }),
             rate_limit: other.rate_limit.or(self.rate_limit),
         }
+    }
+
+    /// Requests per `METHOD /v2/<repo>/endpoint`, in the order of [`Method::ALL`] and
+    /// [`Endpoint::ALL`], without the endpoints never asked.
+    pub fn by_endpoint(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for (m, method) in Method::ALL.iter().enumerate() {
+            for (e, endpoint) in Endpoint::ALL.iter().enumerate() {
+                let n = self.endpoints[m][e];
+                if n > 0 {
+                    out.push((format!("{} {}", method.as_str(), endpoint.path()), n));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -97,6 +213,7 @@ pub struct RequestCounter {
     post: AtomicU64,
     patch: AtomicU64,
     delete: AtomicU64,
+    endpoints: [[AtomicU64; Endpoint::COUNT]; 6],
     traffic: TrafficCounter,
     rate_limit: std::sync::Mutex<Option<RateLimit>>,
 }
@@ -110,7 +227,9 @@ pub const STATUS_CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
 pub struct TrafficStats {
     /// `[method][class]` answers, indexed like [`Method::ALL`] and [`STATUS_CLASSES`].
     pub answers: [[u64; 4]; 6],
+    /// Bytes received in answer bodies.
     pub read_bytes: u64,
+    /// Bytes sent in request bodies.
     pub written_bytes: u64,
     /// 429 Too Many Requests answers.
     pub throttled: u64,
@@ -142,11 +261,31 @@ struct TrafficCounter {
     retry_wait_ms: AtomicU64,
 }
 
-/// Requests and bytes of the action running in the current task (see [`ActionTally::scope`]).
+/// Requests, bytes and blobs of the action running in the current task (see
+/// [`ActionTally::scope`]).
 #[derive(Debug, Default)]
 pub struct ActionTally {
+    /// Registry requests made.
     pub requests: AtomicU64,
+    /// Bytes sent in request bodies.
     pub written_bytes: AtomicU64,
+    /// Blobs streamed to a destination.
+    pub blobs_uploaded: AtomicU64,
+    /// Blobs placed by cross-repository mount.
+    pub blobs_mounted: AtomicU64,
+    /// Blobs the destination already had.
+    pub blobs_present: AtomicU64,
+}
+
+/// How one blob an action needed came to be at its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobPlaced {
+    /// Streamed from the source.
+    Uploaded,
+    /// Mounted from another repository of the same registry.
+    Mounted,
+    /// Already there.
+    Present,
 }
 
 tokio::task_local! {
@@ -167,20 +306,60 @@ impl ActionTally {
     fn with(f: impl FnOnce(&ActionTally)) {
         let _ = ACTION.try_with(|t| f(t));
     }
+
+    /// Counts, in the current task's action, one blob it needed.
+    pub fn blob(placed: BlobPlaced) {
+        ActionTally::with(|t| {
+            let counter = match placed {
+                BlobPlaced::Uploaded => &t.blobs_uploaded,
+                BlobPlaced::Mounted => &t.blobs_mounted,
+                BlobPlaced::Present => &t.blobs_present,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+
+    /// `(uploaded, mounted, present)` blobs so far.
+    pub fn blobs(&self) -> (u64, u64, u64) {
+        (
+            self.blobs_uploaded.load(Ordering::Relaxed),
+            self.blobs_mounted.load(Ordering::Relaxed),
+            self.blobs_present.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Forgets the blobs counted so far (a placement tried again from scratch counts the
+    /// blobs of its last attempt: each blob it needed, once).
+    pub fn reset_blobs(&self) {
+        for c in [
+            &self.blobs_uploaded,
+            &self.blobs_mounted,
+            &self.blobs_present,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The operations a counter distinguishes (HTTP methods, or their layout equivalents).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
+    /// `HEAD`.
     Head,
+    /// `GET`.
     Get,
+    /// `PUT`.
     Put,
+    /// `POST`.
     Post,
+    /// `PATCH`.
     Patch,
+    /// `DELETE`.
     Delete,
 }
 
 impl Method {
+    /// Every method, in the order of the counters' arrays.
     pub const ALL: [Method; 6] = [
         Method::Head,
         Method::Get,
@@ -190,6 +369,7 @@ impl Method {
         Method::Delete,
     ];
 
+    /// The HTTP method's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Head => "HEAD",
@@ -219,10 +399,12 @@ impl RequestCounter {
         }
     }
 
+    /// Bytes received in an answer body.
     pub fn record_read(&self, bytes: u64) {
         self.traffic.read_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Bytes sent in a request body (also counted in the current action's tally).
     pub fn record_written(&self, bytes: u64) {
         self.traffic
             .written_bytes
@@ -232,12 +414,14 @@ impl RequestCounter {
         });
     }
 
+    /// Time waited because the registry asked (`Retry-After`, 429, 5xx).
     pub fn record_retry_wait(&self, wait: Duration) {
         self.traffic
             .retry_wait_ms
             .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// What the registry answered so far.
     pub fn traffic(&self) -> TrafficStats {
         let t = &self.traffic;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -256,7 +440,10 @@ impl RequestCounter {
         }
     }
 
-    pub fn record(&self, method: Method) {
+    /// A request made with `method` to `endpoint`.
+    pub fn record(&self, method: Method, endpoint: Endpoint) {
+        let m = Method::ALL.iter().position(|x| *x == method).unwrap_or(1);
+        self.endpoints[m][endpoint.index()].fetch_add(1, Ordering::Relaxed);
         ActionTally::with(|t| {
             t.requests.fetch_add(1, Ordering::Relaxed);
         });
@@ -271,12 +458,14 @@ impl RequestCounter {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The budget the registry last announced.
     pub fn record_rate_limit(&self, rate_limit: RateLimit) {
         if let Ok(mut last) = self.rate_limit.lock() {
             *last = Some(rate_limit);
         }
     }
 
+    /// The requests made so far.
     pub fn snapshot(&self) -> RequestStats {
         RequestStats {
             head: self.head.load(Ordering::Relaxed),
@@ -285,6 +474,9 @@ impl RequestCounter {
             post: self.post.load(Ordering::Relaxed),
             patch: self.patch.load(Ordering::Relaxed),
             delete: self.delete.load(Ordering::Relaxed),
+            endpoints: std::array::from_fn(|m| {
+                std::array::from_fn(|e| self.endpoints[m][e].load(Ordering::Relaxed))
+            }),
             rate_limit: self.rate_limit.lock().ok().and_then(|r| *r),
         }
     }
@@ -302,11 +494,11 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(ActionTally::scope(tally.clone(), async {
-            counter.record(Method::Put);
+            counter.record(Method::Put, Endpoint::Upload);
             counter.record_answer(Method::Put, 201);
             counter.record_written(100);
         }));
-        counter.record(Method::Get);
+        counter.record(Method::Get, Endpoint::Blob);
         counter.record_answer(Method::Get, 429);
         counter.record_retry_wait(Duration::from_millis(1500));
         counter.record_read(30);
@@ -326,15 +518,40 @@ mod tests {
     #[test]
     fn counts_by_method_and_diffs_snapshots() {
         let counter = RequestCounter::default();
-        counter.record(Method::Head);
+        counter.record(Method::Head, Endpoint::Manifest);
         let before = counter.snapshot();
-        counter.record(Method::Head);
-        counter.record(Method::Put);
+        counter.record(Method::Head, Endpoint::Manifest);
+        counter.record(Method::Put, Endpoint::Upload);
         let after = counter.snapshot();
         assert_eq!(after.head, 2);
         assert_eq!(after.total(), 3);
         let delta = after.since(&before);
         assert_eq!((delta.head, delta.put, delta.total()), (1, 1, 2));
+        assert_eq!(
+            delta.by_endpoint(),
+            vec![
+                ("HEAD /v2/<repo>/manifests/<ref>".to_string(), 1),
+                ("PUT /v2/<repo>/blobs/uploads/".to_string(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn request_paths_name_their_endpoint() {
+        for (path, endpoint) in [
+            ("/v2/", Endpoint::Base),
+            ("/v2/_catalog", Endpoint::Catalog),
+            ("/v2/library/busybox/tags/list", Endpoint::Tags),
+            ("/v2/a/b/c/manifests/1.37.0", Endpoint::Manifest),
+            ("/v2/busybox/manifests/sha256:abc", Endpoint::Manifest),
+            ("/v2/busybox/blobs/sha256:abc", Endpoint::Blob),
+            ("/v2/busybox/blobs/uploads/", Endpoint::Upload),
+            ("/v2/busybox/blobs/uploads/0f3a-uuid", Endpoint::Upload),
+            ("/v2/busybox/referrers/sha256:abc", Endpoint::Referrers),
+            ("/token", Endpoint::Other),
+        ] {
+            assert_eq!(Endpoint::of_path(path), endpoint, "{path}");
+        }
     }
 
     #[test]

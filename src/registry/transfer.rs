@@ -20,6 +20,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use super::holders::HolderMemory;
+use super::stats::{ActionTally, BlobPlaced};
 use super::{ByteStream, Descriptor, Registry, RegistryError, Result, manifest};
 
 /// Sees the bytes of every blob a session uploads, on their way: evidence reads a layer's
@@ -137,13 +138,25 @@ impl TransferSession {
     pub fn record_blob(&self, uploaded: Option<u64>) {
         match uploaded {
             Some(bytes) => {
-                bump(&self.counters.blobs_uploaded, 1);
+                self.count_blob(BlobPlaced::Uploaded);
                 bump(&self.counters.bytes_uploaded, bytes);
             }
-            None => bump(&self.counters.blobs_skipped, 1),
+            None => self.count_blob(BlobPlaced::Present),
         }
     }
 
+    /// Counts one blob in the session and in the action running in this task.
+    fn count_blob(&self, placed: BlobPlaced) {
+        let counter = match placed {
+            BlobPlaced::Uploaded => &self.counters.blobs_uploaded,
+            BlobPlaced::Mounted => &self.counters.blobs_mounted,
+            BlobPlaced::Present => &self.counters.blobs_skipped,
+        };
+        bump(counter, 1);
+        ActionTally::blob(placed);
+    }
+
+    /// What the session has done so far.
     pub fn stats(&self) -> TransferStats {
         let c = &self.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -339,12 +352,12 @@ impl TransferSession {
         let mut holders = holders.lock().await;
         if holders.iter().any(|r| r == dst_repo) {
             // Placed earlier in this run: present, and counted so the summary adds up.
-            bump(&self.counters.blobs_skipped, 1);
+            self.count_blob(BlobPlaced::Present);
             return Ok(());
         }
         let registry = dst.display_name();
         if dst.blob_exists(dst_repo, digest).await? {
-            bump(&self.counters.blobs_skipped, 1);
+            self.count_blob(BlobPlaced::Present);
             holders.push(dst_repo.to_owned());
             self.memory.learn(registry, digest, dst_repo);
             return Ok(());
@@ -357,7 +370,7 @@ impl TransferSession {
         if let Some(from) = mount_from
             && dst.mount_blob(dst_repo, &from, digest).await?
         {
-            bump(&self.counters.blobs_mounted, 1);
+            self.count_blob(BlobPlaced::Mounted);
             holders.push(dst_repo.to_owned());
             self.memory.learn(registry, digest, dst_repo);
             return Ok(());
@@ -371,7 +384,7 @@ impl TransferSession {
                 .take(MEMORY_MOUNT_ATTEMPTS)
             {
                 if dst.mount_blob(dst_repo, &from, digest).await? {
-                    bump(&self.counters.blobs_mounted, 1);
+                    self.count_blob(BlobPlaced::Mounted);
                     holders.push(dst_repo.to_owned());
                     self.memory.learn(registry, digest, dst_repo);
                     return Ok(());
@@ -412,7 +425,7 @@ impl TransferSession {
                 Err(e) => return Err(e),
             }
         }
-        bump(&self.counters.blobs_uploaded, 1);
+        self.count_blob(BlobPlaced::Uploaded);
         bump(&self.counters.bytes_uploaded, descriptor.size);
         holders.push(dst_repo.to_owned());
         self.memory.learn(dst.display_name(), digest, dst_repo);

@@ -23,19 +23,28 @@ pub const CACHE_LOCK: &str = "apply.lock";
 pub const LAYOUT_LOCK: &str = ".houba-apply.lock";
 
 #[derive(Debug, thiserror::Error)]
+/// Why the apply lock could not be taken.
 pub enum LockError {
     #[error(
         "another apply still holds the lock {path} ({holder}) after waiting {waited:.0}s; deferred: nothing was applied"
     )]
+    /// Another apply still held it when `--lock-timeout` ran out.
     Timeout {
+        /// The lock file.
         path: PathBuf,
+        /// Who holds it (the line the holder wrote: host, pid, since).
         holder: String,
+        /// Seconds waited.
         waited: f64,
     },
-    #[error("cannot open the apply lock {path}: {source}")]
+    #[error("cannot open the apply lock {path}: {error}")]
+    /// The lock file cannot be created or opened.
     Io {
+        /// The lock file.
         path: PathBuf,
-        source: std::io::Error,
+        /// The cause; its text is part of the message, so it is not also a `source()` (a
+        /// report would print it twice).
+        error: std::io::Error,
     },
 }
 
@@ -48,6 +57,7 @@ pub struct ApplyLock {
 }
 
 impl ApplyLock {
+    /// The lock files held.
     pub fn paths(&self) -> Vec<&Path> {
         self.files.iter().map(|(p, _)| p.as_path()).collect()
     }
@@ -88,9 +98,9 @@ pub fn acquire(
     let started = Instant::now();
     let mut files = Vec::new();
     for path in paths {
-        let io = |source| LockError::Io {
+        let io = |error| LockError::Io {
             path: path.clone(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;

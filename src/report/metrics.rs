@@ -29,7 +29,9 @@ pub const JOB: &str = "houba";
 /// (`job`, `instance`, `command`), which the Pushgateway adds to every series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// A node-exporter textfile: every label on every series.
     Textfile,
+    /// A Pushgateway push: the grouping key carries `job`, `instance` and `command`.
     Push,
 }
 

@@ -30,13 +30,18 @@ pub const OUTCOMES: [&str; 3] = ["done", "failed", "skipped"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// The command a run report describes.
 pub enum Command {
+    /// `houba plan`.
     Plan,
+    /// `houba apply`.
     Apply,
+    /// `houba drift`.
     Drift,
 }
 
 impl Command {
+    /// The command's name.
     pub fn as_str(self) -> &'static str {
         match self {
             Command::Plan => "plan",
@@ -57,9 +62,11 @@ pub struct Finding {
     pub location: String,
     /// Roster name of the registry holding it.
     pub registry: String,
+    /// Repository path in the registry.
     pub repository: String,
     /// What the tag holds now; `null` for a dangling tag (listed, no manifest).
     pub digest: Option<String>,
+    /// What was found, in one sentence.
     pub detail: String,
 }
 
@@ -78,6 +85,7 @@ impl Finding {
 /// One applied action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionRecord {
+    /// The action's address.
     pub address: String,
     /// One of [`ACTION_KINDS`].
     pub action: String,
@@ -90,11 +98,17 @@ pub struct ActionRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// The error message, for a failed or skipped action.
     pub error: Option<String>,
     /// Bytes uploaded to the destination by this action.
     pub bytes: u64,
     /// Registry requests made by this action.
     pub requests: u64,
+    /// The blobs this placement needed, by how each got there (`uploaded`, `mounted`,
+    /// `present`); absent when it needed none (aliases, restamps, prunes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<crate::apply::BlobCounts>,
+    /// Seconds the action took.
     pub seconds: f64,
 }
 
@@ -104,7 +118,9 @@ pub struct RegistryUsage {
     /// Requests by `METHOD` and status class (`2xx`, `3xx`, `4xx`, `5xx`, or `error` when no
     /// answer came back): `{"GET": {"2xx": 12}}`.
     pub requests: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Bytes received in answer bodies.
     pub read_bytes: u64,
+    /// Bytes sent in request bodies.
     pub written_bytes: u64,
     /// 429 answers received.
     pub throttled: u64,
@@ -116,6 +132,7 @@ pub struct RegistryUsage {
 }
 
 impl RegistryUsage {
+    /// Requests of every method and answer.
     pub fn total_requests(&self) -> u64 {
         self.requests.values().flat_map(|m| m.values()).sum()
     }
@@ -126,15 +143,20 @@ impl RegistryUsage {
 pub struct SinkUsage {
     /// `ntfy`, `webhook` or `alertmanager`.
     pub kind: String,
+    /// Notifications delivered.
     pub sent: u64,
+    /// Notifications that could not be delivered.
     pub failed: u64,
 }
 
 /// Everything one run did, in plain data.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSummary {
+    /// Version of this document's format (`1.0`).
     pub format_version: String,
+    /// houba version that ran.
     pub houba_version: String,
+    /// The command.
     pub command: Command,
     /// `<index>` of `--shard-index`, or `all` when the run is not sharded: the Pushgateway
     /// `instance`.
@@ -143,6 +165,7 @@ pub struct RunSummary {
     pub run_id: String,
     /// Unix time the run started, seconds.
     pub started_at: f64,
+    /// Duration of the run, seconds.
     pub seconds: f64,
     /// The run completed without error (for apply: every action done).
     pub success: bool,
@@ -155,16 +178,23 @@ pub struct RunSummary {
     pub error: Option<String>,
     /// Actions the plan found, by kind (before applying).
     pub pending: BTreeMap<String, u64>,
+    /// Drift findings.
     pub drift: Vec<Finding>,
     /// Applied actions (apply only).
     pub results: Vec<ActionRecord>,
+    /// Blobs uploaded by apply.
     pub blobs_uploaded: u64,
+    /// Blobs mounted across repositories.
     pub blobs_mounted: u64,
+    /// Blobs already at their destination.
     pub blobs_skipped: u64,
+    /// Bytes uploaded.
     pub bytes_uploaded: u64,
+    /// What each registry cost, by display name.
     pub registries: BTreeMap<String, RegistryUsage>,
     /// Placements (destination tags) the policies of this run manage.
     pub managed_images: u64,
+    /// Destination repositories the policies of this run manage.
     pub managed_repositories: u64,
     /// Seconds spent waiting for another apply's lock.
     pub lock_wait_seconds: f64,
@@ -237,10 +267,12 @@ impl RunSummary {
         out
     }
 
+    /// Actions that did not end `done`.
     pub fn failed_actions(&self) -> u64 {
         self.results.iter().filter(|r| r.outcome != "done").count() as u64
     }
 
+    /// 429 answers over every registry.
     pub fn throttled(&self) -> u64 {
         self.registries.values().map(|r| r.throttled).sum()
     }
@@ -257,6 +289,7 @@ impl RunSummary {
         }
     }
 
+    /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a run report always serialises")
     }
@@ -282,6 +315,7 @@ pub fn millis(unix: f64) -> u64 {
     (unix * 1000.0).round().max(0.0) as u64
 }
 
+/// Now, as Unix seconds.
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -27,6 +27,7 @@ pub struct SinkState {
 }
 
 #[derive(Debug, Clone)]
+/// What houba remembers between runs (last successes, what each sink was sent), as small JSON files in the cache directory.
 pub struct StateDir {
     dir: PathBuf,
 }
@@ -68,11 +69,13 @@ impl StateDir {
         }
     }
 
+    /// Unix time of the last success of `command` for `instance`, if remembered.
     pub fn last_success(&self, command: &str, instance: &str) -> Option<f64> {
         self.read::<LastSuccess>(&self.file("last-success", &[command, instance]))
             .map(|s| s.at_ms as f64 / 1000.0)
     }
 
+    /// Remembers a success of `command` for `instance` at `at`.
     pub fn set_last_success(&self, command: &str, instance: &str, at: f64) {
         self.write(
             &self.file("last-success", &[command, instance]),
@@ -82,11 +85,13 @@ impl StateDir {
         );
     }
 
+    /// What sink `sink` was sent for `instance` (empty when nothing is remembered).
     pub fn sink(&self, sink: &str, instance: &str) -> SinkState {
         self.read(&self.file("notify", &[sink, instance]))
             .unwrap_or_default()
     }
 
+    /// Remembers what sink `sink` was sent for `instance`.
     pub fn set_sink(&self, sink: &str, instance: &str, state: &SinkState) {
         self.write(&self.file("notify", &[sink, instance]), state);
     }

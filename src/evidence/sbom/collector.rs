@@ -23,7 +23,9 @@ const MAX_FILE: u64 = 256 * 1024 * 1024;
 
 /// dpkg's database; distroless images use one stanza file per package in `status.d/`.
 pub const DPKG_STATUS: &str = "var/lib/dpkg/status";
+/// Distroless dpkg: one stanza file per package.
 pub const DPKG_STATUS_DIR: &str = "var/lib/dpkg/status.d";
+/// apk's database.
 pub const APK_INSTALLED: &str = "lib/apk/db/installed";
 /// rpm 4.16+ keeps its database in SQLite, at one of these places depending on the distro.
 pub const RPM_SQLITE: &[&str] = &[
@@ -31,6 +33,7 @@ pub const RPM_SQLITE: &[&str] = &[
     "usr/lib/sysimage/rpm/rpmdb.sqlite",
     "usr/share/rpm/rpmdb.sqlite",
 ];
+/// Where `os-release` lives.
 pub const OS_RELEASE: &[&str] = &["etc/os-release", "usr/lib/os-release"];
 
 /// Whether an entry at `path` is one the SBOM is made from.
@@ -56,6 +59,7 @@ pub struct LayerFindings {
 /// A file of interest as one layer holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Found {
+    /// A regular file's bytes.
     File(#[serde(with = "bytes_b64")] Vec<u8>),
     /// `os-release` is usually a symlink to `../usr/lib/os-release`.
     Symlink(String),
@@ -76,9 +80,16 @@ mod bytes_b64 {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// A layer could not be scanned.
 pub enum ScanError {
+    /// The layer is not a readable tar archive.
     #[error("layer {digest}: {detail}")]
-    Layer { digest: String, detail: String },
+    Layer {
+        /// The layer's digest.
+        digest: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 /// Scans one layer blob (gzip, zstd or plain tar, chosen by its first bytes).
@@ -159,6 +170,7 @@ pub fn scan_layer(digest: &str, blob: Box<dyn Read + Send>) -> Result<LayerFindi
 /// The merged files of interest of an image: what its root filesystem holds at those paths.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MergedFiles {
+    /// Each path of interest and what the top-most layer holding it has there.
     pub files: BTreeMap<String, Found>,
 }
 

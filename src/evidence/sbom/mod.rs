@@ -22,13 +22,17 @@ pub const EPOCH: &str = "1970-01-01T00:00:00Z";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
     Spdx,
+    /// CycloneDX 1.5 JSON.
     Cyclonedx,
 }
 
 impl SbomFormat {
+    /// Every format, in the order they are attached.
     pub const ALL: [SbomFormat; 2] = [SbomFormat::Spdx, SbomFormat::Cyclonedx];
 
+    /// The name in `houba.toml` and in plans (`spdx`, `cyclonedx`).
     pub fn name(self) -> &'static str {
         match self {
             SbomFormat::Spdx => "spdx",
@@ -44,6 +48,7 @@ impl SbomFormat {
         }
     }
 
+    /// The format named `name`, if houba writes it.
     pub fn parse(name: &str) -> Option<SbomFormat> {
         SbomFormat::ALL.into_iter().find(|f| f.name() == name)
     }
@@ -78,9 +83,16 @@ impl Subject {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// An SBOM could not be written.
 pub enum SbomError {
+    /// The document could not be serialised.
     #[error("SBOM for {digest}: {detail}")]
-    Serialise { digest: String, detail: String },
+    Serialise {
+        /// The manifest the SBOM describes.
+        digest: String,
+        /// What went wrong.
+        detail: String,
+    },
 }
 
 /// The document bytes of one format.

@@ -11,12 +11,16 @@ use super::rpm;
 /// Which package manager recorded a package (it decides the purl type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Ecosystem {
+    /// Debian packages (dpkg).
     Deb,
+    /// Alpine packages (apk).
     Apk,
+    /// RPM packages.
     Rpm,
 }
 
 impl Ecosystem {
+    /// The package URL type (`deb`, `apk`, `rpm`).
     pub fn purl_type(self) -> &'static str {
         match self {
             Ecosystem::Deb => "deb",
@@ -29,16 +33,20 @@ impl Ecosystem {
 /// One installed OS package.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Package {
+    /// Which package manager installed it.
     pub ecosystem: Ecosystem,
+    /// The package's name.
     pub name: String,
     /// The version as the package manager prints it (dpkg `[epoch:]upstream-revision`, apk
     /// `x.y-rN`, rpm `[epoch:]version-release`).
     pub version: String,
+    /// The architecture, when the database says.
     pub arch: Option<String>,
     /// The licence as the database declares it (apk `L:`, rpm `LICENSE`); dpkg has none.
     pub license: Option<String>,
     /// The source package (dpkg `Source`, apk origin, rpm source rpm).
     pub source: Option<String>,
+    /// Who supplies it (the maintainer or vendor, when the database says).
     pub supplier: Option<String>,
     /// rpm epoch, kept apart for the purl qualifier.
     pub epoch: Option<u64>,
@@ -47,8 +55,11 @@ pub struct Package {
 /// `/etc/os-release` of the image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Distro {
+    /// `ID`.
     pub id: String,
+    /// `VERSION_ID`.
     pub version_id: Option<String>,
+    /// `PRETTY_NAME`.
     pub pretty_name: Option<String>,
 }
 
@@ -65,15 +76,23 @@ impl Distro {
 /// What an image holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Inventory {
+    /// The distribution, when `os-release` was found.
     pub distro: Option<Distro>,
     /// Sorted, one entry per (ecosystem, name, version, arch).
     pub packages: Vec<Package>,
 }
 
 #[derive(Debug, thiserror::Error)]
+/// A package database could not be read.
 pub enum DatabaseError {
+    /// The database is not in the expected format.
     #[error("/{path}: {detail}")]
-    Unreadable { path: String, detail: String },
+    Unreadable {
+        /// The database's path in the image.
+        path: String,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// Reads every package database of the merged files.

@@ -124,7 +124,9 @@ fn write_change(out: &mut String, c: &Change, width: usize, style: Style) {
     let _ = writeln!(out, "      {line}");
 }
 
-/// `Requests: docker.io 12 (HEAD 9, GET 3); local 4 (HEAD 4)`: what observing cost.
+/// `Requests: docker.io 12 (3 GET /v2/<repo>/tags/list, 9 HEAD /v2/<repo>/manifests/<ref>)`:
+/// what observing cost, in the distribution API's terms (what the registry's access log
+/// shows). A plan saved before endpoints were counted falls back to `HEAD 9, GET 3`.
 fn write_requests(out: &mut String, plan: &Plan) {
     if plan.requests.is_empty() {
         return;
@@ -133,26 +135,33 @@ fn write_requests(out: &mut String, plan: &Plan) {
         .requests
         .iter()
         .map(|(name, r)| {
-            let by_method: Vec<String> = [
-                ("HEAD", r.head),
-                ("GET", r.get),
-                ("PUT", r.put),
-                ("POST", r.post),
-                ("PATCH", r.patch),
-                ("DELETE", r.delete),
-            ]
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(m, n)| format!("{m} {n}"))
-            .collect();
+            let breakdown: Vec<String> = if r.endpoints.is_empty() {
+                [
+                    ("HEAD", r.head),
+                    ("GET", r.get),
+                    ("PUT", r.put),
+                    ("POST", r.post),
+                    ("PATCH", r.patch),
+                    ("DELETE", r.delete),
+                ]
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(m, n)| format!("{m} {n}"))
+                .collect()
+            } else {
+                r.endpoints
+                    .iter()
+                    .map(|(request, n)| format!("{n} {request}"))
+                    .collect()
+            };
             let budget = r
                 .rate_limit
                 .map(|(limit, remaining)| format!(", rate limit {remaining} of {limit} left"))
                 .unwrap_or_default();
-            if by_method.is_empty() {
+            if breakdown.is_empty() {
                 format!("{name} 0{budget}")
             } else {
-                format!("{name} {} ({}{budget})", r.total, by_method.join(", "))
+                format!("{name} {} ({}{budget})", r.total, breakdown.join(", "))
             }
         })
         .collect();

@@ -13,7 +13,9 @@ use crate::report::metrics::without_url;
 use crate::report::run_report::{Command, Finding, RunSummary, unix_now};
 use crate::report::state::SinkState;
 
+/// `alertname` of the alert per drifted tag.
 pub const DRIFT_ALERT: &str = "HoubaDriftFinding";
+/// `alertname` of the alert of a failing apply.
 pub const APPLY_ALERT: &str = "HoubaApplyFailing";
 
 fn finding_alert(f: &Finding, run: &RunSummary, sink: &NotifySink, ends: f64) -> Value {
@@ -103,6 +105,7 @@ pub fn alerts(
     (out, next)
 }
 
+/// Posts the event's alerts (firing or resolved, `ttl_seconds` to live) to the sink's Alertmanager.
 pub async fn post(
     sink: &NotifySink,
     ttl_seconds: u64,

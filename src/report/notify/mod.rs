@@ -23,27 +23,34 @@ use super::state::{SinkState, StateDir};
 /// An action that failed, as a notification lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Failure {
+    /// The action's address.
     pub address: String,
+    /// The action kind (`copy`, `prune`, …).
     pub action: String,
+    /// The run report's `error_kind` (`registry`, `stale`, …).
     pub error_kind: String,
+    /// The error message.
     pub error: String,
 }
 
 /// One notification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// What happened.
     pub kind: EventKind,
     /// For resolutions, the severity of what they resolve: a resolution goes wherever the
     /// problem went.
     pub severity: Severity,
     /// Findings this event is about (found or resolved).
     pub findings: Vec<Finding>,
+    /// Actions that failed (apply failures).
     pub failures: Vec<Failure>,
     /// Registries that throttled the run (rate limiting).
     pub registries: Vec<String>,
 }
 
 impl Event {
+    /// Whether this event says a problem is gone (drift resolved, apply recovered).
     pub fn is_resolution(&self) -> bool {
         matches!(
             self.kind,
@@ -51,6 +58,7 @@ impl Event {
         )
     }
 
+    /// The one-line title every sink shows.
     pub fn title(&self) -> String {
         let n = self.findings.len();
         match self.kind {
@@ -110,6 +118,7 @@ impl Event {
     }
 }
 
+/// The first 12 hex digits of a digest, as notifications show it.
 pub fn short(digest: &str) -> &str {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
     &hex[..hex.len().min(12)]
@@ -400,6 +409,7 @@ mod tests {
             error: Some("boom".into()),
             bytes: 0,
             requests: 1,
+            blobs: None,
             seconds: 0.1,
         });
         failed.registries.insert(

@@ -31,6 +31,7 @@ pub fn topic<'s>(sink: &'s NotifySink, event: &Event) -> Option<&'s str> {
         .map(String::as_str)
 }
 
+/// The ntfy tags of an event: the sink's own, then the event kind's.
 pub fn tags(sink: &NotifySink, event: &Event) -> Vec<String> {
     let emoji = if event.is_resolution() {
         "white_check_mark"
@@ -52,6 +53,7 @@ pub fn tags(sink: &NotifySink, event: &Event) -> Vec<String> {
     out
 }
 
+/// Publishes the event to the sink's topic for its severity.
 pub async fn send(sink: &NotifySink, event: &Event, run: &RunSummary) -> Result<(), String> {
     let SinkKind::Ntfy { token, .. } = &sink.kind else {
         return Err("not an ntfy sink".into());

@@ -16,6 +16,7 @@ pub const PAYLOAD_VERSION: &str = "houba.io/notification/v1";
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Houba-Signature-256";
 
+/// The versioned JSON payload of an event.
 pub fn payload(sink: &NotifySink, event: &Event, run: &RunSummary) -> Value {
     json!({
         "version": PAYLOAD_VERSION,
@@ -54,6 +55,7 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// Posts the payload, signed when the sink has an HMAC key.
 pub async fn send(sink: &NotifySink, event: &Event, run: &RunSummary) -> Result<(), String> {
     let SinkKind::Webhook { hmac_key } = &sink.kind else {
         return Err("not a webhook sink".into());
