@@ -372,7 +372,10 @@ mod tests {
         assert_eq!(by_kind.len(), DRIFT_KINDS.len());
         assert_eq!(by_kind["bypass"], 1);
         assert_eq!(by_kind["tampered"], 0);
-        assert_eq!(s.results_by_kind().len(), ACTION_KINDS.len() * OUTCOMES.len());
+        assert_eq!(
+            s.results_by_kind().len(),
+            ACTION_KINDS.len() * OUTCOMES.len()
+        );
     }
 
     #[test]
