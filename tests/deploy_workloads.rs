@@ -386,7 +386,7 @@ fn monitoring_component_makes_apply_and_drift_push_their_metrics() {
         assert_eq!(has.is_some(), pushes, "{name} ({command})");
         if let Some(e) = has {
             let r = &e["valueFrom"]["configMapKeyRef"];
-            assert_eq!(r["name"], "houba-settings");
+            assert_eq!(r["name"], "houba-monitoring");
             assert_eq!(r["key"], "PUSHGATEWAY_URL");
             pushing.push(name.to_string());
         }
@@ -406,7 +406,7 @@ fn monitoring_component_makes_apply_and_drift_push_their_metrics() {
     }
 
     // The URL is one houba accepts (and houba does refuse a bad one).
-    let url = find(&monitored, "ConfigMap", "houba-settings")["data"]["PUSHGATEWAY_URL"]
+    let url = find(&monitored, "ConfigMap", "houba-monitoring")["data"]["PUSHGATEWAY_URL"]
         .as_str()
         .unwrap()
         .to_string();
@@ -455,7 +455,7 @@ fn monitoring_component_makes_apply_and_drift_push_their_metrics() {
         .expect("docs/deploy.md shows an overlay that moves PUSHGATEWAY_URL")
         .replace("../../components/", "../../deploy/components/");
     let moved = monitoring_overlay(&snippet);
-    let url = find(&moved, "ConfigMap", "houba-settings")["data"]["PUSHGATEWAY_URL"]
+    let url = find(&moved, "ConfigMap", "houba-monitoring")["data"]["PUSHGATEWAY_URL"]
         .as_str()
         .unwrap()
         .to_string();
