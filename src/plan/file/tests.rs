@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::plan::model::{
-    Action, Address, Build, Content, Drift, EvidencePlan, Header, Location, Note, Operation,
-    Place, PriorStamp, Source, StampChange,
+    Action, Address, Build, Content, Drift, EvidencePlan, Header, Location, Note, Operation, Place,
+    PriorStamp, Source, StampChange,
 };
 use crate::policy::resolved::TransformStep;
 
