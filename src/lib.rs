@@ -22,7 +22,6 @@ pub mod observe;
 pub mod oci;
 pub mod pipeline;
 pub mod plan;
-#[allow(missing_docs)] // not yet documented item by item
 pub mod policy;
 pub mod rebuild;
 pub mod registry;

@@ -17,43 +17,74 @@ pub enum Code {
     UnreadablePath,
     /// The file is not valid YAML (or not UTF-8).
     Yaml,
+    /// `apiVersion` is not `houba.io/v1alpha1`.
     WrongApiVersion,
+    /// `kind` is not `MirrorPolicy` (another tool's manifest in a policy directory).
     WrongKind,
+    /// A field the language does not have (the help suggests the closest one).
     UnknownField,
+    /// A value of the wrong type, e.g. a string where a list is expected.
     WrongType,
+    /// A required field is absent.
     MissingField,
+    /// A value outside the allowed set or range (`artifactType`, `latest: 0`, …).
     InvalidValue,
+    /// A policy, import or variant name outside `[a-z0-9._-]`.
     InvalidName,
+    /// A source or destination repository path the distribution spec rejects.
     InvalidRepository,
+    /// `spec.imports` is empty.
     EmptyImports,
+    /// An import has no destination once the defaults are merged in.
     NoDestination,
+    /// `includeRegex` or `excludeRegex` does not compile.
     InvalidRegex,
+    /// `tags.semver` is not a semantic version range.
     InvalidSemverRange,
+    /// A pin is not `sha256:` followed by 64 lowercase hex digits.
     InvalidDigest,
+    /// An alias template uses an unknown placeholder or is not a valid tag.
     InvalidAlias,
+    /// An owner is not a Backstage entity ref `[kind:][namespace/]name`.
     InvalidOwner,
+    /// A platform is not `os/arch[/variant]`.
     InvalidPlatform,
+    /// A variant suffix holds characters a tag cannot.
     InvalidSuffix,
+    /// `settle` is not a duration such as `30m`, `24h`, `1h30m`, `7d`.
     InvalidSettle,
     /// `tags.recheck` is not `always`, `never` or a duration.
     InvalidRecheck,
+    /// Two imports of a policy share a name.
     DuplicateImport,
+    /// Two variants of an import share a name.
     DuplicateVariant,
+    /// Two variants of an import have the same suffix, so would write the same tags.
     VariantTagCollision,
+    /// The same alias is written twice into one repository.
     DuplicateAlias,
+    /// A transform step other than `injectCA`, `rewritePackageSources`, `setTimezone`, `run`.
     UnknownTransform,
+    /// Transform steps on a `generic` or `helmChart` policy.
     TransformOnNonImage,
+    /// A destination names a registry absent from the roster.
     UnknownRegistry,
+    /// A destination omits `registry` while the roster does not have exactly one entry.
     AmbiguousRegistry,
+    /// `injectCA` names a CA absent from the `ca_certs` roster.
     UnknownCa,
+    /// The CA file of a `ca_certs` roster entry cannot be read.
     UnreadableCa,
+    /// `rewritePackageSources` names a mirror absent from the `package_mirrors` roster.
     UnknownMirror,
     /// A `setTimezone` zone that is not in the IANA time zone database.
     UnknownTimezone,
     /// Transform steps that cannot be built together (a `run` step with
     /// `rewritePackageSources`, or over several platforms).
     StepConflict,
+    /// Two policies share a name (both places are shown).
     DuplicatePolicy,
+    /// Two policies write the same destination repository (both places are shown).
     DestinationConflict,
 }
 
@@ -98,6 +129,7 @@ impl Code {
         Code::DestinationConflict,
     ];
 
+    /// The printed form, `houba::policy::<kebab-case name>`.
     pub fn as_str(self) -> &'static str {
         match self {
             Code::UnreadablePath => "houba::policy::unreadable-path",
@@ -219,11 +251,18 @@ impl SourceFile {
 #[derive(Debug, Clone)]
 pub struct PolicyDiagnostic {
     code: Code,
+    /// [`Severity::Error`] for a problem; [`Severity::Advice`] for a related place shown
+    /// under it.
     pub severity: Severity,
+    /// What is wrong, in one sentence.
     pub message: String,
+    /// How to fix it.
     pub help: Option<String>,
+    /// The policy file (or path) concerned.
     pub file: PathBuf,
+    /// 1-based line of the problem; 0 for a whole file or path.
     pub line: usize,
+    /// 1-based column of the problem; 0 for a whole file or path.
     pub column: usize,
     label: String,
     span: Option<SourceSpan>,
@@ -254,6 +293,7 @@ impl PolicyDiagnostic {
         }
     }
 
+    /// The stable code of this kind of problem.
     pub fn code(&self) -> Code {
         self.code
     }

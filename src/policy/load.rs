@@ -33,6 +33,7 @@ pub struct LoadOutcome {
 }
 
 impl LoadOutcome {
+    /// True when no problem was found: only then may callers act on registries.
     pub fn is_ok(&self) -> bool {
         self.diagnostics.is_empty()
     }

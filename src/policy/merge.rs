@@ -10,15 +10,23 @@ use super::model::{ArchiveSpec, DestinationSpec, Import, ImportDefaults, TagSpec
 /// An import with its defaults merged in; still unvalidated policy spellings.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MergedImport {
+    /// Tag rules, merged field by field with `defaults.tags`.
     pub tags: TagSpec,
+    /// The import's platforms, else the defaults'; empty: every platform upstream has.
     pub platforms: Vec<String>,
+    /// The import's destinations, else the defaults'; empty is reported as a problem.
     pub destinations: Vec<DestinationSpec>,
+    /// The import's transform steps, else the defaults'.
     pub transform: Vec<TransformSpec>,
+    /// The import's owners, else the defaults'.
     pub owners: Vec<String>,
+    /// The import's vendor, else the defaults'.
     pub vendor: Option<String>,
+    /// Retention, merged field by field with `defaults.archive`.
     pub archive: Option<ArchiveSpec>,
 }
 
+/// Merges `defaults` into `import`: maps field by field, lists and scalars wholesale.
 pub fn merge_import(defaults: &ImportDefaults, import: &Import) -> MergedImport {
     MergedImport {
         tags: merge_tags(defaults.tags.as_ref(), import.tags.as_ref()),
@@ -38,6 +46,8 @@ fn pick<T: Clone>(own: &Option<Vec<T>>, inherited: &Option<Vec<T>>) -> Vec<T> {
         .unwrap_or_default()
 }
 
+/// Merges tag rules field by field: each field `own` sets wins, the others come from
+/// `defaults`. Either side may be absent.
 pub fn merge_tags(defaults: Option<&TagSpec>, own: Option<&TagSpec>) -> TagSpec {
     let empty = TagSpec::default();
     let base = defaults.unwrap_or(&empty);

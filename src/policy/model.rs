@@ -36,6 +36,7 @@ pub struct MirrorPolicy {
     pub spec: PolicySpec,
 }
 
+/// The policy's identity: its name and free-form labels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
@@ -47,6 +48,7 @@ pub struct Metadata {
     pub labels: BTreeMap<String, String>,
 }
 
+/// What the policy admits: the upstream source, the defaults and the imports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicySpec {
@@ -93,6 +95,7 @@ enum DeletionModeSchema {
     Mark,
 }
 
+/// The upstream repository every import of the policy reads from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SourceSpec {
@@ -106,12 +109,19 @@ pub struct SourceSpec {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportDefaults {
+    /// Destinations of every import that sets none.
     pub destinations: Option<Vec<DestinationSpec>>,
+    /// Hardening steps of every import that sets none (images only).
     pub transform: Option<Vec<TransformSpec>>,
+    /// Tag rules; an import's `tags` overrides them field by field.
     pub tags: Option<TagSpec>,
+    /// `os/arch[/variant]` filter of every import that sets none.
     pub platforms: Option<Vec<String>>,
+    /// Backstage entity refs of every import that sets none.
     pub owners: Option<Vec<String>>,
+    /// `org.opencontainers.image.vendor` of every import that sets none.
     pub vendor: Option<String>,
+    /// Retention; an import's `archive` overrides it field by field.
     pub archive: Option<ArchiveSpec>,
 }
 
@@ -180,6 +190,8 @@ pub struct TagSpec {
     pub recheck: Option<String>,
 }
 
+/// One variant of an import: the same tags placed again under `tag + suffix`, with
+/// extra transform steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VariantSpec {
@@ -192,6 +204,7 @@ pub struct VariantSpec {
     pub transform: Option<Vec<TransformSpec>>,
 }
 
+/// A repository the selected tags are placed in, on a registry of the roster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationSpec {
@@ -222,6 +235,7 @@ pub enum TransformSpec {
     Run(RunSpec),
 }
 
+/// Parameters of `injectCA`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InjectCaSpec {
@@ -229,6 +243,7 @@ pub struct InjectCaSpec {
     pub certs: Vec<String>,
 }
 
+/// Parameters of `rewritePackageSources`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RewritePackageSourcesSpec {
@@ -241,6 +256,7 @@ pub struct RewritePackageSourcesSpec {
     pub managers: Option<Vec<super::resolved::PackageManager>>,
 }
 
+/// Parameters of `setTimezone`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetTimezoneSpec {
@@ -248,6 +264,7 @@ pub struct SetTimezoneSpec {
     pub zone: String,
 }
 
+/// Parameters of `run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunSpec {

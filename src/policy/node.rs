@@ -14,9 +14,13 @@ use serde_saphyr::{Location, Spanned};
 /// byte positions for the snippet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Loc {
+    /// 1-based line; 0 when unknown.
     pub line: usize,
+    /// 1-based column; 0 when unknown.
     pub column: usize,
+    /// Byte offset of the text from the start of the file.
     pub offset: usize,
+    /// Length of the text in bytes.
     pub len: usize,
 }
 
@@ -64,28 +68,41 @@ impl Loc {
     }
 }
 
+/// One YAML value with the place it is written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
+    /// The value, with its children.
     pub value: Value,
     /// Where the value is written (for values coming through an alias or a merge key: the
     /// anchored definition, which is where the text to fix is).
     pub loc: Loc,
 }
 
+/// An untyped YAML value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// `null`, `~` or an empty value.
     Null,
+    /// `true` or `false`.
     Bool(bool),
+    /// An integer (every signed and unsigned 64-bit value fits).
     Int(i128),
+    /// A floating-point number.
     Float(f64),
+    /// A string, quoted or plain.
     Str(String),
+    /// A sequence (list).
     Seq(Vec<Node>),
+    /// A mapping, its entries in file order (duplicate keys are refused when parsing).
     Map(Vec<Entry>),
 }
 
+/// One key/value pair of a mapping; both sides keep their location.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// The key (a string in every valid policy).
     pub key: Node,
+    /// The value.
     pub value: Node,
 }
 
@@ -105,6 +122,7 @@ impl Value {
 }
 
 impl Node {
+    /// The string, when the node is one.
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),
@@ -112,6 +130,7 @@ impl Node {
         }
     }
 
+    /// The entries of a mapping; empty for any other value.
     pub fn entries(&self) -> &[Entry] {
         match &self.value {
             Value::Map(entries) => entries,
@@ -119,6 +138,7 @@ impl Node {
         }
     }
 
+    /// The items of a sequence; empty for any other value.
     pub fn items(&self) -> &[Node] {
         match &self.value {
             Value::Seq(items) => items,
@@ -133,6 +153,7 @@ impl Node {
             .find(|entry| entry.key.as_str() == Some(key))
     }
 
+    /// The value under the string key `key`.
     pub fn get(&self, key: &str) -> Option<&Node> {
         self.entry(key).map(|entry| &entry.value)
     }

@@ -16,8 +16,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ArtifactType {
+    /// A container image (index or manifest); the only type transforms apply to.
     Image,
+    /// A Helm chart stored as an OCI artifact.
     HelmChart,
+    /// Any other OCI artifact, copied as is.
     Generic,
 }
 
@@ -47,7 +50,9 @@ pub enum DeletionMode {
 /// (`docker.io`); the roster may redirect it to a mirror.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Source {
+    /// Upstream registry host, e.g. `docker.io`.
     pub registry: String,
+    /// Repository path on that registry, e.g. `library/busybox`.
     pub repository: String,
 }
 
@@ -65,8 +70,11 @@ pub struct Destination {
 /// `os/arch[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Platform {
+    /// Operating system in OCI spelling, e.g. `linux`.
     pub os: String,
+    /// CPU architecture in OCI spelling, e.g. `arm64`.
     pub architecture: String,
+    /// CPU variant, e.g. `v8` for `linux/arm64/v8`.
     pub variant: Option<String>,
 }
 
@@ -85,18 +93,29 @@ impl std::fmt::Display for Platform {
 #[serde(rename_all = "camelCase")]
 pub enum TransformStep {
     /// Names of `ca_certs` roster entries.
-    InjectCa { certs: Vec<String> },
+    InjectCa {
+        /// The roster entry names, in policy order.
+        certs: Vec<String>,
+    },
     /// Name of a `package_mirrors` roster entry, and the package managers whose sources are
     /// rewritten (empty: every manager the mirror has a URL for).
     RewritePackageSources {
+        /// The roster entry name.
         mirror: String,
+        /// The managers named by the policy; empty: every one the mirror has a URL for.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         managers: Vec<PackageManager>,
     },
     /// An IANA zone name such as `Europe/Paris`.
-    SetTimezone { zone: String },
+    SetTimezone {
+        /// The zone name, checked against the IANA database.
+        zone: String,
+    },
     /// A shell command; images with such a step are built from a Dockerfile.
-    Run { command: String },
+    Run {
+        /// The command, run with `/bin/sh -c` as a Dockerfile `RUN` instruction.
+        command: String,
+    },
 }
 
 impl TransformStep {
@@ -133,20 +152,24 @@ impl TransformStep {
     schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
+// No doc comments on the variants: they would turn the schema's `enum` into a `oneOf`. The
+// enum's own doc comment describes each of them.
+#[allow(missing_docs)]
 pub enum PackageManager {
-    // No doc comments on the variants: they would turn the schema's `enum` into a `oneOf`.
     Apt,
     Apk,
     Yum,
 }
 
 impl PackageManager {
+    /// Every manager, in declaration order.
     pub const ALL: [PackageManager; 3] = [
         PackageManager::Apt,
         PackageManager::Apk,
         PackageManager::Yum,
     ];
 
+    /// The policy spelling: `apt`, `apk` or `yum`.
     pub fn as_str(self) -> &'static str {
         match self {
             PackageManager::Apt => "apt",
@@ -160,15 +183,22 @@ impl PackageManager {
 /// kept as source strings; validation guarantees they compile.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TagRules {
+    /// Regex a tag must match to be selected; `None`: every tag passes this filter.
     pub include_regex: Option<String>,
+    /// Regexes a selected tag must not match.
     pub exclude_regex: Vec<String>,
     /// Only tags that parse as (tolerant) semver are selected. Default true.
     pub semver_only: bool,
+    /// Semantic version range a selected tag must satisfy, e.g. `>=1.36, <2`.
     pub semver: Option<String>,
     /// Pre-releases pass the filters too. Default false (a named pre-release is always taken).
     pub prerelease: bool,
+    /// Keep only this many highest selected versions.
     pub latest: Option<usize>,
+    /// Exact tags, selected when present upstream, bypassing the filters.
     pub names: Vec<String>,
+    /// Moving-tag templates (`{major}.{minor}`, named groups of `include_regex`) or literals
+    /// (`latest`), each pointing at the highest selected tag of its group.
     pub aliases: Vec<String>,
     /// tag → `sha256:<64 hex>`
     pub pins: BTreeMap<String, String>,
@@ -247,30 +277,44 @@ impl TryFrom<String> for Recheck {
 /// transform steps appended after the import's own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Variant {
+    /// Unique within the import; appears in plan addresses and in `io.houba.variant`.
     pub name: String,
+    /// Appended to every placed tag; empty for the `default` variant.
     pub suffix: String,
+    /// The variant's own steps, applied after the import's `transform`.
     pub transform: Vec<TransformStep>,
 }
 
+/// Retention of the tags an import no longer selects: a dropped tag kept by either rule is
+/// not pruned.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Archive {
+    /// Keep this many of the most recent dropped tags.
     pub keep: Option<u32>,
+    /// Keep dropped tags created fewer than this many days ago.
     pub older_than_days: Option<u32>,
 }
 
 /// One import after defaults have been merged in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedImport {
+    /// Unique within the policy; appears in plan addresses.
     pub name: String,
+    /// Which upstream tags are selected, and the aliases pointing at them.
     pub tags: TagRules,
     /// Empty means "all platforms upstream has" (no filtering).
     pub platforms: Vec<Platform>,
     /// Never empty: absent in YAML means one `default` variant with an empty suffix.
     pub variants: Vec<Variant>,
+    /// Never empty: every repository the selected tags are placed in.
     pub destinations: Vec<Destination>,
+    /// Hardening steps applied to every variant, before the variant's own.
     pub transform: Vec<TransformStep>,
+    /// Backstage entity refs, carried in the `io.houba.owners` stamp.
     pub owners: Vec<String>,
+    /// Written to `org.opencontainers.image.vendor`.
     pub vendor: Option<String>,
+    /// Retention of dropped tags; `None`: every dropped tag is pruned.
     pub archive: Option<Archive>,
     /// How long an upstream digest must be stable before an update is planned.
     pub settle: Duration,
@@ -283,18 +327,29 @@ pub struct ResolvedImport {
 /// Where a policy was read from, for messages that point back at the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
+    /// The policy file.
     pub file: PathBuf,
+    /// 1-based line of the policy's `metadata.name`.
     pub line: usize,
+    /// 1-based column of the policy's `metadata.name`.
     pub column: usize,
 }
 
+/// One valid MirrorPolicy, defaults merged into each import and every value checked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedPolicy {
+    /// Unique across all policies; the first segment of plan addresses and `io.houba.policy`.
     pub name: String,
+    /// `metadata.labels`, used for selection.
     pub labels: BTreeMap<String, String>,
+    /// Where the policy is written.
     pub origin: Origin,
+    /// What kind of artifact the policy admits.
     pub artifact_type: ArtifactType,
+    /// The upstream repository.
     pub source: Source,
+    /// What a prune does to the policy's tags.
     pub deletion_mode: DeletionMode,
+    /// The imports, in policy order.
     pub imports: Vec<ResolvedImport>,
 }

@@ -1,6 +1,11 @@
 //! Unit tests.
 
 use super::*;
+use crate::plan::model::{
+    Action, Address, Build, Content, Drift, EvidencePlan, Header, Location, Note, Operation, Place,
+    PriorStamp, Source, StampChange,
+};
+use crate::policy::resolved::TransformStep;
 
 fn loc(tag: &str) -> Location {
     Location {
