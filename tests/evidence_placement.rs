@@ -70,6 +70,7 @@ async fn placed_images_carry_complete_evidence(destination: TestRegistry) {
             &image.manifest,
             &spec,
             &cache,
+            false,
         )
     };
     let first = attach().await.unwrap();

@@ -215,34 +215,9 @@ pub struct Attached {
 /// `manifest_bytes`) lacks, and records completeness in the cache. `docker_reference` is
 /// `<registry host>/<repository>`, the identity signatures name. Attaching is idempotent:
 /// documents and signatures are deterministic, so a repeat writes the same digests.
+/// `insecure` tells syft the registry is plain HTTP.
 #[allow(clippy::too_many_arguments)]
 pub async fn attach_missing(
-    registry: &dyn Registry,
-    registry_key: &str,
-    docker_reference: &str,
-    repository: &str,
-    top: &Descriptor,
-    manifest_bytes: &Bytes,
-    spec: &EvidenceSpec,
-    cache: &EvidenceCache,
-) -> Result<Attached, EvidenceError> {
-    attach_missing_with(
-        registry,
-        registry_key,
-        docker_reference,
-        repository,
-        top,
-        manifest_bytes,
-        spec,
-        cache,
-        false,
-    )
-    .await
-}
-
-/// [`attach_missing`], telling syft whether the registry is plain HTTP.
-#[allow(clippy::too_many_arguments)]
-pub async fn attach_missing_with(
     registry: &dyn Registry,
     registry_key: &str,
     docker_reference: &str,

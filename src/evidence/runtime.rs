@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 
 use super::collect::{EvidenceCache, EvidenceError};
-use super::placement::{EvidenceSpec, attach_missing_with};
+use super::placement::{EvidenceSpec, attach_missing};
 use super::upstream::{self, COSIGN_SUFFIXES, UpstreamEvidence};
 use crate::registry::transfer::TransferSession;
 use crate::registry::{Descriptor, Registry, RegistryError, referrers};
@@ -110,7 +110,7 @@ impl EvidenceRuntime {
             .map_err(EvidenceError::from)
             .map_err(failed("copying the upstream's referrers"))?;
         }
-        attach_missing_with(
+        attach_missing(
             placed.registry,
             placed.registry_key,
             &format!("{}/{}", placed.display, placed.repository),
