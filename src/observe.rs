@@ -42,7 +42,7 @@ impl ObserveError {
 }
 
 /// Content-addressed manifest cache on disk. Entries are verified on read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ManifestCache {
     dir: Option<PathBuf>,
 }

@@ -136,28 +136,52 @@ pub async fn make_plan(inputs: &PlanInputs<'_>, request: &PlanRequest) -> Result
     let registries = inputs.registries;
     let cache = inputs.cache;
 
-    let upstream = upstream_tags(registries, &policies, concurrency).await?;
-    let graph = graph::compile(&policies, &upstream, settings);
-    if let Some(c) = graph.collisions().first() {
-        return Err(PlanError::Collision(Box::new(c.clone())));
-    }
+    // The destinations a policy writes to are known before any upstream answers, so they are
+    // observed from the start, while the upstream tag lists are read, the graph compiled and
+    // the upstream tags every run checks are HEADed: both sides' registries work at once.
+    // Whether the other upstream tags are due for a check (`tags.recheck`) depends on what
+    // their destination tags hold, so those wait for the destinations.
+    let declared: BTreeSet<(String, String)> = policies
+        .iter()
+        .flat_map(|p| &p.imports)
+        .flat_map(|i| &i.destinations)
+        .map(|d| (d.registry.clone(), d.repository.clone()))
+        .collect();
+    let now = SystemTime::now();
+    let upstream_side = async {
+        let upstream = upstream_tags(registries, &policies, concurrency).await?;
+        let graph = graph::compile(&policies, &upstream, settings);
+        if let Some(c) = graph.collisions().first() {
+            return Err(PlanError::Collision(Box::new(c.clone())));
+        }
+        let early = sources::always_due(&graph);
+        let early = observe::observe_sources(registries, cache, &early, concurrency, now).await?;
+        Ok((upstream, graph, early))
+    };
+    let destination_side = async {
+        observe::observe_destinations(registries, cache, &declared, concurrency)
+            .await
+            .map_err(PlanError::from)
+    };
+    let (mut destinations, (upstream, graph, early)) =
+        tokio::try_join!(destination_side, upstream_side)?;
 
     let repositories = graph.repositories();
     let repo_keys: BTreeSet<(String, String)> = repositories
         .iter()
         .map(|r| (r.registry.clone(), r.repository.clone()))
         .collect();
-    // Destinations first: whether an upstream tag is due for a check (`tags.recheck`) depends
-    // on what its destination tags hold.
-    let destinations =
-        observe::observe_destinations(registries, cache, &repo_keys, concurrency).await?;
+    // A policy whose upstream tag list is missing manages nothing this run.
+    destinations.tags.retain(|k, _| repo_keys.contains(k));
+    destinations.dangling.retain(|k, _| repo_keys.contains(k));
     let observed = sources::observe_upstream(
         registries,
         cache,
         &graph,
         &destinations.tags,
+        early,
         concurrency,
-        SystemTime::now(),
+        now,
         &settings.label_prefix,
     )
     .await?;

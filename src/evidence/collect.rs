@@ -63,6 +63,14 @@ type PendingScan = Shared<BoxFuture<'static, Option<LayerFindings>>>;
 pub struct EvidenceCache {
     dir: Option<PathBuf>,
     scans: Arc<Mutex<HashMap<String, PendingScan>>>,
+    /// The manifests houba already holds (content-addressed, verified on read), so an SBOM
+    /// of content placed this run reads no manifest back from the destination.
+    manifests: crate::observe::ManifestCache,
+    /// This run's results, by manifest digest: an index's SBOM and its platforms' SBOMs share
+    /// the platforms' contents.
+    contents: Arc<Mutex<HashMap<String, ImageContents>>>,
+    /// Creation times of image configs seen on their way through an upload, by digest.
+    created: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl std::fmt::Debug for EvidenceCache {
@@ -72,6 +80,15 @@ impl std::fmt::Debug for EvidenceCache {
             .finish_non_exhaustive()
     }
 }
+
+/// Image config media types (OCI and Docker): where an SBOM's creation time comes from.
+fn is_config(media_type: &str) -> bool {
+    media_type == "application/vnd.oci.image.config.v1+json"
+        || media_type == "application/vnd.docker.container.image.v1+json"
+}
+
+/// Configs are small; a larger one is not read whole.
+const CONFIG_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Layer media types (OCI and Docker; gzip, zstd or plain tar): what a scan can read.
 fn is_layer(media_type: &str) -> bool {
@@ -83,6 +100,9 @@ impl BlobTap for EvidenceCache {
     /// Scan a layer while it uploads; the findings go to the cache when the whole blob went
     /// through. Layers already scanned, and blobs that are not layers, pass untouched.
     fn tap(&self, descriptor: &Descriptor, stream: ByteStream) -> ByteStream {
+        if is_config(&descriptor.media_type) && descriptor.size <= CONFIG_LIMIT as u64 {
+            return self.tap_config(descriptor, stream);
+        }
         if !is_layer(&descriptor.media_type) || self.layer(&descriptor.digest).is_some() {
             return stream;
         }
@@ -122,11 +142,33 @@ impl BlobTap for EvidenceCache {
 }
 
 impl EvidenceCache {
+    /// Keeps the creation time of a config that goes through an upload whole and verified.
+    fn tap_config(&self, descriptor: &Descriptor, stream: ByteStream) -> ByteStream {
+        let created = self.created.clone();
+        let (digest, size) = (descriptor.digest.clone(), descriptor.size as usize);
+        let mut seen = Vec::new();
+        let mut broken = false;
+        Box::pin(stream.inspect(move |item| match item {
+            Ok(chunk) if !broken => {
+                seen.extend_from_slice(chunk);
+                if seen.len() == size && crate::registry::digest::sha256_digest(&seen) == digest {
+                    created
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(digest.clone(), sbom::Subject::created_from_config(&seen));
+                }
+            }
+            Ok(_) => {}
+            Err(_) => broken = true,
+        }))
+    }
+
     /// A cache under `cache_dir`; `None` remembers nothing between runs.
     pub fn new(cache_dir: Option<PathBuf>) -> EvidenceCache {
         EvidenceCache {
+            manifests: crate::observe::ManifestCache::new(cache_dir.clone()),
             dir: cache_dir.map(|d| d.join("evidence")),
-            scans: Arc::default(),
+            ..EvidenceCache::default()
         }
     }
 
@@ -336,11 +378,49 @@ pub async fn image_contents(
         digest: digest.to_owned(),
         detail,
     };
-    let (_, bytes) = registry
-        .get_manifest(repository, digest)
-        .await?
-        .ok_or_else(|| manifest_err("not found".into()))?;
-    let value = manifest::parse(&bytes).map_err(manifest_err)?;
+    if let Some(known) = cache
+        .contents
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(digest)
+    {
+        return Ok(known.clone());
+    }
+    let bytes = match cache.manifests.get(digest) {
+        Some(bytes) => bytes,
+        None => {
+            let (_, bytes) = registry
+                .get_manifest(repository, digest)
+                .await?
+                .ok_or_else(|| manifest_err("not found".into()))?;
+            cache.manifests.put(digest, &bytes);
+            bytes
+        }
+    };
+    let contents = contents_of(registry, repository, digest, &bytes, cache).await?;
+    cache
+        .contents
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(digest.to_owned(), contents.clone());
+    Ok(contents)
+}
+
+/// [`image_contents`] of a manifest already read.
+async fn contents_of(
+    registry: &dyn Registry,
+    repository: &str,
+    digest: &str,
+    bytes: &[u8],
+    cache: &EvidenceCache,
+) -> Result<ImageContents, EvidenceError> {
+    let manifest_err = |detail: String| EvidenceError::Manifest {
+        registry: registry.display_name().to_owned(),
+        repository: repository.to_owned(),
+        digest: digest.to_owned(),
+        detail,
+    };
+    let value = manifest::parse(bytes).map_err(manifest_err)?;
     if let Some(children) = value.get("manifests").and_then(|m| m.as_array()) {
         let mut merged = Inventory::default();
         let mut created = None;
@@ -372,9 +452,18 @@ pub async fn image_contents(
         .get("config")
         .and_then(manifest::descriptor_from_json)
         .ok_or_else(|| manifest_err("no config descriptor".into()))?;
-    let created = match fetch_small_blob(registry, repository, &config.digest).await? {
-        Some(bytes) => sbom::Subject::created_from_config(&bytes),
-        None => sbom::EPOCH.to_owned(),
+    let seen = cache
+        .created
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&config.digest)
+        .cloned();
+    let created = match seen {
+        Some(created) => created,
+        None => match fetch_small_blob(registry, repository, &config.digest).await? {
+            Some(bytes) => sbom::Subject::created_from_config(&bytes),
+            None => sbom::EPOCH.to_owned(),
+        },
     };
     let layers: Vec<_> = value
         .get("layers")
@@ -401,12 +490,11 @@ async fn fetch_small_blob(
     repository: &str,
     digest: &str,
 ) -> Result<Option<Vec<u8>>, EvidenceError> {
-    const LIMIT: usize = 4 * 1024 * 1024;
     let mut stream = registry.get_blob(repository, digest).await?;
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         out.extend_from_slice(&chunk?);
-        if out.len() > LIMIT {
+        if out.len() > CONFIG_LIMIT {
             return Ok(None);
         }
     }

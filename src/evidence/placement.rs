@@ -15,7 +15,7 @@ use super::COSIGN_SIGNATURE_ARTIFACT;
 use super::collect::{EvidenceCache, EvidenceError, image_contents, render_all};
 use super::referrer::{self, Evidence};
 use super::sbom::SbomFormat;
-use super::sign::Signer;
+use super::sign::{Signer, SimpleSigning, sign_payload};
 use crate::registry::{Descriptor, Referrer, Registry, manifest};
 
 /// What every placed digest carries.
@@ -236,6 +236,9 @@ pub async fn attach_missing(
             cache.record_attached(registry_key, repository, &subject.digest, &spec.kinds());
             continue;
         };
+        // Everything about this subject goes in one batch (one fallback-index update); the
+        // signatures of its SBOMs name the SBOM manifests, so they follow.
+        let mut batch = Vec::new();
         if !lacks.sbom.is_empty() {
             let documents = match &spec.syft {
                 Some(program) => {
@@ -253,36 +256,35 @@ pub async fn attach_missing(
                 }
             };
             for (format, document) in documents {
-                let evidence = Evidence::document(format.media_type(), document);
-                let attached = referrer::attach(registry, repository, subject, &evidence).await?;
-                done.sboms += 1;
-                if let Some(signer) = &spec.signer {
-                    referrer::attach_signature(
-                        registry,
-                        repository,
-                        docker_reference,
-                        &attached,
-                        signer.as_ref(),
-                        BTreeMap::new(),
-                    )
-                    .await?;
-                    done.signatures += 1;
-                }
+                batch.push(Evidence::document(format.media_type(), document));
             }
         }
+        let sboms = batch.len();
         if lacks.signature
             && let Some(signer) = &spec.signer
         {
-            referrer::attach_signature(
-                registry,
-                repository,
-                docker_reference,
-                subject,
+            let payload = SimpleSigning::new(docker_reference, &subject.digest, BTreeMap::new());
+            batch.push(Evidence::signature(&sign_payload(
                 signer.as_ref(),
-                BTreeMap::new(),
-            )
-            .await?;
-            done.signatures += 1;
+                &payload,
+            )?));
+        }
+        let attached = referrer::attach_all(registry, repository, subject, &batch).await?;
+        done.sboms += sboms;
+        done.signatures += batch.len() - sboms;
+        if let Some(signer) = &spec.signer {
+            for sbom in &attached[..sboms] {
+                referrer::attach_signature(
+                    registry,
+                    repository,
+                    docker_reference,
+                    sbom,
+                    signer.as_ref(),
+                    BTreeMap::new(),
+                )
+                .await?;
+                done.signatures += 1;
+            }
         }
         cache.record_attached(registry_key, repository, &subject.digest, &spec.kinds());
     }

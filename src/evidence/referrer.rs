@@ -154,28 +154,78 @@ pub async fn attach(
     subject: &Descriptor,
     evidence: &Evidence,
 ) -> Result<Descriptor, RegistryError> {
+    let mut attached = attach_all(
+        registry,
+        repository,
+        subject,
+        std::slice::from_ref(evidence),
+    )
+    .await?;
+    Ok(attached.remove(0))
+}
+
+/// [`attach`] for several documents about one subject: the documents upload side by side and
+/// a registry without the referrers API gets one fallback-index update for all of them.
+/// Returns the referrer manifests' descriptors, in order.
+pub async fn attach_all(
+    registry: &dyn Registry,
+    repository: &str,
+    subject: &Descriptor,
+    evidence: &[Evidence],
+) -> Result<Vec<Descriptor>, RegistryError> {
+    if evidence.is_empty() {
+        return Ok(Vec::new());
+    }
     put_blob_once(registry, repository, Bytes::from_static(EMPTY_CONFIG)).await?;
-    put_blob_once(registry, repository, evidence.document.clone()).await?;
-    let bytes = manifest(subject, evidence);
-    let descriptor = Descriptor {
-        media_type: OCI_MANIFEST.to_owned(),
-        digest: sha256_digest(&bytes),
-        size: bytes.len() as u64,
-    };
+    // A document is new content (its digest names the subject), so it is uploaded without
+    // asking first; uploading a blob the registry has is harmless.
+    futures::future::try_join_all(evidence.iter().map(|e| {
+        let document = e.document.clone();
+        async move {
+            let digest = sha256_digest(&document);
+            let size = document.len() as u64;
+            registry
+                .put_blob(repository, &digest, size, once(document))
+                .await
+        }
+    }))
+    .await?;
+    let manifests: Vec<Bytes> = evidence.iter().map(|e| manifest(subject, e)).collect();
+    let descriptors: Vec<Descriptor> = manifests
+        .iter()
+        .map(|bytes| Descriptor {
+            media_type: OCI_MANIFEST.to_owned(),
+            digest: sha256_digest(bytes),
+            size: bytes.len() as u64,
+        })
+        .collect();
     registry
-        .attach_referrer(repository, subject, OCI_MANIFEST, bytes.clone())
+        .attach_referrers(
+            repository,
+            subject,
+            manifests
+                .iter()
+                .map(|b| (OCI_MANIFEST.to_owned(), b.clone()))
+                .collect(),
+        )
         .await?;
-    if evidence.artifact_type == COSIGN_SIGNATURE_ARTIFACT
+    let signatures: Vec<&Bytes> = evidence
+        .iter()
+        .zip(&manifests)
+        .filter(|(e, _)| e.artifact_type == COSIGN_SIGNATURE_ARTIFACT)
+        .map(|(_, bytes)| bytes)
+        .collect();
+    if let Some(last) = signatures.last()
         && let Some(fallback) = referrers::fallback_tag(&subject.digest)
         // The fallback index exists only where the registry has no referrers API.
         && registry.head_manifest(repository, &fallback).await?.is_some()
         && let Some(tag) = cosign_signature_tag(&subject.digest)
     {
         registry
-            .put_manifest(repository, &tag, OCI_MANIFEST, bytes)
+            .put_manifest(repository, &tag, OCI_MANIFEST, (*last).clone())
             .await?;
     }
-    Ok(descriptor)
+    Ok(descriptors)
 }
 
 /// Signs `subject` (cosign simple signing for `docker_reference`, the `<registry>/<repository>`

@@ -63,7 +63,7 @@ pub async fn discover_upstream(
     repository: &str,
     digest: &str,
 ) -> Result<UpstreamEvidence, RegistryError> {
-    let mut found = upstream::discover(source, repository, digest, &[]).await?;
+    let mut found = upstream::discover(source, repository, digest, None).await?;
     if let Some(base) = referrers::fallback_tag(digest) {
         for suffix in COSIGN_SUFFIXES {
             let tag = format!("{base}.{suffix}");

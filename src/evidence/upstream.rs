@@ -46,16 +46,27 @@ pub fn cosign_tags_in(tags: &[String], digest: &str) -> Vec<String> {
 }
 
 /// Discovers the upstream evidence of `digest`: one referrers listing, plus the cosign tags
-/// found in `tags` (the repository's tag list, which observing already read).
+/// found in `tags` (the repository's tag list, when observing already read it). On a registry
+/// known to lack the referrers API, the listing is the fallback tag, so a tag list without
+/// it answers with no request at all.
 pub async fn discover(
     source: &dyn Registry,
     repository: &str,
     digest: &str,
-    tags: &[String],
+    tags: Option<&[String]>,
 ) -> Result<UpstreamEvidence, RegistryError> {
+    let listed_without_api = tags.is_some_and(|tags| {
+        source.referrers_api() == Some(false)
+            && referrers::fallback_tag(digest).is_some_and(|t| !tags.contains(&t))
+    });
+    let referrers = if listed_without_api {
+        Vec::new()
+    } else {
+        source.referrer_details(repository, digest).await?
+    };
     Ok(UpstreamEvidence {
-        referrers: source.referrer_details(repository, digest).await?,
-        cosign_tags: cosign_tags_in(tags, digest),
+        referrers,
+        cosign_tags: cosign_tags_in(tags.unwrap_or_default(), digest),
     })
 }
 

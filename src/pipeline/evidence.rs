@@ -109,33 +109,53 @@ pub async fn observe_placed(
 }
 
 /// Counts, for each new content, the upstream referrers and cosign tags that travel with it:
-/// one referrers listing per planned placement (cosign tags come from the tag list).
+/// at most one referrers listing per planned placement (cosign tags come from the tag list, and
+/// so does the fallback index of a registry without the referrers API). The first listing of
+/// each registry runs alone, so the rest know whether the registry has the API.
 pub async fn count_upstream(
     registries: &Registries,
     upstream_tags: &UpstreamTags,
     actions: &mut [Action],
 ) -> Result<(), PlanError> {
-    for action in actions.iter_mut() {
+    use futures::StreamExt;
+    let mut work = Vec::new();
+    for (i, action) in actions.iter().enumerate() {
         let (Operation::Place(place) | Operation::Replace { place, .. }) = &action.operation else {
             continue;
         };
-        let location = &place.source.location;
+        let location = place.source.location.clone();
         let source = registries.source(&location.registry)?;
-        let tags = upstream_tags
-            .get(&location.registry, &location.repository)
-            .unwrap_or(&[]);
-        let found = upstream::discover(
-            source.as_ref(),
-            &location.repository,
-            &place.source.digest,
-            tags,
-        )
-        .await
-        .map_err(|error| PlanError::UpstreamReferrers {
-            location: location.to_string(),
-            error: Box::new(error),
-        })?;
-        action.header.evidence.upstream = found.count();
+        work.push((i, location, place.source.digest.clone(), source));
+    }
+    let count = |(i, location, digest, source): (
+        usize,
+        crate::plan::model::Location,
+        String,
+        Arc<dyn Registry>,
+    )| async move {
+        let tags = upstream_tags.get(&location.registry, &location.repository);
+        let found = upstream::discover(source.as_ref(), &location.repository, &digest, tags)
+            .await
+            .map_err(|error| PlanError::UpstreamReferrers {
+                location: location.to_string(),
+                error: Box::new(error),
+            })?;
+        Ok::<_, PlanError>((i, found.count()))
+    };
+    let mut probed = std::collections::BTreeSet::new();
+    let (first, rest): (Vec<_>, Vec<_>) = work
+        .into_iter()
+        .partition(|(_, location, _, _)| probed.insert(location.registry.clone()));
+    let mut counts = Vec::new();
+    for item in first {
+        counts.push(count(item).await?);
+    }
+    let mut listings = futures::stream::iter(rest.into_iter().map(count)).buffer_unordered(32);
+    while let Some(result) = listings.next().await {
+        counts.push(result?);
+    }
+    for (i, n) in counts {
+        actions[i].header.evidence.upstream = n;
     }
     Ok(())
 }

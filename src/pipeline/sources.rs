@@ -27,13 +27,26 @@ fn source_key(p: &Placement) -> TagKey {
     )
 }
 
-/// HEAD every selected upstream tag that is due for a check; take the others from the record
-/// of their last check and the manifest cache. Records this run's checks.
+/// The upstream tags every run checks (some placement made from them rechecks `always`):
+/// they need nothing from the destinations, so they are observed while the destinations are.
+pub(super) fn always_due(graph: &DesiredGraph) -> BTreeSet<TagKey> {
+    graph
+        .placements()
+        .filter(|p| p.recheck.is_always())
+        .map(source_key)
+        .collect()
+}
+
+/// HEAD every selected upstream tag that is due for a check and not in `early` (the
+/// [`always_due`] tags, observed already); take the others from the record of their last
+/// check and the manifest cache. Records this run's checks.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn observe_upstream(
     registries: &Registries,
     cache: &ManifestCache,
     graph: &DesiredGraph,
     destinations: &BTreeMap<RepositoryKey, BTreeMap<String, LiveTag>>,
+    early: BTreeMap<TagKey, SourceObservation>,
     concurrency: usize,
     now: SystemTime,
     label_prefix: &str,
@@ -66,13 +79,16 @@ pub(super) async fn observe_upstream(
         }
     }
     let skipped = recheck::count_by_registry(observations.keys());
+    let early_keys = always_due(graph);
     let due: BTreeSet<TagKey> = sources
         .into_iter()
-        .filter(|k| !observations.contains_key(k))
+        .filter(|k| !observations.contains_key(k) && !early_keys.contains(k))
         .collect();
-    let observed = observe::observe_sources(registries, cache, &due, concurrency, now).await?;
+    let mut observed = observe::observe_sources(registries, cache, &due, concurrency, now).await?;
+    observed.extend(early);
     let checked: BTreeMap<TagKey, Option<String>> = due
         .iter()
+        .chain(&early_keys)
         .filter(|k| recorded.contains(*k))
         .map(|k| (k.clone(), observed.get(k).map(|o| o.digest.clone())))
         .collect();

@@ -6,6 +6,7 @@
 //! jitter on connection errors and 5xx, `Retry-After` on 429, and request counting. Manifests
 //! are moved as raw bytes; no typed manifest struct is involved.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,8 +39,10 @@ pub struct HttpRegistry {
     retry: RetryPolicy,
     /// Whether the registry serves the referrers API (probed once).
     pub(crate) referrers_api: tokio::sync::OnceCell<bool>,
-    /// Serialises fallback-index updates so concurrent attaches do not lose entries.
-    pub(crate) fallback_lock: tokio::sync::Mutex<()>,
+    /// Serialise fallback-index updates per subject so concurrent attaches do not lose entries.
+    pub(crate) fallback_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Blobs this client uploaded or found, by (repository, digest).
+    pub(crate) known_blobs: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     /// Keeps manifest deletes apart from tag writes in the same repository.
     pub(crate) repository_locks: super::untag::RepositoryLocks,
     /// Set once a request has been answered: a connection (h2: the connection) exists.
@@ -208,7 +211,8 @@ impl HttpRegistry {
                 cap: options.max_backoff,
             },
             referrers_api: tokio::sync::OnceCell::new(),
-            fallback_lock: tokio::sync::Mutex::new(()),
+            fallback_locks: Default::default(),
+            known_blobs: Default::default(),
             repository_locks: Default::default(),
             connected: Default::default(),
             opening: tokio::sync::Mutex::new(()),

@@ -1,6 +1,7 @@
 //! The `Registry` operations of the HTTP backend, on top of `HttpRegistry::send`.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -136,7 +137,7 @@ impl HttpRegistry {
         }
     }
 
-    /// Whether the referrers API answers (probed once per registry).
+    /// Whether the referrers API answers (probed once per registry, or known from a listing).
     async fn has_referrers_api(&self, repository: &str, digest: &str) -> Result<bool> {
         self.referrers_api
             .get_or_try_init(|| async {
@@ -145,6 +146,43 @@ impl HttpRegistry {
             })
             .await
             .copied()
+    }
+
+    /// Whether this client saw `digest` in `repository` already (uploaded it, or a HEAD found
+    /// it): houba deletes no blobs, so within one run the answer cannot change.
+    fn blob_known(&self, repository: &str, digest: &str) -> bool {
+        self.known_blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(repository.to_owned(), digest.to_owned()))
+    }
+
+    fn remember_blob(&self, repository: &str, digest: &str) {
+        self.known_blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((repository.to_owned(), digest.to_owned()));
+    }
+
+    /// The referrers listed by the fallback index of `digest`.
+    async fn fallback_listing(&self, repository: &str, digest: &str) -> Result<Option<Bytes>> {
+        let Some(tag) = referrers::fallback_tag(digest) else {
+            return Ok(None);
+        };
+        Ok(self.get_manifest(repository, &tag).await?.map(|(_, b)| b))
+    }
+
+    /// The fallback-index lock of one subject in one repository: concurrent attaches to the
+    /// same subject must not lose each other's entries; different subjects do not wait.
+    fn fallback_lock(&self, repository: &str, tag: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .fallback_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        locks
+            .entry(format!("{repository}:{tag}"))
+            .or_default()
+            .clone()
     }
 
     fn referrers_call(&self, repository: &str, digest: &str) -> Call {
@@ -285,6 +323,9 @@ impl Registry for HttpRegistry {
     }
 
     async fn blob_exists(&self, repository: &str, digest: &str) -> Result<bool> {
+        if self.blob_known(repository, digest) {
+            return Ok(true);
+        }
         let call = Call::new(
             Method::HEAD,
             self.url(repository, &format!("blobs/{digest}")),
@@ -292,7 +333,10 @@ impl Registry for HttpRegistry {
         .scopes(vec![self.scope(repository, "pull")]);
         let response = self.send(call).await?;
         match response.status() {
-            StatusCode::OK => Ok(true),
+            StatusCode::OK => {
+                self.remember_blob(repository, digest);
+                Ok(true)
+            }
             StatusCode::NOT_FOUND => Ok(false),
             _ => Err(self
                 .unexpected(repository, digest, "blob HEAD", response)
@@ -369,7 +413,10 @@ impl Registry for HttpRegistry {
             .bulk();
         let response = self.send(finish).await?;
         match response.status() {
-            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => {
+                self.remember_blob(repository, digest);
+                Ok(())
+            }
             StatusCode::BAD_REQUEST => {
                 let body = response.text().await.unwrap_or_default();
                 Err(self.protocol(
@@ -469,8 +516,21 @@ impl Registry for HttpRegistry {
     }
 
     async fn referrer_details(&self, repository: &str, digest: &str) -> Result<Vec<Referrer>> {
+        // A registry without the API answers every listing the same way: once seen, the
+        // fallback index is read directly (one request per listing instead of two).
+        if self.referrers_api.get() == Some(&false) {
+            return match self.fallback_listing(repository, digest).await? {
+                Some(bytes) => referrers::parse_listing(&bytes)
+                    .map_err(|m| self.protocol(repository, digest, m)),
+                None => Ok(Vec::new()),
+            };
+        }
         let response = self.send(self.referrers_call(repository, digest)).await?;
-        let bytes = match response.status() {
+        let status = response.status();
+        if status == StatusCode::OK {
+            let _ = self.referrers_api.set(true);
+        }
+        let bytes = match status {
             StatusCode::OK => response
                 .bytes()
                 .await
@@ -485,11 +545,15 @@ impl Registry for HttpRegistry {
                     ),
                 })?,
             StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED => {
-                let Some(tag) = referrers::fallback_tag(digest) else {
-                    return Ok(Vec::new());
-                };
-                match self.get_manifest(repository, &tag).await? {
-                    Some((_, bytes)) => bytes,
+                // A registry with the API never answers 404 for a repository it has (OCI
+                // distribution 1.1), but may for one it lacks (`NAME_UNKNOWN`): only an
+                // answer that is not about the repository says the API is absent.
+                let body = response.bytes().await.unwrap_or_default();
+                if !referrers::names_unknown_repository(&body) {
+                    let _ = self.referrers_api.set(false);
+                }
+                match self.fallback_listing(repository, digest).await? {
+                    Some(bytes) => bytes,
                     None => return Ok(Vec::new()),
                 }
             }
@@ -509,14 +573,40 @@ impl Registry for HttpRegistry {
         media_type: &str,
         manifest: Bytes,
     ) -> Result<String> {
-        let entry = referrers::listing_entry(media_type, &manifest)
-            .map_err(|m| self.protocol(repository, &subject.digest, m))?;
-        let digest = sha256_digest(&manifest);
-        let (digest, indexed) = self
-            .put_manifest_raw(repository, &digest, media_type, manifest)
+        let mut digests = self
+            .attach_referrers(repository, subject, vec![(media_type.to_owned(), manifest)])
             .await?;
-        if indexed || self.has_referrers_api(repository, &subject.digest).await? {
-            return Ok(digest);
+        Ok(digests.remove(0))
+    }
+
+    async fn attach_referrers(
+        &self,
+        repository: &str,
+        subject: &Descriptor,
+        manifests: Vec<(String, Bytes)>,
+    ) -> Result<Vec<String>> {
+        let mut entries = Vec::with_capacity(manifests.len());
+        for (media_type, manifest) in &manifests {
+            entries.push(
+                referrers::listing_entry(media_type, manifest)
+                    .map_err(|m| self.protocol(repository, &subject.digest, m))?,
+            );
+        }
+        let written = futures::future::try_join_all(manifests.into_iter().map(
+            |(media_type, manifest)| async move {
+                let digest = sha256_digest(&manifest);
+                self.put_manifest_raw(repository, &digest, &media_type, manifest)
+                    .await
+            },
+        ))
+        .await?;
+        let indexed = written.iter().all(|(_, indexed)| *indexed);
+        let digests: Vec<String> = written.into_iter().map(|(d, _)| d).collect();
+        if digests.is_empty()
+            || indexed
+            || self.has_referrers_api(repository, &subject.digest).await?
+        {
+            return Ok(digests);
         }
         let tag = referrers::fallback_tag(&subject.digest).ok_or_else(|| {
             self.protocol(
@@ -525,15 +615,18 @@ impl Registry for HttpRegistry {
                 "subject digest is not sha256".into(),
             )
         })?;
-        let _serialised = self.fallback_lock.lock().await;
+        // One read-modify-write of the subject's fallback index for the whole batch.
+        let lock = self.fallback_lock(repository, &tag);
+        let _serialised = lock.lock().await;
         let existing = self.get_manifest(repository, &tag).await?;
-        let updated = referrers::add_to_index(existing.as_ref().map(|(_, b)| b.as_ref()), entry)
-            .map_err(|m| self.protocol(repository, &tag, m))?;
+        let updated =
+            referrers::add_all_to_index(existing.as_ref().map(|(_, b)| b.as_ref()), entries)
+                .map_err(|m| self.protocol(repository, &tag, m))?;
         if let Some(index) = updated {
             self.put_manifest(repository, &tag, manifest::OCI_INDEX, index)
                 .await?;
         }
-        Ok(digest)
+        Ok(digests)
     }
 
     async fn catalog(&self) -> Result<Vec<String>> {
@@ -551,6 +644,10 @@ impl Registry for HttpRegistry {
             .iter()
             .filter_map(|r| self.relative_repository(r).map(str::to_owned))
             .collect())
+    }
+
+    fn referrers_api(&self) -> Option<bool> {
+        self.referrers_api.get().copied()
     }
 
     fn request_stats(&self) -> RequestStats {

@@ -22,6 +22,12 @@ pub mod pool;
 pub mod referrers;
 pub mod stats;
 mod tls;
+
+/// Makes the process's TLS crypto provider the default, for HTTP clients that build their own
+/// TLS configuration (notifications, the Pushgateway). Idempotent.
+pub(crate) fn install_crypto_provider() {
+    tls::provider();
+}
 pub mod transfer;
 pub mod untag;
 pub mod wire;
@@ -252,6 +258,25 @@ pub trait Registry: Send + Sync {
         manifest: Bytes,
     ) -> Result<String>;
 
+    /// Push several referrer manifests of one subject (`(media type, bytes)` each); where the
+    /// registry has no referrers API the fallback index is updated once for the whole batch.
+    /// Returns the manifests' digests, in order.
+    async fn attach_referrers(
+        &self,
+        repository: &str,
+        subject: &Descriptor,
+        manifests: Vec<(String, Bytes)>,
+    ) -> Result<Vec<String>> {
+        let mut digests = Vec::with_capacity(manifests.len());
+        for (media_type, manifest) in manifests {
+            digests.push(
+                self.attach_referrer(repository, subject, &media_type, manifest)
+                    .await?,
+            );
+        }
+        Ok(digests)
+    }
+
     /// Repositories in the registry.
     async fn catalog(&self) -> Result<Vec<String>>;
 
@@ -268,6 +293,12 @@ pub trait Registry: Send + Sync {
                 annotations: BTreeMap::new(),
             })
             .collect())
+    }
+
+    /// Whether the registry serves the referrers API, once a request has shown it; `None`
+    /// while unknown.
+    fn referrers_api(&self) -> Option<bool> {
+        None
     }
 
     /// Requests made so far, by method (a layout directory counts its reads and writes the

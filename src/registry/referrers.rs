@@ -60,14 +60,41 @@ pub fn listing_entry(media_type: &str, manifest_bytes: &[u8]) -> Result<Value, S
     Ok(entry)
 }
 
+/// Whether an error answer names the repository (or the subject) as unknown: what a registry
+/// that has the referrers API may answer for a repository it lacks, as opposed to a route it
+/// does not serve.
+pub fn names_unknown_repository(body: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    value
+        .get("errors")
+        .and_then(Value::as_array)
+        .is_some_and(|errors| {
+            errors.iter().any(|e| {
+                matches!(
+                    e.get("code").and_then(Value::as_str),
+                    Some("NAME_UNKNOWN" | "MANIFEST_UNKNOWN")
+                )
+            })
+        })
+}
+
 /// The fallback index after adding `entry`; `None` when it is already listed. An existing index
 /// is edited as a JSON value so fields we do not know survive.
 pub fn add_to_index(existing: Option<&[u8]>, entry: Value) -> Result<Option<Bytes>, String> {
+    add_all_to_index(existing, vec![entry])
+}
+
+/// The fallback index after adding every entry not yet listed; `None` when all are.
+pub fn add_all_to_index(
+    existing: Option<&[u8]>,
+    entries: Vec<Value>,
+) -> Result<Option<Bytes>, String> {
     let mut index = match existing {
         Some(bytes) => manifest::parse(bytes)?,
         None => json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
     };
-    let digest = entry.get("digest").cloned();
     let manifests = index
         .as_object_mut()
         .ok_or("fallback index is not an object")?
@@ -76,13 +103,21 @@ pub fn add_to_index(existing: Option<&[u8]>, entry: Value) -> Result<Option<Byte
     let list = manifests
         .as_array_mut()
         .ok_or("fallback index `manifests` is not an array")?;
-    if list
-        .iter()
-        .any(|item| item.get("digest") == digest.as_ref())
-    {
+    let mut added = false;
+    for entry in entries {
+        let digest = entry.get("digest").cloned();
+        if list
+            .iter()
+            .any(|item| item.get("digest") == digest.as_ref())
+        {
+            continue;
+        }
+        list.push(entry);
+        added = true;
+    }
+    if !added {
         return Ok(None);
     }
-    list.push(entry);
     serde_json::to_vec(&index)
         .map(|v| Some(Bytes::from(v)))
         .map_err(|e| e.to_string())
@@ -124,5 +159,30 @@ mod tests {
             Some("v")
         );
         assert_eq!(listed[0].descriptor.size, sbom.len() as u64);
+    }
+
+    #[test]
+    fn a_batch_adds_what_is_not_listed_once() {
+        let spdx = br#"{"schemaVersion":2,"artifactType":"application/spdx+json"}"#;
+        let cdx = br#"{"schemaVersion":2,"artifactType":"application/vnd.cyclonedx+json"}"#;
+        let a = listing_entry(manifest::OCI_MANIFEST, spdx).unwrap();
+        let b = listing_entry(manifest::OCI_MANIFEST, cdx).unwrap();
+        let first = add_to_index(None, a.clone()).unwrap().unwrap();
+        let both = add_all_to_index(Some(&first), vec![a.clone(), b.clone(), b.clone()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(parse_listing(&both).unwrap().len(), 2);
+        assert!(add_all_to_index(Some(&both), vec![b, a]).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_an_unknown_repository_answer_keeps_the_api_possible() {
+        assert!(names_unknown_repository(
+            br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#
+        ));
+        assert!(!names_unknown_repository(b"404 page not found\n"));
+        assert!(!names_unknown_repository(
+            br#"{"errors":[{"code":"UNSUPPORTED"}]}"#
+        ));
     }
 }

@@ -3,7 +3,7 @@
 //! Building a certificate verifier reads and parses the whole platform root store (every file
 //! of `/etc/ssl/certs` on Linux). reqwest builds one per client, and every HTTPS registry has two
 //! clients (multiplexed and blob), so a run against two registries read the store four times:
-//! the largest cost of a warm run outside the requests after the entropy pool's start. One
+//! the largest cost of a warm run outside the requests (see [`provider`] for the other). One
 //! verifier is built per distinct `ca_cert` (usually one per process) and shared.
 
 use std::collections::BTreeMap;
@@ -18,11 +18,19 @@ use rustls::pki_types::pem::PemObject;
 type Verifiers = Mutex<BTreeMap<Vec<u8>, Arc<dyn ServerCertVerifier>>>;
 static VERIFIERS: OnceLock<Verifiers> = OnceLock::new();
 
-/// The crypto provider reqwest would pick: the process default, else aws-lc-rs.
-fn provider() -> Arc<CryptoProvider> {
+/// The process's crypto provider: *ring*, installed as the process default on first use so
+/// every HTTP client (registries, notifications, the Pushgateway) uses the same one. *ring*
+/// seeds from the operating system's generator; aws-lc's start-up CPU-jitter entropy cost
+/// ≈ 40 ms of CPU on every run's first handshake, an eighth of a warm run.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return installed.clone();
+    }
+    // Losing a race to install is fine: then the winner's provider is the default.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     CryptoProvider::get_default()
         .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
 }
 
 /// The certificates of a PEM bundle; an error when it holds none.

@@ -300,6 +300,7 @@ pub fn push_url(base: &str, s: &RunSummary) -> String {
 /// warning: a failed push never fails a run.
 pub async fn push(base: &str, s: &RunSummary) -> Result<(), String> {
     let url = push_url(base, s);
+    crate::registry::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()

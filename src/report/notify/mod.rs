@@ -258,6 +258,7 @@ fn settle(state: &mut SinkState, run: &RunSummary) {
 }
 
 pub(crate) fn client() -> Result<reqwest::Client, String> {
+    crate::registry::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()
