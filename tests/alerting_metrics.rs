@@ -37,7 +37,9 @@ async fn run(ws: &Workspace, args: &[&str]) -> Run {
 }
 
 async fn gateway_metrics(url: &str) -> String {
-    reqwest::get(format!("{url}/metrics"))
+    support::http_client()
+        .get(format!("{url}/metrics"))
+        .send()
         .await
         .expect("pushgateway answers")
         .text()

@@ -46,7 +46,9 @@ fn body_json(r: &Received) -> Value {
 }
 
 async fn alerts(url: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{url}/api/v2/alerts"))
+    let v: Value = support::http_client()
+        .get(format!("{url}/api/v2/alerts"))
+        .send()
         .await
         .expect("alertmanager answers")
         .json()

@@ -218,14 +218,30 @@ async fn sboms_read_the_layers_the_copy_streams() {
     layers.sort();
     layers.dedup();
     assert_eq!(layers.len(), 3, "one shared base and two app layers");
-    for layer in &layers {
+    // Nor the configs (their creation time is read on the way too), nor the manifests (the
+    // run holds every manifest it placed).
+    let configs: Vec<String> = image
+        .children
+        .iter()
+        .flat_map(|c| c.blobs.iter())
+        .filter(|b| b.media_type == images::OCI_CONFIG)
+        .map(|b| b.descriptor().digest)
+        .collect();
+    assert_eq!(configs.len(), 2, "one config per platform");
+    for blob in layers.iter().chain(&configs) {
         proxy.add(Rule::new(
             Some("GET"),
-            &format!("/blobs/{layer}"),
+            &format!("/blobs/{blob}"),
             Fault::Status(500),
             100,
         ));
     }
+    proxy.add(Rule::new(
+        Some("GET"),
+        "/manifests/sha256:",
+        Fault::Status(500),
+        100,
+    ));
     let ws = Workspace::new(upstream.host(), &[("dest", proxy.host())]);
     let policy = Policy::new("alpine", "alpine", r"^3\.20\.\d+$", "dest");
     ws.policy("alpine", &policy.yaml());
@@ -233,7 +249,7 @@ async fn sboms_read_the_layers_the_copy_streams() {
     assert_eq!(
         proxy.injected(),
         0,
-        "no layer was read back from the destination"
+        "no layer, config or manifest was read back from the destination"
     );
 
     let dst = destination.client();
@@ -304,5 +320,85 @@ async fn the_syft_generator_attaches_what_syft_writes() {
     assert!(
         names.contains(&"musl") && names.contains(&"busybox"),
         "{names:?}"
+    );
+}
+
+/// On a registry without the referrers API, the evidence of a placement costs one
+/// read-modify-write of each subject's fallback index (not one per document), one probe of the
+/// referrers API for the whole run, and the empty config is not asked for per document.
+#[tokio::test]
+async fn fallback_evidence_writes_each_index_once() {
+    let upstream = ferro().await;
+    let destination = distribution(Auth::None).await;
+    let proxy = FaultProxy::start(destination.host()).await;
+    let image = alpine_index();
+    let up = upstream.client();
+    images::push_image(up.as_ref(), "library/alpine", "3.20.3", &image)
+        .await
+        .unwrap();
+    let single = images::oci_image(
+        "alpine-single",
+        "amd64",
+        vec![images::tar_layer(
+            images::OCI_LAYER_GZIP,
+            &[("etc/os-release", b"ID=alpine\nVERSION_ID=3.20.4\n")],
+        )],
+    );
+    images::push_image(up.as_ref(), "library/alpine", "3.20.4", &single)
+        .await
+        .unwrap();
+    let ws = Workspace::new(upstream.host(), &[("dest", proxy.host())]);
+    let policy = Policy::new("alpine", "alpine", r"^3\.20\.\d+$", "dest");
+    ws.policy("alpine", &policy.yaml());
+    ws.apply_and_converge().await;
+
+    let dst = destination.client();
+    let repo = policy.destination_repository();
+    let index = dst.head_manifest(&repo, "3.20.3").await.unwrap().unwrap();
+    let (_, index_bytes) = dst
+        .get_manifest(&repo, &index.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    let single = dst.head_manifest(&repo, "3.20.4").await.unwrap().unwrap();
+    // The index and its two platforms, plus the single-platform image.
+    let subjects = subjects(&index, &index_bytes).len() + 1;
+    assert_eq!(subjects, 4);
+    for digest in [&index.digest, &single.digest] {
+        assert_eq!(
+            referrers_of(dst.as_ref(), &repo, digest, SPDX).await.len(),
+            1
+        );
+        assert_eq!(
+            referrers_of(dst.as_ref(), &repo, digest, CYCLONEDX)
+                .await
+                .len(),
+            1
+        );
+    }
+    let requests = proxy.requests();
+    let count = |method: &str, part: &str| {
+        requests
+            .iter()
+            .filter(|(m, p)| m == method && p.contains(part))
+            .count()
+    };
+    assert_eq!(
+        count("PUT", "/manifests/sha256-"),
+        subjects,
+        "one fallback-index write per subject: {requests:?}"
+    );
+    assert_eq!(count("GET", "/referrers/"), 1, "{requests:?}");
+    let empty = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    let empty_uploads = requests
+        .iter()
+        .filter(|(m, p)| m == "PUT" && p.contains("/blobs/uploads/") && p.contains(empty))
+        .count();
+    // Two placements run side by side, so each may ask before the other has uploaded it;
+    // never once per document (eight here).
+    assert!((1..=2).contains(&empty_uploads), "{requests:?}");
+    assert!(
+        count("HEAD", &format!("/blobs/{empty}")) <= 2,
+        "the empty config is asked for once per placement at most: {requests:?}"
     );
 }

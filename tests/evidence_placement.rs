@@ -198,9 +198,14 @@ async fn upstream_evidence_travels(destination: TestRegistry) {
         .unwrap();
 
     let tags = up.list_tags("library/app").await.unwrap();
-    let found = upstream::discover(up.as_ref(), "library/app", &upstream_digest.digest, &tags)
-        .await
-        .unwrap();
+    let found = upstream::discover(
+        up.as_ref(),
+        "library/app",
+        &upstream_digest.digest,
+        Some(&tags),
+    )
+    .await
+    .unwrap();
     assert_eq!(found.referrers.len(), 2);
     assert_eq!(found.cosign_tags, vec![sig_tag.clone()]);
     let session = TransferSession::default();

@@ -39,6 +39,8 @@ pub struct HttpRegistry {
     retry: RetryPolicy,
     /// Whether the registry serves the referrers API (probed once).
     pub(crate) referrers_api: tokio::sync::OnceCell<bool>,
+    /// Held by the listing that probes for the referrers API while it is unknown.
+    pub(crate) referrers_probe: tokio::sync::Mutex<()>,
     /// Serialise fallback-index updates per subject so concurrent attaches do not lose entries.
     pub(crate) fallback_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Blobs this client uploaded or found, by (repository, digest).
@@ -211,6 +213,7 @@ impl HttpRegistry {
                 cap: options.max_backoff,
             },
             referrers_api: tokio::sync::OnceCell::new(),
+            referrers_probe: tokio::sync::Mutex::new(()),
             fallback_locks: Default::default(),
             known_blobs: Default::default(),
             repository_locks: Default::default(),

@@ -518,13 +518,26 @@ impl Registry for HttpRegistry {
     async fn referrer_details(&self, repository: &str, digest: &str) -> Result<Vec<Referrer>> {
         // A registry without the API answers every listing the same way: once seen, the
         // fallback index is read directly (one request per listing instead of two).
-        if self.referrers_api.get() == Some(&false) {
-            return match self.fallback_listing(repository, digest).await? {
-                Some(bytes) => referrers::parse_listing(&bytes)
-                    .map_err(|m| self.protocol(repository, digest, m)),
-                None => Ok(Vec::new()),
-            };
-        }
+        // Until an answer has told, listings go one at a time, so a burst of them costs one
+        // probe, not one per listing in flight.
+        let _probing = match self.referrers_api.get() {
+            Some(false) => {
+                return match self.fallback_listing(repository, digest).await? {
+                    Some(bytes) => referrers::parse_listing(&bytes)
+                        .map_err(|m| self.protocol(repository, digest, m)),
+                    None => Ok(Vec::new()),
+                };
+            }
+            Some(true) => None,
+            None => {
+                let probing = self.referrers_probe.lock().await;
+                if self.referrers_api.get().is_some() {
+                    drop(probing);
+                    return self.referrer_details(repository, digest).await;
+                }
+                Some(probing)
+            }
+        };
         let response = self.send(self.referrers_call(repository, digest)).await?;
         let status = response.status();
         if status == StatusCode::OK {

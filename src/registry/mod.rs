@@ -23,9 +23,10 @@ pub mod referrers;
 pub mod stats;
 mod tls;
 
-/// Makes the process's TLS crypto provider the default, for HTTP clients that build their own
-/// TLS configuration (notifications, the Pushgateway). Idempotent.
-pub(crate) fn install_crypto_provider() {
+/// Makes the process's TLS crypto provider (*ring*) the default, for HTTP clients that build
+/// their own TLS configuration (notifications, the Pushgateway). Call it before building such a
+/// client; idempotent.
+pub fn install_crypto_provider() {
     tls::provider();
 }
 pub mod transfer;

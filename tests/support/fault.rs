@@ -100,10 +100,13 @@ impl FaultProxy {
         let state = Arc::new(ProxyState {
             upstream: upstream_host.to_owned(),
             own_host: host.clone(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            client: {
+                ::houba::registry::install_crypto_provider();
+                reqwest::Client::builder()
+            }
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
             rules: Mutex::new(Vec::new()),
             injected: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),

@@ -138,6 +138,12 @@ pub fn quick_options() -> ConnectOptions {
 }
 
 /// A free loopback port (bound then released; good enough for tests).
+/// A plain HTTP client for tests (the TLS provider installed first, as houba does).
+pub fn http_client() -> reqwest::Client {
+    ::houba::registry::install_crypto_provider();
+    reqwest::Client::new()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -175,7 +181,7 @@ async fn run_skopeo(mut command: tokio::process::Command) -> Vec<u8> {
 
 /// Wait until `http://host/v2/` answers at all (any status).
 pub async fn wait_until_up(host: &str) {
-    let client = reqwest::Client::new();
+    let client = http_client();
     for _ in 0..200 {
         if client
             .get(format!("http://{host}/v2/"))

@@ -31,7 +31,7 @@ pub struct Component {
 }
 
 async fn wait_ready(url: &str) {
-    let client = reqwest::Client::new();
+    let client = super::http_client();
     for _ in 0..200 {
         if let Ok(r) = client.get(format!("{url}/-/ready")).send().await
             && r.status().is_success()
