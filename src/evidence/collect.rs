@@ -139,6 +139,11 @@ impl BlobTap for EvidenceCache {
             .insert(descriptor.digest.clone(), pending);
         tapped
     }
+
+    /// Keeps the child manifests a copy writes, so their SBOMs read none back.
+    fn manifest(&self, digest: &str, bytes: &Bytes) {
+        self.manifests.put(digest, bytes);
+    }
 }
 
 impl EvidenceCache {

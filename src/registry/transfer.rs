@@ -29,6 +29,9 @@ use super::{ByteStream, Descriptor, Registry, RegistryError, Result, manifest};
 pub trait BlobTap: Send + Sync {
     /// Wrap the source stream of the blob `descriptor`.
     fn tap(&self, descriptor: &Descriptor, stream: ByteStream) -> ByteStream;
+
+    /// A child manifest the session wrote, `bytes` verified against `digest`.
+    fn manifest(&self, _digest: &str, _bytes: &Bytes) {}
 }
 
 /// Attempts of one blob copy when the failure is transient (a reset mid-stream cannot be
@@ -318,6 +321,9 @@ impl TransferSession {
                 } else {
                     descriptor.media_type.clone()
                 };
+                if let Some(tap) = &self.blob_tap {
+                    tap.manifest(&descriptor.digest, &bytes);
+                }
                 dst.put_manifest(dst_repo, &descriptor.digest, &media_type, bytes)
                     .await?;
                 bump(&self.counters.manifests_put, 1);
