@@ -174,8 +174,7 @@ pub async fn live_missing(
     subjects: &[Descriptor],
     spec: &Wanted,
 ) -> Result<BTreeMap<String, Missing>, EvidenceError> {
-    let mut out = BTreeMap::new();
-    for subject in subjects {
+    let listings = subjects.iter().map(|subject| async move {
         let mut listed = Vec::new();
         for referrer in registry
             .referrer_details(repository, &subject.digest)
@@ -194,12 +193,13 @@ pub async fn live_missing(
             }
             listed.push(referrer);
         }
-        let missing = missing_in(&listed, spec);
-        if !missing.is_empty() {
-            out.insert(subject.digest.clone(), missing);
-        }
-    }
-    Ok(out)
+        Ok::<_, EvidenceError>((subject.digest.clone(), missing_in(&listed, spec)))
+    });
+    Ok(futures::future::try_join_all(listings)
+        .await?
+        .into_iter()
+        .filter(|(_, missing)| !missing.is_empty())
+        .collect())
 }
 
 /// What one attach did.
@@ -230,63 +230,129 @@ pub async fn attach_missing(
 ) -> Result<Attached, EvidenceError> {
     let subjects = subjects(top, manifest_bytes);
     let missing = live_missing(registry, repository, &subjects, &spec.wanted()).await?;
-    let mut done = Attached::default();
-    for subject in &subjects {
-        let Some(lacks) = missing.get(&subject.digest) else {
-            cache.record_attached(registry_key, repository, &subject.digest, &spec.kinds());
-            continue;
-        };
-        // Everything about this subject goes in one batch (one fallback-index update); the
-        // signatures of its SBOMs name the SBOM manifests, so they follow.
-        let mut batch = Vec::new();
-        if !lacks.sbom.is_empty() {
-            let documents = match &spec.syft {
-                Some(program) => {
-                    let target = super::syft::SyftTarget {
-                        program: program.clone(),
-                        reference: format!("{docker_reference}@{}", subject.digest),
-                        insecure,
-                    };
-                    super::syft::generate(&target, &lacks.sbom).await?
-                }
-                None => {
-                    let contents =
-                        image_contents(registry, repository, &subject.digest, cache).await?;
-                    render_all(&lacks.sbom, docker_reference, &subject.digest, &contents)?
-                }
-            };
-            for (format, document) in documents {
-                batch.push(Evidence::document(format.media_type(), document));
-            }
-        }
-        let sboms = batch.len();
-        if lacks.signature
-            && let Some(signer) = &spec.signer
-        {
-            let payload = SimpleSigning::new(docker_reference, &subject.digest, BTreeMap::new());
-            batch.push(Evidence::signature(&sign_payload(
-                signer.as_ref(),
-                &payload,
-            )?));
-        }
-        let attached = referrer::attach_all(registry, repository, subject, &batch).await?;
-        done.sboms += sboms;
-        done.signatures += batch.len() - sboms;
-        if let Some(signer) = &spec.signer {
-            for sbom in &attached[..sboms] {
-                referrer::attach_signature(
-                    registry,
-                    repository,
-                    docker_reference,
-                    sbom,
-                    signer.as_ref(),
-                    BTreeMap::new(),
-                )
-                .await?;
-                done.signatures += 1;
-            }
-        }
-        cache.record_attached(registry_key, repository, &subject.digest, &spec.kinds());
+    let at = SubjectTarget {
+        registry,
+        registry_key,
+        docker_reference,
+        repository,
+        spec,
+        cache,
+        insecure,
+    };
+    if !missing.is_empty() {
+        // Before the subjects attach side by side, so they do not all ask for it at once.
+        referrer::ensure_empty_config(registry, repository).await?;
     }
+    // The platforms side by side (one at a time under syft: one scanner process each), then
+    // the index, whose SBOM is made of theirs.
+    let mut done = Attached::default();
+    let Some((top, platforms)) = subjects.split_first() else {
+        return Ok(done);
+    };
+    let parts = if spec.syft.is_some() {
+        let mut parts = Vec::new();
+        for s in platforms {
+            parts.push(attach_subject(&at, s, missing.get(&s.digest)).await?);
+        }
+        parts
+    } else {
+        futures::future::try_join_all(
+            platforms
+                .iter()
+                .map(|s| attach_subject(&at, s, missing.get(&s.digest))),
+        )
+        .await?
+    };
+    for part in parts {
+        done.sboms += part.sboms;
+        done.signatures += part.signatures;
+    }
+    let part = attach_subject(&at, top, missing.get(&top.digest)).await?;
+    done.sboms += part.sboms;
+    done.signatures += part.signatures;
+    Ok(done)
+}
+
+/// Where [`attach_subject`] attaches, and with what.
+struct SubjectTarget<'a> {
+    registry: &'a dyn Registry,
+    registry_key: &'a str,
+    docker_reference: &'a str,
+    repository: &'a str,
+    spec: &'a EvidenceSpec,
+    cache: &'a EvidenceCache,
+    insecure: bool,
+}
+
+/// Attaches what one subject lacks (`None`: nothing) and records it complete.
+async fn attach_subject(
+    at: &SubjectTarget<'_>,
+    subject: &Descriptor,
+    lacks: Option<&Missing>,
+) -> Result<Attached, EvidenceError> {
+    let SubjectTarget {
+        registry,
+        registry_key,
+        docker_reference,
+        repository,
+        spec,
+        cache,
+        insecure,
+    } = *at;
+    let mut done = Attached::default();
+    let Some(lacks) = lacks else {
+        cache.record_attached(registry_key, repository, &subject.digest, &spec.kinds());
+        return Ok(done);
+    };
+    // Everything about this subject goes in one batch (one fallback-index update); the
+    // signatures of its SBOMs name the SBOM manifests, so they follow.
+    let mut batch = Vec::new();
+    if !lacks.sbom.is_empty() {
+        let documents = match &spec.syft {
+            Some(program) => {
+                let target = super::syft::SyftTarget {
+                    program: program.clone(),
+                    reference: format!("{docker_reference}@{}", subject.digest),
+                    insecure,
+                };
+                super::syft::generate(&target, &lacks.sbom).await?
+            }
+            None => {
+                let contents = image_contents(registry, repository, &subject.digest, cache).await?;
+                render_all(&lacks.sbom, docker_reference, &subject.digest, &contents)?
+            }
+        };
+        for (format, document) in documents {
+            batch.push(Evidence::document(format.media_type(), document));
+        }
+    }
+    let sboms = batch.len();
+    if lacks.signature
+        && let Some(signer) = &spec.signer
+    {
+        let payload = SimpleSigning::new(docker_reference, &subject.digest, BTreeMap::new());
+        batch.push(Evidence::signature(&sign_payload(
+            signer.as_ref(),
+            &payload,
+        )?));
+    }
+    let attached = referrer::attach_all(registry, repository, subject, &batch).await?;
+    done.sboms += sboms;
+    done.signatures += batch.len() - sboms;
+    if let Some(signer) = &spec.signer {
+        for sbom in &attached[..sboms] {
+            referrer::attach_signature(
+                registry,
+                repository,
+                docker_reference,
+                sbom,
+                signer.as_ref(),
+                BTreeMap::new(),
+            )
+            .await?;
+            done.signatures += 1;
+        }
+    }
+    cache.record_attached(registry_key, repository, &subject.digest, &spec.kinds());
     Ok(done)
 }

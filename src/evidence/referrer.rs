@@ -129,6 +129,15 @@ fn once(bytes: Bytes) -> crate::registry::ByteStream {
     Box::pin(futures::stream::once(async move { Ok(bytes) }))
 }
 
+/// Makes sure `repository` holds the empty config every referrer names (one HEAD, and an
+/// upload when it is missing; the registry client remembers it for the rest of the run).
+pub async fn ensure_empty_config(
+    registry: &dyn Registry,
+    repository: &str,
+) -> Result<(), RegistryError> {
+    put_blob_once(registry, repository, Bytes::from_static(EMPTY_CONFIG)).await
+}
+
 async fn put_blob_once(
     registry: &dyn Registry,
     repository: &str,
