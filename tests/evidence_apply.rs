@@ -402,3 +402,42 @@ async fn fallback_evidence_writes_each_index_once() {
         "the empty config is asked for once per placement at most: {requests:?}"
     );
 }
+
+/// Planning new content from an upstream without the referrers API asks it nothing per
+/// placement about evidence: one listing tells the API is absent, and the fallback tags of
+/// the other digests are looked up in the tag list the plan read anyway.
+#[tokio::test]
+async fn planning_asks_an_upstream_without_the_api_once() {
+    let upstream = distribution(Auth::None).await;
+    let destination = ferro().await;
+    let up = upstream.client();
+    for version in ["3.20.1", "3.20.2", "3.20.3"] {
+        let image = images::oci_image(
+            version,
+            "amd64",
+            vec![images::tar_layer(
+                images::OCI_LAYER_GZIP,
+                &[("etc/os-release", version.as_bytes())],
+            )],
+        );
+        images::push_image(up.as_ref(), "library/alpine", version, &image)
+            .await
+            .unwrap();
+    }
+    let ws = Workspace::new(upstream.host(), &[("dest", destination.host())]);
+    let policy = Policy::new("alpine", "alpine", r"^3\.20\.\d+$", "dest");
+    ws.policy("alpine", &policy.yaml());
+    let plan = ws.plan_json(&[]).await;
+    assert_eq!(plan["actions"].as_array().unwrap().len(), 3, "{plan}");
+    let endpoints = &plan["requests"]["docker.io"]["endpoints"];
+    assert_eq!(
+        endpoints["GET /v2/<repo>/referrers/<digest>"], 1,
+        "one probe for three placements: {endpoints:#}"
+    );
+    // The three manifests, and the fallback tag of the probed digest (absent); the other two
+    // digests cost nothing (it was one referrers listing and one fallback read each).
+    assert_eq!(
+        endpoints["GET /v2/<repo>/manifests/<ref>"], 4,
+        "{endpoints:#}"
+    );
+}
