@@ -71,6 +71,9 @@ pub struct EvidenceCache {
     contents: Arc<Mutex<HashMap<String, ImageContents>>>,
     /// Creation times of image configs seen on their way through an upload, by digest.
     created: Arc<Mutex<HashMap<String, String>>>,
+    /// Repositories where this run made sure of the empty config (`registry\nrepository`):
+    /// placements attaching side by side in one repository ask for it once.
+    empty_configs: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<()>>>>>,
 }
 
 impl std::fmt::Debug for EvidenceCache {
@@ -166,6 +169,25 @@ impl EvidenceCache {
             Ok(_) => {}
             Err(_) => broken = true,
         }))
+    }
+
+    /// Makes sure `repository` of `registry` holds the empty config every referrer names,
+    /// once per run and repository however many placements attach there at once.
+    pub async fn ensure_empty_config(
+        &self,
+        registry: &dyn Registry,
+        repository: &str,
+    ) -> Result<(), RegistryError> {
+        let cell = self
+            .empty_configs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(format!("{}\n{repository}", registry.display_name()))
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| super::referrer::ensure_empty_config(registry, repository))
+            .await
+            .map(|_| ())
     }
 
     /// A cache under `cache_dir`; `None` remembers nothing between runs.

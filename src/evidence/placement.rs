@@ -240,8 +240,9 @@ pub async fn attach_missing(
         insecure,
     };
     if !missing.is_empty() {
-        // Before the subjects attach side by side, so they do not all ask for it at once.
-        referrer::ensure_empty_config(registry, repository).await?;
+        // Before the subjects attach side by side, so they do not all ask for it at once (nor
+        // the placements attaching in the same repository meanwhile).
+        cache.ensure_empty_config(registry, repository).await?;
     }
     // The platforms side by side (one at a time under syft: one scanner process each), then
     // the index, whose SBOM is made of theirs.
