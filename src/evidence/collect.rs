@@ -399,12 +399,6 @@ pub async fn image_contents(
     digest: &str,
     cache: &EvidenceCache,
 ) -> Result<ImageContents, EvidenceError> {
-    let manifest_err = |detail: String| EvidenceError::Manifest {
-        registry: registry.display_name().to_owned(),
-        repository: repository.to_owned(),
-        digest: digest.to_owned(),
-        detail,
-    };
     if let Some(known) = cache
         .contents
         .lock()
@@ -419,7 +413,7 @@ pub async fn image_contents(
             let (_, bytes) = registry
                 .get_manifest(repository, digest)
                 .await?
-                .ok_or_else(|| manifest_err("not found".into()))?;
+                .ok_or_else(|| manifest_error(registry, repository, digest, "not found".into()))?;
             cache.manifests.put(digest, &bytes);
             bytes
         }
@@ -433,6 +427,20 @@ pub async fn image_contents(
     Ok(contents)
 }
 
+fn manifest_error(
+    registry: &dyn Registry,
+    repository: &str,
+    digest: &str,
+    detail: String,
+) -> EvidenceError {
+    EvidenceError::Manifest {
+        registry: registry.display_name().to_owned(),
+        repository: repository.to_owned(),
+        digest: digest.to_owned(),
+        detail,
+    }
+}
+
 /// [`image_contents`] of a manifest already read.
 async fn contents_of(
     registry: &dyn Registry,
@@ -441,12 +449,7 @@ async fn contents_of(
     bytes: &[u8],
     cache: &EvidenceCache,
 ) -> Result<ImageContents, EvidenceError> {
-    let manifest_err = |detail: String| EvidenceError::Manifest {
-        registry: registry.display_name().to_owned(),
-        repository: repository.to_owned(),
-        digest: digest.to_owned(),
-        detail,
-    };
+    let manifest_err = |detail| manifest_error(registry, repository, digest, detail);
     let value = manifest::parse(bytes).map_err(manifest_err)?;
     if let Some(children) = value.get("manifests").and_then(|m| m.as_array()) {
         let mut merged = Inventory::default();

@@ -139,13 +139,13 @@ impl HttpRegistry {
 
     /// Whether the referrers API answers (probed once per registry, or known from a listing).
     async fn has_referrers_api(&self, repository: &str, digest: &str) -> Result<bool> {
-        self.referrers_api
-            .get_or_try_init(|| async {
-                let response = self.send(self.referrers_call(repository, digest)).await?;
-                Ok(response.status() == StatusCode::OK)
-            })
-            .await
-            .copied()
+        if let Some(known) = self.referrers_api.get() {
+            return Ok(*known);
+        }
+        // A listing probes and remembers; an answer that told nothing (an unknown
+        // repository) leaves the fallback index to maintain.
+        self.referrer_details(repository, digest).await?;
+        Ok(self.referrers_api.get().copied().unwrap_or(false))
     }
 
     /// Whether this client saw `digest` in `repository` already (uploaded it, or a HEAD found
