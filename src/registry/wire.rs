@@ -48,11 +48,21 @@ pub(crate) fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) ->
 
 /// The start of a server answer, for an error message.
 pub(crate) fn snippet(body: &str) -> String {
-    let trimmed = body.trim();
-    match trimmed.char_indices().nth(300) {
-        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
-        None => trimmed.to_owned(),
+    let mut out = String::new();
+    for (i, c) in body.trim().chars().enumerate() {
+        if i == 300 {
+            out.push('…');
+            break;
+        }
+        // A body (or a damaged archive's header bytes) may hold control characters: shown
+        // escaped, they cannot garble the terminal or split a log line.
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
 /// One page of a tag list (`{"tags": [...]}`) or catalog (`{"repositories": [...]}`); a

@@ -98,18 +98,32 @@ pub fn scan_layer(digest: &str, blob: Box<dyn Read + Send>) -> Result<LayerFindi
         digest: digest.to_owned(),
         detail,
     };
-    let reader = open_layer(blob).map_err(|e| err(format!("cannot decompress: {e}")))?;
+    // The archive crates quote the bytes they could not parse: escaped, never raw.
+    let quoted = |e: &dyn std::fmt::Display| crate::registry::wire::snippet(&e.to_string());
+    let reader = open_layer(blob).map_err(|e| err(format!("cannot decompress: {}", quoted(&e))))?;
     let (reader, _end) = TarTail::new(reader);
     let mut archive = tar::Archive::new(reader);
     let mut findings = LayerFindings::default();
     let entries = archive
         .entries()
-        .map_err(|e| err(format!("not a tar archive: {e}")))?;
+        .map_err(|e| err(format!("not a tar archive: {}", quoted(&e))))?;
+    let mut first = true;
     for item in entries {
-        let mut item = item.map_err(|e| err(format!("corrupt tar entry: {e}")))?;
+        let mut item = item.map_err(|e| {
+            err(if first {
+                format!(
+                    "not a tar archive (its first header does not parse: {}); an image layer \
+                     is a tar, gzip- or zstd-compressed: the blob is damaged or not a layer",
+                    quoted(&e)
+                )
+            } else {
+                format!("corrupt tar entry: {}", quoted(&e))
+            })
+        })?;
+        first = false;
         let raw = item
             .path()
-            .map_err(|e| err(format!("unreadable entry name: {e}")))?
+            .map_err(|e| err(format!("unreadable entry name: {}", quoted(&e))))?
             .to_string_lossy()
             .into_owned();
         let Some(path) = normalize(&raw) else {
@@ -343,6 +357,26 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<LayerFindings>(&text).unwrap(),
             findings
+        );
+    }
+
+    #[test]
+    fn a_blob_that_is_not_a_tar_is_named_so_without_its_raw_bytes() {
+        // Bytes whose first 512 fail tar's checksum field, with a newline and invalid UTF-8.
+        let noise: Vec<u8> = (0..2048u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let error = scan_layer("sha256:noise", Box::new(std::io::Cursor::new(noise)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("layer sha256:noise: not a tar archive"),
+            "{error}"
+        );
+        assert!(error.contains("damaged or not a layer"), "{error}");
+        assert!(
+            !error.chars().any(char::is_control),
+            "raw bytes in: {error:?}"
         );
     }
 }
