@@ -107,9 +107,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         } => {
             let registry = client(&registry, 16)?;
             let bases = [
-                images::noise_layer(OCI_LAYER_GZIP, 1, 4 << 20),
-                images::noise_layer(OCI_LAYER_GZIP, 2, 2 << 20),
-                images::noise_layer(OCI_LAYER_GZIP, 3, 1 << 20),
+                images::noise_tar_layer(OCI_LAYER_GZIP, 1, 4 << 20),
+                images::noise_tar_layer(OCI_LAYER_GZIP, 2, 2 << 20),
+                images::noise_tar_layer(OCI_LAYER_GZIP, 3, 1 << 20),
             ];
             let work = (0..repos).flat_map(|r| (0..tags).map(move |t| (r, t)));
             futures::stream::iter(work)
@@ -123,7 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             vec![
                                 bases[0].clone(),
                                 bases[1 + r % 2].clone(),
-                                images::noise_layer(
+                                images::noise_tar_layer(
                                     OCI_LAYER_GZIP,
                                     seed + arch_seed,
                                     app_kib << 10,

@@ -122,6 +122,13 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// A real layer (gzip-compressed tar) whose one file holds `len` noise bytes: as
+/// incompressible as [`noise_layer`], and readable by whatever looks inside layers (SBOMs).
+pub fn noise_tar_layer(media_type: &str, seed: u64, len: usize) -> Blob {
+    let name = format!("noise/{seed}");
+    tar_layer(media_type, &[(name.as_str(), &noise(seed, len))])
+}
+
 /// An opaque layer of `len` noise bytes (registries do not look inside layers).
 pub fn noise_layer(media_type: &str, seed: u64, len: usize) -> Blob {
     Blob::new(media_type, noise(seed, len))
